@@ -1,0 +1,1 @@
+//! ptrace and remote syscalls (placeholder)

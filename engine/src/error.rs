@@ -1,0 +1,13 @@
+//! The engine's top-level error: each module has its own error enum, wrapped here.
+
+/// Result alias used across the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every error the engine returns. Messages say what failed and on which object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Msg(String),
+    #[error("{ctx}: {source}")]
+    Io { ctx: String, #[source] source: std::io::Error },
+}

@@ -1,0 +1,1 @@
+//! one module per kernel object kind (placeholder)

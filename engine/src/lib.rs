@@ -1,0 +1,23 @@
+//! rcr-engine: checkpoint/restore of Linux process trees.
+//!
+//! Layout (each layer depends only on the ones above it in this list):
+//! - [`image`]: CRIU-compatible image files (framing, protobuf messages, JSON). Depends on
+//!   nothing else in the engine, so the decoder stands alone.
+//! - [`sys`]: thin syscall wrappers, each `unsafe` block with a SAFETY comment.
+//! - [`proc`]: /proc parsers (pure functions over text) and a pid-dir-fd reader.
+//! - [`compel`]: ptrace control of a stopped task and remote system calls in it.
+//! - [`kinds`]: one module per kernel object kind, dump and restore side by side.
+//! - [`dump`] and [`restore`]: only sequence the stages.
+
+pub mod check;
+pub mod compel;
+pub mod dump;
+pub mod error;
+pub mod image;
+pub mod kinds;
+pub mod options;
+pub mod proc;
+pub mod restore;
+pub mod sys;
+
+pub use error::{Error, Result};
