@@ -1,1 +1,211 @@
-fn main() {}
+//! `rcr`: the command-line front end. It only parses arguments (criu's names), sets up logging and calls
+//! the engine.
+
+mod cli;
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, Cmd};
+use rcr_engine::options::{DumpOpts, RestoreOpts};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SUBCOMMANDS: &[&str] = &["dump", "restore", "check", "decode", "encode", "show"];
+
+fn main() {
+    let code = match run() {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rcr: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The command line with config-file options placed right after the subcommand word, so that options given
+/// on the command line come later and win.
+fn full_args() -> Result<Vec<String>> {
+    let args = cli::normalize_args(std::env::args().collect());
+    let no_default = args.iter().any(|a| a == "--no-default-config");
+    let mut config_files: Vec<PathBuf> = Vec::new();
+    if !no_default {
+        config_files.push(PathBuf::from("/etc/rcr/default.conf"));
+        if let Some(home) = std::env::var_os("HOME") {
+            config_files.push(Path::new(&home).join(".rcr/default.conf"));
+        }
+    }
+    if let Some(i) = args.iter().position(|a| a == "--config" || a.starts_with("--config=")) {
+        let path = match args[i].split_once('=') {
+            Some((_, p)) => Some(p.to_string()),
+            None => args.get(i + 1).cloned(),
+        };
+        if let Some(p) = path {
+            config_files.push(PathBuf::from(p));
+        }
+    }
+    let mut extra = Vec::new();
+    for file in config_files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => extra.extend(cli::parse_config(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !args.iter().any(|a| a.contains(&*file.to_string_lossy())) => {}
+            Err(e) => bail!("cannot read config file {}: {e}", file.display()),
+        }
+    }
+    if extra.is_empty() {
+        return Ok(args);
+    }
+    let at = args.iter().position(|a| SUBCOMMANDS.contains(&a.as_str())).map_or(args.len(), |i| i + 1);
+    let mut out = args[..at].to_vec();
+    out.extend(extra);
+    out.extend_from_slice(&args[at..]);
+    Ok(out)
+}
+
+fn run() -> Result<i32> {
+    let args = full_args()?;
+    if let Some(opt) = cli::find_unsupported(&args) {
+        bail!("option {opt} is a criu option that rcr does not support yet; run without it");
+    }
+    let matches = match Cli::command().args_override_self(true).try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let _guard = init_logging(&cli.global)?;
+    let timeout = cli.global.timeout.map(Duration::from_secs);
+    let images_dir = || -> Result<PathBuf> {
+        cli.global.images_dir.clone().context("no images directory: give -D/--images-dir DIR")
+    };
+    match cli.cmd {
+        Cmd::Dump(a) => {
+            let mut opts = DumpOpts::new(a.tree, images_dir()?);
+            opts.leave_running = a.leave_running;
+            opts.shell_job = a.shell_job;
+            if let Some(t) = timeout {
+                opts.freeze_timeout = t;
+            }
+            let stats = rcr_engine::dump::dump(&opts)?;
+            tracing::info!("{stats}");
+            Ok(0)
+        }
+        Cmd::Restore(a) => {
+            let mut opts = RestoreOpts::new(images_dir()?);
+            opts.detached = a.detached;
+            opts.pidfile = a.pidfile;
+            opts.shell_job = a.shell_job;
+            if let Some(t) = timeout {
+                opts.step_timeout = t;
+            }
+            let outcome = rcr_engine::restore::restore(&opts)?;
+            Ok(outcome.exit_code.unwrap_or(0))
+        }
+        Cmd::Check(a) => check(a),
+        Cmd::Decode(a) => {
+            let value = if a.input.is_dir() {
+                rcr_engine::image::json::decode_dir(&a.input, a.pretty)?
+            } else {
+                rcr_engine::image::json::decode_file(&a.input, a.pretty)?
+            };
+            let mut text = if a.pretty { serde_json::to_string_pretty(&value)? } else { serde_json::to_string(&value)? };
+            text.push('\n');
+            match a.output {
+                Some(p) => std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?,
+                None => std::io::stdout().write_all(text.as_bytes())?,
+            }
+            Ok(0)
+        }
+        Cmd::Encode(a) => {
+            let mut text = String::new();
+            match &a.input {
+                Some(p) => text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+                None => {
+                    std::io::stdin().read_to_string(&mut text)?;
+                }
+            }
+            let value: serde_json::Value = serde_json::from_str(&text).context("input is not JSON")?;
+            let bytes = rcr_engine::image::json::encode(&value)?;
+            std::fs::write(&a.output, bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
+            Ok(0)
+        }
+        Cmd::Show(a) => {
+            let dir = match a.dir {
+                Some(d) => d,
+                None => images_dir()?,
+            };
+            print!("{}", rcr_engine::show::summary(&dir)?);
+            Ok(0)
+        }
+    }
+}
+
+fn check(a: cli::CheckArgs) -> Result<i32> {
+    let reports = match a.feature.as_deref() {
+        Some("list") => {
+            for name in rcr_engine::check::feature_names() {
+                println!("{name}");
+            }
+            return Ok(0);
+        }
+        Some(name) => vec![rcr_engine::check::check_feature(name)?],
+        None => rcr_engine::check::check_all(),
+    };
+    let mut missing = 0;
+    for r in &reports {
+        println!("{:<20} {:<8} {}", r.name, if r.ok { "ok" } else { "MISSING" }, r.detail);
+        missing += usize::from(!r.ok);
+    }
+    if missing == 0 {
+        println!("Looks good.");
+        Ok(0)
+    } else {
+        println!("{missing} feature(s) missing: rcr works with reduced function (see above)");
+        Ok(if a.feature.is_some() { 1 } else { 0 })
+    }
+}
+
+/// Logging through `tracing`: criu's levels (-v0..-v4) to stderr, or to `-o FILE` (relative to the images
+/// directory). Returns the guard that flushes the file.
+fn init_logging(g: &cli::Global) -> Result<Option<std::sync::Arc<std::fs::File>>> {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match g.verbosity.unwrap_or(2) {
+        0 | 1 => LevelFilter::ERROR,
+        2 => LevelFilter::WARN,
+        3 => LevelFilter::INFO,
+        4 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    match &g.log_file {
+        None => {
+            builder.with_writer(std::io::stderr).init();
+            Ok(None)
+        }
+        Some(name) => {
+            let mut path = if name.is_absolute() || g.images_dir.is_none() {
+                name.clone()
+            } else {
+                g.images_dir.as_deref().unwrap_or(Path::new(".")).join(name)
+            };
+            if g.log_pid {
+                let mut s = path.into_os_string();
+                s.push(format!(".{}", std::process::id()));
+                path = s.into();
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let file = std::sync::Arc::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("cannot open log file {}", path.display()))?,
+            );
+            builder.with_ansi(false).with_writer(file.clone()).init();
+            Ok(Some(file))
+        }
+    }
+}

@@ -1,1 +1,427 @@
-//! dump (placeholder)
+//! `dump`: freeze a process, write its state to the images directory, then kill it (or, with
+//! leave_running, let it go on). This module only sequences the stages; each kind of state is dumped by
+//! its module in [`crate::kinds`].
+//!
+//! The target is never lost: every path out of here detaches from it (the [`Tracee`]/[`Remote`] guards do
+//! so on drop), the remote-syscall phase is short and comes before the long memory copy, and the task is
+//! killed only after every image is written. If rcr itself dies, the kernel detaches the task.
+
+use crate::compel::{Remote, Tracee};
+use crate::image::{pb, ImgWriter, Kind};
+use crate::kinds::{cpu, mem, regfile, signals, task, tty, FdKind};
+use crate::options::DumpOpts;
+use crate::proc::{ProcDir, Vma};
+use crate::{sys, Error, Result};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What a dump did, for the log and the benchmark.
+#[derive(Debug, Clone, Default)]
+pub struct DumpStats {
+    pub pid: i32,
+    pub pages_scanned: u64,
+    pub pages_written: u64,
+    /// From the freeze to the end of the dump (the task did not run meanwhile).
+    pub frozen: Duration,
+    /// Time spent copying memory.
+    pub memdump: Duration,
+}
+
+impl std::fmt::Display for DumpStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "dumped pid {}: {} pages written of {} scanned; frozen {:.3} ms, memory copy {:.3} ms",
+            self.pid,
+            self.pages_written,
+            self.pages_scanned,
+            self.frozen.as_secs_f64() * 1e3,
+            self.memdump.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// Set by rcr's SIGINT/SIGTERM handler: the dump stops at the next step and leaves the target running.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn check_interrupted(pid: i32) -> Result<()> {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::Msg(format!("dump of pid {pid} interrupted; the process was left running")));
+    }
+    Ok(())
+}
+
+/// Files of the dump: ids are given out here, entries collected for files.img.
+#[derive(Default)]
+pub struct FileTable {
+    next_id: u32,
+    pub files: Vec<pb::FileEntry>,
+    pub ttys: Vec<pb::TtyInfoEntry>,
+}
+
+impl FileTable {
+    pub fn next_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Adds a reg_file_entry for `path` (already opened as `fd` in rcr) and returns its id.
+    pub fn add_reg(&mut self, path: &str, flags: u32, pos: u64, st: &libc::stat) -> u32 {
+        let id = self.next_id();
+        self.files.push(pb::FileEntry {
+            r#type: pb::FdTypes::Reg as i32,
+            id,
+            reg: Some(regfile::entry(id, path, flags, pos, st)),
+            ..Default::default()
+        });
+        id
+    }
+}
+
+fn fstat(fd: &impl AsRawFd, what: &str) -> Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is open for the duration of the call and `st` is valid and writable.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+        return Err(Error::Io { ctx: format!("fstat of {what}"), source: std::io::Error::last_os_error() });
+    }
+    Ok(st)
+}
+
+/// Dumps the process `opts.pid` into `opts.images_dir`.
+pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
+    let pid = opts.pid;
+    let dir = opts.images_dir.as_path();
+    prepare_dir(dir)?;
+    let proc = ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+    let tids = proc.task_ids()?;
+    if tids.len() > 1 {
+        return Err(Error::Msg(format!(
+            "pid {pid} has {} threads; multi-threaded processes are not supported yet",
+            tids.len()
+        )));
+    }
+    let children = proc.children(pid).unwrap_or_default();
+    if !children.is_empty() {
+        return Err(Error::Msg(format!(
+            "pid {pid} has child processes {children:?}; process trees are not supported yet"
+        )));
+    }
+    let started = Instant::now();
+    let tracee = Tracee::seize(pid, opts.freeze_timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid}: {e}")))?;
+    tracing::info!("pid {pid} frozen");
+    let mut stats = DumpStats { pid, ..Default::default() };
+    let r = dump_task(opts, &proc, &tracee, &mut stats);
+    stats.frozen = started.elapsed();
+    match r {
+        Ok(()) => {
+            write_stats(dir, &stats)?;
+            if opts.leave_running {
+                tracee.detach()?;
+                tracing::info!("pid {pid} left running");
+            } else {
+                kill_dumped(pid, tracee)?;
+            }
+            Ok(stats)
+        }
+        Err(e) => {
+            // Dropping the tracee detaches; the target goes on as if nothing happened.
+            drop(tracee);
+            Err(e)
+        }
+    }
+}
+
+fn prepare_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io { ctx: format!("cannot create images directory {}", dir.display()), source: e })?;
+    let probe = dir.join(".rcr-write-test");
+    std::fs::write(&probe, b"").map_err(|e| Error::Io { ctx: format!("images directory {} is not writable", dir.display()), source: e })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn kill_dumped(pid: i32, tracee: Tracee) -> Result<()> {
+    let pidfd = sys::pidfd_open(pid)?;
+    sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL)?;
+    drop(tracee);
+    // Wait (bounded) until it is gone, so that its PID is free for a restore as soon as its parent reaps it.
+    if !sys::wait_fd_readable(pidfd.as_fd(), Duration::from_secs(10))? {
+        return Err(Error::Msg(format!("pid {pid} did not exit within 10 s of SIGKILL after the dump")));
+    }
+    tracing::info!("pid {pid} killed after the dump");
+    Ok(())
+}
+
+struct TaskState {
+    prctls: task::Prctls,
+    sigactions: Vec<pb::SaEntry>,
+    itimers: pb::TaskTimersEntry,
+    sas: pb::ThreadSasEntry,
+    brk: u64,
+}
+
+/// Everything that needs the task to execute system calls, in one short phase.
+fn remote_phase(tracee: &Tracee) -> Result<TaskState> {
+    let mut remote = Remote::inject(tracee)?;
+    let prctls = task::dump_prctls(&mut remote)?;
+    let sigactions = signals::dump_sigactions(&mut remote)?;
+    let itimers = task::dump_itimers(&mut remote)?;
+    let sas = signals::dump_sas(&mut remote)?;
+    let brk = remote.syscall_ok(libc::SYS_brk, &[0])?;
+    remote.cure()?;
+    Ok(TaskState { prctls, sigactions, itimers, sas, brk })
+}
+
+fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpStats) -> Result<()> {
+    let pid = opts.pid;
+    let dir = opts.images_dir.as_path();
+    let stat = proc.stat()?;
+    let status = proc.status()?;
+    let vmas = proc.smaps()?;
+    let blocked = tracee.sigmask()?;
+    let mut regs = tracee.regs()?;
+    cpu::fixup_syscall_restart(&mut regs);
+    let mut gpregs = cpu::regs_to_pb(&regs);
+    let rseq = task::dump_rseq(tracee, pid, &mut gpregs)?;
+    let fpregs = cpu::xsave_to_pb(&tracee.xstate()?)?;
+    let signals_p = signals::dump_queue(tracee, false)?;
+    let signals_s = signals::dump_queue(tracee, true)?;
+    let mut seccomp = Vec::new();
+    let seccomp_filter = task::dump_seccomp(tracee, &mut seccomp)?;
+    check_interrupted(pid)?;
+    let ts = remote_phase(tracee)?;
+    check_interrupted(pid)?;
+
+    let pidfd = sys::pidfd_open(pid)?;
+    let mut files = FileTable::default();
+    let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), &stat, &mut files)?;
+    let (cwd_id, root_id) = dump_fs_files(proc, &mut files)?;
+    let exe_id = {
+        let exe = proc.exe()?;
+        regfile::check_path(pid, "the executable", &exe)?;
+        let f = std::fs::File::open(&exe).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its executable {exe}"), source: e })?;
+        let st = fstat(&f, &exe)?;
+        files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
+    };
+    let areas = dump_vmas(pid, proc, &vmas, &mut files)?;
+    check_interrupted(pid)?;
+
+    let t0 = Instant::now();
+    let ms = mem::dump_pages(dir, pid, 1, &areas)?;
+    stats.memdump = t0.elapsed();
+    stats.pages_scanned = ms.pages_scanned;
+    stats.pages_written = ms.pages_written;
+    check_interrupted(pid)?;
+
+    let mm = pb::MmEntry {
+        mm_start_code: stat.start_code,
+        mm_end_code: stat.end_code,
+        mm_start_data: stat.start_data,
+        mm_end_data: stat.end_data,
+        mm_start_stack: stat.start_stack,
+        mm_start_brk: stat.start_brk,
+        mm_brk: ts.brk,
+        mm_arg_start: stat.arg_start,
+        mm_arg_end: stat.arg_end,
+        mm_env_start: stat.env_start,
+        mm_env_end: stat.env_end,
+        exe_file_id: exe_id,
+        mm_saved_auxv: proc.auxv()?.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        vmas: areas.iter().map(|(v, _)| v.clone()).collect(),
+        dumpable: Some(ts.prctls.dumpable),
+        aios: Vec::new(),
+        thp_disabled: Some(ts.prctls.thp_disabled),
+    };
+    write_one(dir, &format!("mm-{pid}.img"), Kind::Mm, &mm)?;
+
+    let (policy, prio, nice) = task::dump_sched(pid)?;
+    let comm = proc.comm()?;
+    let core = pb::CoreEntry {
+        mtype: pb::core_entry::March::X8664 as i32,
+        thread_info: Some(pb::ThreadInfoX86 {
+            clear_tid_addr: ts.prctls.clear_tid_addr,
+            gpregs: Some(gpregs),
+            fpregs: Some(fpregs),
+            tls: Vec::new(),
+        }),
+        tc: Some(pb::TaskCoreEntry {
+            task_state: 1, // TASK_ALIVE
+            exit_code: 0,
+            personality: proc.personality()?,
+            flags: stat.flags,
+            blk_sigset: blocked,
+            comm: comm.clone(),
+            timers: Some(ts.itimers),
+            rlimits: Some(task::dump_rlimits(pid)?),
+            signals_s,
+            old_seccomp_mode: None,
+            loginuid: None,
+            oom_score_adj: proc.oom_score_adj().ok(),
+            sigactions: ts.sigactions,
+            child_subreaper: Some(ts.prctls.child_subreaper),
+            ..Default::default()
+        }),
+        thread_core: Some(pb::ThreadCoreEntry {
+            futex_rla: 0,
+            futex_rla_len: 0,
+            sched_nice: Some(nice),
+            sched_policy: Some(policy),
+            sched_prio: Some(prio),
+            blk_sigset: Some(blocked),
+            sas: Some(ts.sas),
+            pdeath_sig: Some(ts.prctls.pdeath_sig),
+            signals_p,
+            creds: Some(task::dump_creds(&status, ts.prctls.secbits)),
+            seccomp_mode: Some(if seccomp_filter.is_some() { pb::SeccompMode::Filter } else { pb::SeccompMode::Disabled } as i32),
+            seccomp_filter,
+            comm: Some(comm),
+            rseq_entry: rseq,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    write_one(dir, &format!("core-{pid}.img"), Kind::Core, &core)?;
+    if !seccomp.is_empty() {
+        write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: seccomp })?;
+    }
+    let ids = pb::TaskKobjIdsEntry { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ..Default::default() };
+    write_one(dir, &format!("ids-{pid}.img"), Kind::Ids, &ids)?;
+    write_one(dir, &format!("fs-{pid}.img"), Kind::Fs, &pb::FsEntry { cwd_id, root_id, umask: Some(status.umask) })?;
+    write_all(dir, "fdinfo-1.img", Kind::Fdinfo, &fdinfos)?;
+    write_all(dir, "files.img", Kind::Files, &files.files)?;
+    if !files.ttys.is_empty() {
+        write_all(dir, "tty-info.img", Kind::TtyInfo, &files.ttys)?;
+    }
+    let pstree = pb::PstreeEntry { pid: pid as u32, ppid: 0, pgid: stat.pgrp as u32, sid: stat.session as u32, threads: vec![pid as u32] };
+    write_one(dir, "pstree.img", Kind::Pstree, &pstree)?;
+    let inv = pb::InventoryEntry {
+        img_version: 2,
+        fdinfo_per_id: Some(true),
+        root_ids: Some(ids),
+        ns_per_id: Some(true),
+        lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+        ..Default::default()
+    };
+    write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
+    Ok(())
+}
+
+fn write_one<M: prost::Message>(dir: &Path, name: &str, kind: Kind, m: &M) -> Result<()> {
+    write_all(dir, name, kind, std::slice::from_ref(m))
+}
+
+fn write_all<M: prost::Message>(dir: &Path, name: &str, kind: Kind, ms: &[M]) -> Result<()> {
+    let mut w = ImgWriter::create(&dir.join(name), kind)?;
+    for m in ms {
+        w.write_entry(m)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
+    let us = |d: Duration| d.as_micros() as u32;
+    let e = pb::StatsEntry {
+        dump: Some(pb::DumpStatsEntry {
+            freezing_time: 0,
+            frozen_time: us(s.frozen),
+            memdump_time: us(s.memdump),
+            memwrite_time: us(s.memdump),
+            pages_scanned: s.pages_scanned,
+            pages_skipped_parent: 0,
+            pages_written: s.pages_written,
+            ..Default::default()
+        }),
+        restore: None,
+    };
+    write_one(dir, "stats-dump.img", Kind::Stats, &e)
+}
+
+/// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and
+/// described by its module. Two fds sharing one open file description (dup) share one file id.
+fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, files: &mut FileTable) -> Result<Vec<pb::FdinfoEntry>> {
+    let pid = opts.pid;
+    let mut out: Vec<pb::FdinfoEntry> = Vec::new();
+    let mut seen: Vec<(i32, u32)> = Vec::new(); // (fd, file id)
+    for (fd, link) in proc.fds()? {
+        let info = proc.fdinfo(fd)?;
+        let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
+        let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
+        let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
+        if let Some(&(_, id)) = seen.iter().find(|(other, _)| sys::kcmp_file(pid, fd, *other).unwrap_or(false)) {
+            let ty = out.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
+            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
+            continue;
+        }
+        let kind = FdKind::of(&st).ok_or_else(|| {
+            Error::Msg(format!(
+                "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
+                st.st_mode
+            ))
+        })?;
+        let id = match kind {
+            FdKind::Reg => {
+                regfile::check_path(pid, &format!("fd {fd}"), &link)?;
+                files.add_reg(&link, info.flags, info.pos, &st)
+            }
+            FdKind::Tty => {
+                if !opts.shell_job {
+                    return Err(Error::Msg(format!(
+                        "pid {pid}: fd {fd} is the terminal {link}; dump a process attached to a terminal with --shell-job"
+                    )));
+                }
+                let id = files.next_id();
+                let info_id = match files.ttys.iter().find(|t| t.rdev == st.st_rdev as u32) {
+                    Some(t) => t.id,
+                    None => {
+                        let tid = files.next_id();
+                        files.ttys.push(tty::info(tid, copy.as_fd(), &st, stat.session, stat.tpgid));
+                        tid
+                    }
+                };
+                files.files.push(pb::FileEntry {
+                    r#type: pb::FdTypes::Tty as i32,
+                    id,
+                    tty: Some(pb::TtyFileEntry { id, tty_info_id: info_id, flags: info.flags & !(libc::O_CLOEXEC as u32), fown: Some(pb::FownEntry::default()), regf_id: None }),
+                    ..Default::default()
+                });
+                id
+            }
+        };
+        seen.push((fd, id));
+        out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: kind.fd_type() as i32, fd: fd as u32, ..Default::default() });
+    }
+    Ok(out)
+}
+
+fn dump_fs_files(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {
+    let pid = proc.pid();
+    let mut ids = [0u32; 2];
+    for (i, (what, path)) in [("cwd", proc.cwd()?), ("root", proc.root()?)].into_iter().enumerate() {
+        regfile::check_path(pid, &format!("its {what}"), &path)?;
+        let f = std::fs::File::open(&path).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its {what} {path}"), source: e })?;
+        let st = fstat(&f, &path)?;
+        ids[i] = files.add_reg(&path, (libc::O_RDONLY | libc::O_DIRECTORY) as u32, 0, &st);
+    }
+    Ok((ids[0], ids[1]))
+}
+
+/// The task's memory areas as vma entries, the files behind file mappings added to the file table.
+fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
+    let mut out = Vec::with_capacity(vmas.len());
+    for v in vmas {
+        let kind = mem::classify(pid, v)?;
+        let mut e = mem::vma_entry(v, kind);
+        if matches!(kind, mem::AreaKind::FilePrivate | mem::AreaKind::FileShared) {
+            regfile::check_path(pid, &format!("the file mapped at {:#x}", v.start), &v.path)?;
+            let f = proc.map_files_open(v.start, v.end)?;
+            let st = fstat(&f, &v.path)?;
+            let flags = if v.shared && v.write { libc::O_RDWR } else { libc::O_RDONLY };
+            e.shmid = files.add_reg(&v.path, flags as u32, 0, &st) as u64;
+            e.fdflags = Some(flags as u32);
+        }
+        out.push((e, kind));
+    }
+    Ok(out)
+}

@@ -18,6 +18,7 @@ pub mod kinds;
 pub mod options;
 pub mod proc;
 pub mod restore;
+pub mod show;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test. Run as root. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v crit >/dev/null || need+=(criu)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo test --workspace --release -- --test-threads=2
