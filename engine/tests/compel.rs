@@ -34,6 +34,8 @@ struct Kid {
     stdin: ChildStdin,
     stdout: ChildStdout,
     buf: Vec<u8>,
+    /// Already reaped by the code under test: its PID may be reused, never signal it.
+    reaped: bool,
 }
 
 impl Kid {
@@ -47,7 +49,7 @@ impl Kid {
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let pid = child.id() as i32;
-        Kid { child, pid, stdin, stdout, buf: Vec::new() }
+        Kid { child, pid, stdin, stdout, buf: Vec::new(), reaped: false }
     }
 
     /// Next output line, or None if nothing complete arrives within `timeout`.
@@ -119,6 +121,9 @@ impl Kid {
 
 impl Drop for Kid {
     fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
         // SAFETY: kill(2) of our own (not yet reaped) child by PID.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let _ = self.child.wait();
@@ -511,4 +516,47 @@ fn traced_child_runs_syscalls_from_a_trampoline() {
     t.detach().unwrap();
     assert_eq!(kid.ready(), [kid.pid.to_string()]);
     assert_eq!(kid.ask("usr1"), "usr1 1");
+}
+
+#[test]
+fn signals_arriving_during_remote_syscalls_are_kept() {
+    let mut kid = Kid::spawn(&["handlers"]);
+    kid.ready();
+    kid.wait_in_syscall(libc::SYS_read);
+    let t = Tracee::seize(kid.pid, T).unwrap();
+    let mut rem = Remote::inject(&t).unwrap();
+    kid.kill(libc::SIGUSR1); // blocked while we run syscalls
+    kid.kill(libc::SIGSTOP); // cannot be blocked: held back and re-sent on detach
+    for _ in 0..3 {
+        assert_eq!(rem.syscall(libc::SYS_getpid, &[]).unwrap(), i64::from(kid.pid));
+    }
+    rem.cure().unwrap();
+    t.detach().unwrap();
+    let end = Instant::now() + T;
+    while proc_state(kid.pid) != 'T' {
+        assert!(Instant::now() < end, "SIGSTOP was lost");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kid.kill(libc::SIGCONT);
+    // the handler ran once for the SIGUSR1 sent while we held the task, then once more here
+    assert_eq!(kid.ask("usr1"), "usr1 2");
+}
+
+#[test]
+fn detach_of_a_running_tracee_and_exit_while_traced() {
+    let mut kid = Kid::spawn(&["handlers"]);
+    kid.ready();
+    kid.wait_in_syscall(libc::SYS_read);
+    let t = Tracee::seize(kid.pid, T).unwrap();
+    t.cont(0).unwrap();
+    t.detach().unwrap(); // interrupts it first
+    assert_eq!(kid.ask("ping"), format!("pong {}", kid.pid));
+
+    let t = Tracee::seize(kid.pid, T).unwrap();
+    kid.kill(libc::SIGKILL);
+    let err = t.wait_stop(T).unwrap_err();
+    kid.reaped = true; // wait_stop collected its exit status
+    assert!(matches!(err, CompelError::Exited { .. }), "{err:?}");
+    assert!(err.to_string().contains("killed by signal 9"), "{err}");
+    drop(t); // must not hang or panic
 }
