@@ -8,7 +8,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rcr_engine::compel::{CompelError, Itimerval, KernelSigaction, Remote, StackT, Timeval, Tracee, SYSCALL_INT3};
+use rcr_engine::compel::{
+    CompelError, Itimerval, KernelSigaction, Remote, StackT, Timeval, Tracee, SYSCALL_INT3,
+};
 
 const T: Duration = Duration::from_secs(5);
 /// Not exported by the libc crate; the kernel reports it for handlers set by glibc.
@@ -17,11 +19,17 @@ const SA_RESTORER: i32 = 0x0400_0000;
 fn child_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("compel-{}", std::process::id()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("compel-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/progs/compel_child.c");
         let bin = dir.join("compel_child");
-        let st = Command::new("cc").args(["-O1", "-Wall", "-o"]).arg(&bin).arg(&src).status().unwrap();
+        let st = Command::new("cc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .unwrap();
         assert!(st.success(), "cc failed on {}", src.display());
         bin
     })
@@ -49,7 +57,14 @@ impl Kid {
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let pid = child.id() as i32;
-        Kid { child, pid, stdin, stdout, buf: Vec::new(), reaped: false }
+        Kid {
+            child,
+            pid,
+            stdin,
+            stdout,
+            buf: Vec::new(),
+            reaped: false,
+        }
     }
 
     /// Next output line, or None if nothing complete arrives within `timeout`.
@@ -64,7 +79,11 @@ impl Kid {
             if left.is_zero() {
                 return None;
             }
-            let mut pfd = libc::pollfd { fd: self.stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.stdout.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
             // SAFETY: poll(2) on one pollfd that lives on our stack.
             let n = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -81,14 +100,19 @@ impl Kid {
     }
 
     fn line(&mut self) -> String {
-        self.try_line(T).unwrap_or_else(|| panic!("child {} printed no line within {T:?}", self.pid))
+        self.try_line(T)
+            .unwrap_or_else(|| panic!("child {} printed no line within {T:?}", self.pid))
     }
 
     /// Waits for "ready ..." and returns the words after it.
     fn ready(&mut self) -> Vec<String> {
         let l = self.line();
         let mut w = l.split_whitespace().map(String::from);
-        assert_eq!(w.next().as_deref(), Some("ready"), "unexpected first line {l:?}");
+        assert_eq!(
+            w.next().as_deref(),
+            Some("ready"),
+            "unexpected first line {l:?}"
+        );
         w.collect()
     }
 
@@ -101,14 +125,19 @@ impl Kid {
     fn wait_in_syscall(&self, nr: i64) {
         let end = Instant::now() + T;
         loop {
-            let s = std::fs::read_to_string(format!("/proc/{}/syscall", self.pid)).unwrap_or_default();
+            let s =
+                std::fs::read_to_string(format!("/proc/{}/syscall", self.pid)).unwrap_or_default();
             if s.split_whitespace().next() == Some(nr.to_string().as_str()) {
                 // still running the syscall's entry path? make sure it is asleep
                 if proc_state(self.pid) == 'S' {
                     return;
                 }
             }
-            assert!(Instant::now() < end, "child {} not in syscall {nr}: {s:?}", self.pid);
+            assert!(
+                Instant::now() < end,
+                "child {} not in syscall {nr}: {s:?}",
+                self.pid
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -132,12 +161,17 @@ impl Drop for Kid {
 
 fn proc_state(pid: i32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()).unwrap_or('?')
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+        .unwrap_or('?')
 }
 
 fn status_mask(pid: i32, key: &str) -> u64 {
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let v = st.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))).unwrap();
+    let v = st
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap();
     u64::from_str_radix(v.trim(), 16).unwrap()
 }
 
@@ -152,7 +186,14 @@ fn bit(sig: i32) -> u64 {
 /// The start of the first regular executable mapping, as Remote::inject picks it.
 fn first_exec(pid: i32) -> u64 {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let l = maps.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.as_bytes()[2] == b'x')).unwrap();
+    let l = maps
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.as_bytes()[2] == b'x')
+        })
+        .unwrap();
     hex(l.split('-').next().unwrap())
 }
 
@@ -174,31 +215,70 @@ fn remote_syscalls_read_handlers_itimer_altstack_and_task_keeps_working() {
 
     let mut rem = Remote::inject(&t).unwrap();
     assert_eq!(rem.site(), site);
-    assert_eq!(rem.syscall(libc::SYS_getpid, &[]).unwrap(), i64::from(kid.pid));
-    assert_eq!(rem.syscall(libc::SYS_gettid, &[]).unwrap(), i64::from(kid.pid));
+    assert_eq!(
+        rem.syscall(libc::SYS_getpid, &[]).unwrap(),
+        i64::from(kid.pid)
+    );
+    assert_eq!(
+        rem.syscall(libc::SYS_gettid, &[]).unwrap(),
+        i64::from(kid.pid)
+    );
 
     let a = rem.rt_sigaction_get(libc::SIGUSR1).unwrap();
     assert_eq!(a.handler, on_usr1);
-    assert_eq!(a.flags, (libc::SA_SIGINFO | libc::SA_RESTART | SA_RESTORER) as u64);
+    assert_eq!(
+        a.flags,
+        (libc::SA_SIGINFO | libc::SA_RESTART | SA_RESTORER) as u64
+    );
     assert_ne!(a.restorer, 0);
     assert_eq!(a.mask, bit(libc::SIGUSR2) | bit(libc::SIGTERM));
     let b = rem.rt_sigaction_get(libc::SIGUSR2).unwrap();
-    assert_eq!((b.handler, b.flags, b.mask), (on_usr2, (libc::SA_ONSTACK | SA_RESTORER) as u64, 0));
-    assert_eq!(rem.rt_sigaction_get(libc::SIGHUP).unwrap().handler, libc::SIG_IGN as u64);
-    assert_eq!(rem.rt_sigaction_get(libc::SIGINT).unwrap(), KernelSigaction::default());
+    assert_eq!(
+        (b.handler, b.flags, b.mask),
+        (on_usr2, (libc::SA_ONSTACK | SA_RESTORER) as u64, 0)
+    );
+    assert_eq!(
+        rem.rt_sigaction_get(libc::SIGHUP).unwrap().handler,
+        libc::SIG_IGN as u64
+    );
+    assert_eq!(
+        rem.rt_sigaction_get(libc::SIGINT).unwrap(),
+        KernelSigaction::default()
+    );
 
     let it = rem.getitimer(libc::ITIMER_REAL).unwrap();
-    assert_eq!(it.interval, Timeval { sec: 7, usec: 250_000 });
+    assert_eq!(
+        it.interval,
+        Timeval {
+            sec: 7,
+            usec: 250_000
+        }
+    );
     assert!((90..=100).contains(&it.value.sec), "{it:?}");
-    assert_eq!(rem.getitimer(libc::ITIMER_VIRTUAL).unwrap(), Itimerval::default());
+    assert_eq!(
+        rem.getitimer(libc::ITIMER_VIRTUAL).unwrap(),
+        Itimerval::default()
+    );
 
     let st = rem.sigaltstack_get().unwrap();
-    assert_eq!(st, StackT { sp: altstack, flags: 0, size: 65536 });
+    assert_eq!(
+        st,
+        StackT {
+            sp: altstack,
+            flags: 0,
+            size: 65536
+        }
+    );
     assert_ne!(rem.get_tid_address().unwrap(), 0);
     assert_eq!(rem.prctl(libc::PR_GET_DUMPABLE, &[]).unwrap(), 1);
 
     // setters round-trip too (on a signal the child does not use)
-    let act = KernelSigaction { handler: on_usr2, flags: (SA_RESTORER) as u64, restorer: a.restorer, mask: 1 };
+    let act = KernelSigaction {
+        handler: on_usr2,
+        flags: (SA_RESTORER) as u64,
+        restorer: a.restorer,
+        mask: 1,
+    };
     rem.rt_sigaction_set(libc::SIGWINCH, &act).unwrap();
     assert_eq!(rem.rt_sigaction_get(libc::SIGWINCH).unwrap(), act);
     rem.cure().unwrap();
@@ -206,14 +286,26 @@ fn remote_syscalls_read_handlers_itimer_altstack_and_task_keeps_working() {
     assert_eq!(t.sigmask().unwrap(), mask_before);
     assert_eq!(t.peek(site).unwrap(), word_before);
     let regs_after = t.regs().unwrap();
-    assert_eq!((regs_after.rip, regs_after.rax, regs_after.orig_rax), (regs_before.rip, regs_before.rax, regs_before.orig_rax));
-    assert_eq!((regs_after.rsp, regs_after.rcx, regs_after.r11), (regs_before.rsp, regs_before.rcx, regs_before.r11));
+    assert_eq!(
+        (regs_after.rip, regs_after.rax, regs_after.orig_rax),
+        (regs_before.rip, regs_before.rax, regs_before.orig_rax)
+    );
+    assert_eq!(
+        (regs_after.rsp, regs_after.rcx, regs_after.r11),
+        (regs_before.rsp, regs_before.rcx, regs_before.r11)
+    );
     t.detach().unwrap();
 
     // the read() it was blocked in restarts and completes; handlers are still in place
     assert_eq!(kid.ask("ping"), format!("pong {}", kid.pid));
     assert_eq!(kid.ask("usr1"), "usr1 1");
-    assert_eq!(kid.ask("sa"), format!("sa {on_usr1:#x} {:#x}", libc::SA_SIGINFO | libc::SA_RESTART | SA_RESTORER));
+    assert_eq!(
+        kid.ask("sa"),
+        format!(
+            "sa {on_usr1:#x} {:#x}",
+            libc::SA_SIGINFO | libc::SA_RESTART | SA_RESTORER
+        )
+    );
     assert_eq!(status_mask(kid.pid, "SigBlk"), 0);
     assert_ne!(status_mask(kid.pid, "SigIgn") & bit(libc::SIGHUP), 0);
     assert_eq!(status_mask(kid.pid, "SigIgn") & bit(libc::SIGTRAP), 0);
@@ -226,6 +318,13 @@ fn memory_fds_and_errors_through_remote_syscalls() {
     kid.wait_in_syscall(libc::SYS_read);
     let t = Tracee::seize(kid.pid, T).unwrap();
     let mut rem = Remote::inject(&t).unwrap();
+    assert!(
+        matches!(
+            Remote::at_site(&t, rem.site()),
+            Err(CompelError::Invalid { .. })
+        ),
+        "two Remotes at once"
+    );
 
     let scratch = rem.alloc_scratch(100).unwrap();
     rem.write_scratch(scratch, b"hello compel").unwrap();
@@ -234,12 +333,15 @@ fn memory_fds_and_errors_through_remote_syscalls() {
     assert_eq!(&back, b"hello compel");
 
     // a file read into task memory with pread64
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("compel-mem-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("compel-mem-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("data");
     std::fs::write(&file, b"0123456789abcdef").unwrap();
     let fd = rem.open(file.to_str().unwrap(), libc::O_RDONLY, 0).unwrap();
-    assert!(std::fs::read_link(format!("/proc/{}/fd/{fd}", kid.pid)).unwrap().ends_with("data"));
+    assert!(std::fs::read_link(format!("/proc/{}/fd/{fd}", kid.pid))
+        .unwrap()
+        .ends_with("data"));
     assert_eq!(rem.pread64(fd, scratch, 6, 10).unwrap(), 6);
     rem.read_scratch(scratch, &mut back[..6]).unwrap();
     assert_eq!(&back[..6], b"abcdef");
@@ -249,7 +351,16 @@ fn memory_fds_and_errors_through_remote_syscalls() {
     rem.close(fd).unwrap();
 
     // mmap/mprotect/madvise/munmap; write_mem reaches a read-only page via /proc/PID/mem
-    let area = rem.mmap(0, 8192, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0).unwrap();
+    let area = rem
+        .mmap(
+            0,
+            8192,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .unwrap();
     t.write_mem(area + 4096, b"ro").unwrap();
     t.read_mem(area + 4096, &mut back[..2]).unwrap();
     assert_eq!(&back[..2], b"ro");
@@ -264,15 +375,23 @@ fn memory_fds_and_errors_through_remote_syscalls() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(rem.syscall(libc::SYS_close, &[9999]).unwrap(), -i64::from(libc::EBADF));
-    let err = rem.open("/nonexistent/compel", libc::O_RDONLY, 0).unwrap_err();
+    assert_eq!(
+        rem.syscall(libc::SYS_close, &[9999]).unwrap(),
+        -i64::from(libc::EBADF)
+    );
+    let err = rem
+        .open("/nonexistent/compel", libc::O_RDONLY, 0)
+        .unwrap_err();
     assert!(err.to_string().contains("No such file"), "{err}");
     let ranges = rem.scratch_ranges().to_vec();
     rem.cure().unwrap();
     // scratch is gone from the task after cure
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", kid.pid)).unwrap();
     for (a, _) in ranges {
-        assert!(!maps.contains(&format!("{a:x}-")), "scratch {a:#x} still mapped");
+        assert!(
+            !maps.contains(&format!("{a:x}-")),
+            "scratch {a:#x} still mapped"
+        );
     }
     drop(t);
     assert_eq!(kid.ask("ping"), format!("pong {}", kid.pid));
@@ -288,7 +407,10 @@ fn dropping_without_cure_or_detach_leaves_task_working() {
         let t = Tracee::seize_exit_kill(kid.pid, T).unwrap();
         let mut rem = Remote::inject(&t).unwrap();
         rem.alloc_scratch(4096).unwrap();
-        assert_eq!(rem.syscall(libc::SYS_getpid, &[]).unwrap(), i64::from(kid.pid));
+        assert_eq!(
+            rem.syscall(libc::SYS_getpid, &[]).unwrap(),
+            i64::from(kid.pid)
+        );
     }
     assert_eq!(kid.ask("ping"), format!("pong {}", kid.pid));
     assert_eq!(kid.ask("usr1"), "usr1 1");
@@ -308,7 +430,10 @@ fn regs_and_xstate_round_trip() {
     assert_eq!(&xs[400..416], &pat[..16]);
     assert_eq!(&xs[816..832], &pat[16..]);
     let fp = t.fpregs().unwrap();
-    let xmm15: Vec<u8> = fp.xmm_space[60..64].iter().flat_map(|w| w.to_le_bytes()).collect();
+    let xmm15: Vec<u8> = fp.xmm_space[60..64]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
     assert_eq!(xmm15, &pat[..16]);
 
     // run remote syscalls in between: they must not disturb the vector state
@@ -328,8 +453,11 @@ fn regs_and_xstate_round_trip() {
     t.detach().unwrap();
 
     kid.kill(libc::SIGUSR1);
-    let expect: Vec<String> =
-        pat.iter().enumerate().map(|(i, b)| format!("{:02x}", if i < 16 { b ^ 0xff } else { *b })).collect();
+    let expect: Vec<String> = pat
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("{:02x}", if i < 16 { b ^ 0xff } else { *b }))
+        .collect();
     assert_eq!(kid.line(), format!("ymm15 {}", expect.join(" ")));
 }
 
@@ -353,7 +481,11 @@ fn nanosleep_restarts_without_being_cut_short_or_stretched() {
     kid.wait_in_syscall(libc::SYS_clock_nanosleep);
     poke_around(kid.pid, Duration::from_millis(300));
     let l = kid.line();
-    let ms: i64 = l.strip_prefix("woke ").unwrap_or_else(|| panic!("{l:?}")).parse().unwrap();
+    let ms: i64 = l
+        .strip_prefix("woke ")
+        .unwrap_or_else(|| panic!("{l:?}"))
+        .parse()
+        .unwrap();
     assert!((1500..2300).contains(&ms), "slept {ms} ms instead of 1500");
 }
 
@@ -363,7 +495,11 @@ fn pause_restarts_after_detach() {
     kid.ready();
     kid.wait_in_syscall(libc::SYS_pause);
     poke_around(kid.pid, Duration::ZERO);
-    assert_eq!(kid.try_line(Duration::from_millis(300)), None, "pause() returned early");
+    assert_eq!(
+        kid.try_line(Duration::from_millis(300)),
+        None,
+        "pause() returned early"
+    );
     kid.wait_in_syscall(libc::SYS_pause);
     kid.kill(libc::SIGUSR1);
     assert_eq!(kid.line(), "pause-returned 1");
@@ -387,8 +523,11 @@ fn pending_signals_are_visible() {
     kid.wait_in_syscall(libc::SYS_read);
     let rt = libc::SIGRTMIN() + 2;
     kid.kill(libc::SIGUSR1); // process-wide queue
-    // SAFETY: tgkill(2) of our child's main thread: thread-private queue.
-    assert_eq!(unsafe { libc::syscall(libc::SYS_tgkill, kid.pid, kid.pid, rt) }, 0);
+                             // SAFETY: tgkill(2) of our child's main thread: thread-private queue.
+    assert_eq!(
+        unsafe { libc::syscall(libc::SYS_tgkill, kid.pid, kid.pid, rt) },
+        0
+    );
     let end = Instant::now() + T;
     while status_mask(kid.pid, "ShdPnd") == 0 || status_mask(kid.pid, "SigPnd") == 0 {
         assert!(Instant::now() < end);
@@ -400,11 +539,17 @@ fn pending_signals_are_visible() {
     let sender = |si: &[u8; 128]| i32::from_ne_bytes([si[16], si[17], si[18], si[19]]);
     let shared = t.pending_signals(true).unwrap();
     assert_eq!(shared.len(), 1);
-    assert_eq!((signo(&shared[0]), code(&shared[0])), (libc::SIGUSR1, libc::SI_USER));
+    assert_eq!(
+        (signo(&shared[0]), code(&shared[0])),
+        (libc::SIGUSR1, libc::SI_USER)
+    );
     assert_eq!(sender(&shared[0]), std::process::id() as i32);
     let private = t.pending_signals(false).unwrap();
     assert_eq!(private.len(), 1);
-    assert_eq!((signo(&private[0]), code(&private[0])), (rt, libc::SI_TKILL));
+    assert_eq!(
+        (signo(&private[0]), code(&private[0])),
+        (rt, libc::SI_TKILL)
+    );
     let mut rem = Remote::inject(&t).unwrap();
     rem.syscall_ok(libc::SYS_getpid, &[]).unwrap();
     rem.cure().unwrap();
@@ -435,14 +580,29 @@ fn seccomp_filter_is_reported_and_suspended_for_remote_syscalls() {
     let t = Tracee::seize(kid.pid, T).unwrap();
     let f = t.seccomp_filters().unwrap();
     assert_eq!(f.len(), 1);
-    let insns: Vec<(u16, u8, u8, u32)> = f[0].insns.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
+    let insns: Vec<(u16, u8, u8, u32)> = f[0]
+        .insns
+        .iter()
+        .map(|i| (i.code, i.jt, i.jf, i.k))
+        .collect();
     let nr = libc::SYS_getppid as u32;
-    assert_eq!(insns, [(0x20, 0, 0, 0), (0x15, 0, 1, nr), (0x06, 0, 0, 0x0005_0001), (0x06, 0, 0, 0x7fff_0000)]);
+    assert_eq!(
+        insns,
+        [
+            (0x20, 0, 0, 0),
+            (0x15, 0, 1, nr),
+            (0x06, 0, 0, 0x0005_0001),
+            (0x06, 0, 0, 0x7fff_0000)
+        ]
+    );
     assert_eq!(f[0].flags, 0);
     assert_eq!(f[0].to_bytes().len(), 32);
     let mut rem = Remote::inject(&t).unwrap();
     // PTRACE_O_SUSPEND_SECCOMP: the filter does not apply to our syscalls
-    assert_eq!(rem.syscall(libc::SYS_getppid, &[]).unwrap(), i64::from(std::process::id()));
+    assert_eq!(
+        rem.syscall(libc::SYS_getppid, &[]).unwrap(),
+        i64::from(std::process::id())
+    );
     rem.cure().unwrap();
     t.detach().unwrap();
     assert_eq!(kid.ask("ping"), format!("pong {}", kid.pid));
@@ -450,11 +610,21 @@ fn seccomp_filter_is_reported_and_suspended_for_remote_syscalls() {
 
 #[test]
 fn seizing_a_nonexistent_task_is_a_clear_error() {
-    let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+    let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let err = Tracee::seize(pid_max + 1, T).err().unwrap();
-    assert!(matches!(err, CompelError::NoSuchTask { tid } if tid == pid_max + 1), "{err:?}");
+    assert!(
+        matches!(err, CompelError::NoSuchTask { tid } if tid == pid_max + 1),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("does not exist"), "{err}");
-    assert!(matches!(Tracee::seize(0, T), Err(CompelError::Invalid { .. })));
+    assert!(matches!(
+        Tracee::seize(0, T),
+        Err(CompelError::Invalid { .. })
+    ));
 }
 
 #[test]
@@ -471,13 +641,20 @@ fn a_stopped_task_stays_stopped_after_detach() {
     let t = Tracee::seize(kid.pid, T).unwrap();
     assert!(t.was_stopped());
     let mut rem = Remote::inject(&t).unwrap();
-    assert_eq!(rem.syscall(libc::SYS_getpid, &[]).unwrap(), i64::from(kid.pid));
+    assert_eq!(
+        rem.syscall(libc::SYS_getpid, &[]).unwrap(),
+        i64::from(kid.pid)
+    );
     rem.cure().unwrap();
     t.detach().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(proc_state(kid.pid), 'T');
     kid.stdin.write_all(b"ping\n").unwrap();
-    assert_eq!(kid.try_line(Duration::from_millis(200)), None, "a stopped child answered");
+    assert_eq!(
+        kid.try_line(Duration::from_millis(200)),
+        None,
+        "a stopped child answered"
+    );
     kid.kill(libc::SIGCONT);
     assert_eq!(kid.line(), format!("pong {}", kid.pid));
 }
@@ -498,19 +675,37 @@ fn traced_child_runs_syscalls_from_a_trampoline() {
     let t = Tracee::from_traced_child(kid.pid, T).unwrap();
     let mut rem = Remote::inject(&t).unwrap();
     let page = rem
-        .mmap(0, 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        .mmap(
+            0,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
         .unwrap();
     t.write_mem(page + 16, &SYSCALL_INT3).unwrap();
-    rem.mprotect(page, 4096, libc::PROT_READ | libc::PROT_EXEC).unwrap();
+    rem.mprotect(page, 4096, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
     let old_site = rem.site();
     let word_before = t.peek(old_site).unwrap();
     rem.set_site(page + 16).unwrap();
-    assert_ne!(t.peek(old_site).unwrap(), word_before, "set_site did not restore the poked word");
-    assert_eq!(rem.syscall(libc::SYS_getpid, &[]).unwrap(), i64::from(kid.pid));
+    assert_ne!(
+        t.peek(old_site).unwrap(),
+        word_before,
+        "set_site did not restore the poked word"
+    );
+    assert_eq!(
+        rem.syscall(libc::SYS_getpid, &[]).unwrap(),
+        i64::from(kid.pid)
+    );
     rem.cure().unwrap();
 
     let mut rem = Remote::at_site(&t, page + 16).unwrap();
-    assert_eq!(rem.syscall(libc::SYS_gettid, &[]).unwrap(), i64::from(kid.pid));
+    assert_eq!(
+        rem.syscall(libc::SYS_gettid, &[]).unwrap(),
+        i64::from(kid.pid)
+    );
     rem.munmap(page + 4096 * 1000, 4096).unwrap(); // nothing there: still succeeds
     rem.cure().unwrap();
     t.detach().unwrap();
@@ -528,7 +723,10 @@ fn signals_arriving_during_remote_syscalls_are_kept() {
     kid.kill(libc::SIGUSR1); // blocked while we run syscalls
     kid.kill(libc::SIGSTOP); // cannot be blocked: held back and re-sent on detach
     for _ in 0..3 {
-        assert_eq!(rem.syscall(libc::SYS_getpid, &[]).unwrap(), i64::from(kid.pid));
+        assert_eq!(
+            rem.syscall(libc::SYS_getpid, &[]).unwrap(),
+            i64::from(kid.pid)
+        );
     }
     rem.cure().unwrap();
     t.detach().unwrap();

@@ -36,7 +36,12 @@ impl KernelSigaction {
     }
 
     pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
-        KernelSigaction { handler: u64_at(b, 0), flags: u64_at(b, 8), restorer: u64_at(b, 16), mask: u64_at(b, 24) }
+        KernelSigaction {
+            handler: u64_at(b, 0),
+            flags: u64_at(b, 8),
+            restorer: u64_at(b, 16),
+            mask: u64_at(b, 24),
+        }
     }
 }
 
@@ -68,8 +73,14 @@ impl Itimerval {
 
     pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
         Itimerval {
-            interval: Timeval { sec: u64_at(b, 0) as i64, usec: u64_at(b, 8) as i64 },
-            value: Timeval { sec: u64_at(b, 16) as i64, usec: u64_at(b, 24) as i64 },
+            interval: Timeval {
+                sec: u64_at(b, 0) as i64,
+                usec: u64_at(b, 8) as i64,
+            },
+            value: Timeval {
+                sec: u64_at(b, 16) as i64,
+                usec: u64_at(b, 24) as i64,
+            },
         }
     }
 }
@@ -94,12 +105,20 @@ impl StackT {
     }
 
     pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
-        StackT { sp: u64_at(b, 0), flags: i32::from_le_bytes([b[8], b[9], b[10], b[11]]), size: u64_at(b, 16) }
+        StackT {
+            sp: u64_at(b, 0),
+            flags: i32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+            size: u64_at(b, 16),
+        }
     }
 }
 
 impl Remote<'_> {
-    fn get_struct<const N: usize>(&mut self, nr: i64, args: impl Fn(u64) -> Vec<u64>) -> Result<[u8; N]> {
+    fn get_struct<const N: usize>(
+        &mut self,
+        nr: i64,
+        args: impl Fn(u64) -> Vec<u64>,
+    ) -> Result<[u8; N]> {
         let buf = self.helper()? + HELPER_STRUCT_OFF;
         self.syscall_ok(nr, &args(buf))?;
         let mut out = [0u8; N];
@@ -121,7 +140,10 @@ impl Remote<'_> {
 
     /// Sets the disposition of signal `sig`.
     pub fn rt_sigaction_set(&mut self, sig: i32, act: &KernelSigaction) -> Result<()> {
-        self.put_struct(libc::SYS_rt_sigaction, &act.to_bytes(), |buf| vec![sig as u64, buf, 0, 8]).map(drop)
+        self.put_struct(libc::SYS_rt_sigaction, &act.to_bytes(), |buf| {
+            vec![sig as u64, buf, 0, 8]
+        })
+        .map(drop)
     }
 
     /// Interval timer `which` (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF).
@@ -132,7 +154,10 @@ impl Remote<'_> {
 
     /// Arms interval timer `which`.
     pub fn setitimer(&mut self, which: i32, val: &Itimerval) -> Result<()> {
-        self.put_struct(libc::SYS_setitimer, &val.to_bytes(), |buf| vec![which as u64, buf, 0]).map(drop)
+        self.put_struct(libc::SYS_setitimer, &val.to_bytes(), |buf| {
+            vec![which as u64, buf, 0]
+        })
+        .map(drop)
     }
 
     /// The alternate signal stack.
@@ -143,7 +168,8 @@ impl Remote<'_> {
 
     /// Sets the alternate signal stack.
     pub fn sigaltstack_set(&mut self, st: &StackT) -> Result<()> {
-        self.put_struct(libc::SYS_sigaltstack, &st.to_bytes(), |buf| vec![buf, 0]).map(drop)
+        self.put_struct(libc::SYS_sigaltstack, &st.to_bytes(), |buf| vec![buf, 0])
+            .map(drop)
     }
 
     /// Raw prctl(2): returns rax (negative errno on failure).
@@ -155,13 +181,26 @@ impl Remote<'_> {
 
     /// The clear_child_tid address (PR_GET_TID_ADDRESS).
     pub fn get_tid_address(&mut self) -> Result<u64> {
-        let b = self.get_struct::<8>(libc::SYS_prctl, |buf| vec![libc::PR_GET_TID_ADDRESS as u64, buf])?;
+        let b = self.get_struct::<8>(libc::SYS_prctl, |buf| {
+            vec![libc::PR_GET_TID_ADDRESS as u64, buf]
+        })?;
         Ok(u64::from_le_bytes(b))
     }
 
     /// mmap(2); returns the address.
-    pub fn mmap(&mut self, addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> Result<u64> {
-        self.syscall_ok(libc::SYS_mmap, &[addr, len, prot as u64, flags as u64, fd as i64 as u64, off])
+    pub fn mmap(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        off: u64,
+    ) -> Result<u64> {
+        self.syscall_ok(
+            libc::SYS_mmap,
+            &[addr, len, prot as u64, flags as u64, fd as i64 as u64, off],
+        )
     }
 
     /// munmap(2).
@@ -171,12 +210,14 @@ impl Remote<'_> {
 
     /// mprotect(2).
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> Result<()> {
-        self.syscall_ok(libc::SYS_mprotect, &[addr, len, prot as u64]).map(drop)
+        self.syscall_ok(libc::SYS_mprotect, &[addr, len, prot as u64])
+            .map(drop)
     }
 
     /// madvise(2).
     pub fn madvise(&mut self, addr: u64, len: u64, advice: i32) -> Result<()> {
-        self.syscall_ok(libc::SYS_madvise, &[addr, len, advice as u64]).map(drop)
+        self.syscall_ok(libc::SYS_madvise, &[addr, len, advice as u64])
+            .map(drop)
     }
 
     /// pread64(2) into task memory at `buf`; returns the byte count.
@@ -191,14 +232,18 @@ impl Remote<'_> {
 
     /// dup2(2); returns the new descriptor.
     pub fn dup2(&mut self, old: i32, new: i32) -> Result<i32> {
-        self.syscall_ok(libc::SYS_dup2, &[old as u64, new as u64]).map(|fd| fd as i32)
+        self.syscall_ok(libc::SYS_dup2, &[old as u64, new as u64])
+            .map(|fd| fd as i32)
     }
 
     /// openat(AT_FDCWD, path, flags, mode) with the path copied into scratch; returns the fd.
     pub fn open(&mut self, path: &str, flags: i32, mode: u32) -> Result<i32> {
         let tid = self.tracee().tid();
         if path.len() as u64 >= HELPER_STRUCT_OFF || path.contains('\0') {
-            return Err(CompelError::Invalid { tid, what: format!("path {path:?} too long or contains NUL") });
+            return Err(CompelError::Invalid {
+                tid,
+                what: format!("path {path:?} too long or contains NUL"),
+            });
         }
         let buf = self.helper()?;
         let mut bytes = path.as_bytes().to_vec();
@@ -206,7 +251,12 @@ impl Remote<'_> {
         self.write_scratch(buf, &bytes)?;
         let fd = self.syscall_ok(
             libc::SYS_openat,
-            &[libc::AT_FDCWD as i64 as u64, buf, flags as u64, u64::from(mode)],
+            &[
+                libc::AT_FDCWD as i64 as u64,
+                buf,
+                flags as u64,
+                u64::from(mode),
+            ],
         )?;
         Ok(fd as i32)
     }
@@ -218,7 +268,12 @@ mod tests {
 
     #[test]
     fn sigaction_layout() {
-        let a = KernelSigaction { handler: 0x1122, flags: 0x0400_0004, restorer: 0x3344, mask: 1 << 9 };
+        let a = KernelSigaction {
+            handler: 0x1122,
+            flags: 0x0400_0004,
+            restorer: 0x3344,
+            mask: 1 << 9,
+        };
         let b = a.to_bytes();
         assert_eq!(&b[0..8], &0x1122u64.to_le_bytes());
         assert_eq!(&b[8..16], &0x0400_0004u64.to_le_bytes());
@@ -228,13 +283,23 @@ mod tests {
 
     #[test]
     fn itimerval_and_stack_layout() {
-        let it = Itimerval { interval: Timeval { sec: 1, usec: 2 }, value: Timeval { sec: 3, usec: 4 } };
+        let it = Itimerval {
+            interval: Timeval { sec: 1, usec: 2 },
+            value: Timeval { sec: 3, usec: 4 },
+        };
         let b = it.to_bytes();
         assert_eq!(u64_at(&b, 16), 3);
         assert_eq!(Itimerval::from_bytes(&b), it);
-        let st = StackT { sp: 0x7000, flags: libc::SS_DISABLE, size: 8192 };
+        let st = StackT {
+            sp: 0x7000,
+            flags: libc::SS_DISABLE,
+            size: 8192,
+        };
         let b = st.to_bytes();
-        assert_eq!(i32::from_le_bytes([b[8], b[9], b[10], b[11]]), libc::SS_DISABLE);
+        assert_eq!(
+            i32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+            libc::SS_DISABLE
+        );
         assert_eq!(u64_at(&b, 16), 8192);
         assert_eq!(StackT::from_bytes(&b), st);
     }

@@ -15,10 +15,12 @@ mod procfs;
 mod remote;
 mod sys;
 mod tracee;
+mod tracee_state;
 mod wait;
 
 pub use error::{CompelError, Result};
 pub use helpers::{Itimerval, KernelSigaction, StackT, Timeval};
 pub use remote::{Remote, SYSCALL_INT3};
-pub use tracee::{RseqConfig, SeccompFilter, SockFilter, Tracee};
+pub use tracee::Tracee;
+pub use tracee_state::{RseqConfig, SeccompFilter, SockFilter};
 pub use wait::{decode_status, Status, Stop};

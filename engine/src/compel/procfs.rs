@@ -26,11 +26,17 @@ pub fn exec_site(maps: &str) -> Option<u64> {
     let mut vdso = None;
     for line in maps.lines() {
         let mut fields = line.split_ascii_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { continue };
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
         if perms.as_bytes().get(2) != Some(&b'x') {
             continue;
         }
-        let Some(start) = range.split('-').next().and_then(|s| u64::from_str_radix(s, 16).ok()) else {
+        let Some(start) = range
+            .split('-')
+            .next()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+        else {
             continue;
         };
         // offset, dev, inode, then the (optional) name
@@ -68,7 +74,10 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
 ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
 ";
         assert_eq!(exec_site(maps), Some(0x7ffd1a3fe000));
-        assert_eq!(exec_site("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n"), None);
+        assert_eq!(
+            exec_site("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n"),
+            None
+        );
         assert_eq!(exec_site("garbage\n\n10-20 rw-p 0 0:0 0\n"), None);
     }
 
@@ -84,6 +93,9 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
 
     #[test]
     fn anonymous_exec_mapping_counts() {
-        assert_eq!(exec_site("7f0000000000-7f0000001000 rwxp 00000000 00:00 0 \n"), Some(0x7f0000000000));
+        assert_eq!(
+            exec_site("7f0000000000-7f0000001000 rwxp 00000000 00:00 0 \n"),
+            Some(0x7f0000000000)
+        );
     }
 }

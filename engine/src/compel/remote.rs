@@ -47,7 +47,10 @@ impl<'a> Remote<'a> {
     pub fn inject(t: &'a Tracee) -> Result<Remote<'a>> {
         let tid = t.tid();
         let maps_path = format!("/proc/{tid}/maps");
-        let maps = std::fs::read_to_string(&maps_path).map_err(|source| CompelError::Proc { path: maps_path, source })?;
+        let maps = std::fs::read_to_string(&maps_path).map_err(|source| CompelError::Proc {
+            path: maps_path,
+            source,
+        })?;
         let site = procfs::exec_site(&maps).ok_or(CompelError::NoExecMapping { tid })?;
         let mut r = Self::prepare(t, site)?;
         let orig = t.peek(site)?;
@@ -55,7 +58,11 @@ impl<'a> Remote<'a> {
         bytes[..SYSCALL_INT3.len()].copy_from_slice(&SYSCALL_INT3);
         t.poke(site, u64::from_le_bytes(bytes))?;
         r.poked = Some((site, orig));
-        tracing::trace!(tid, site = format_args!("{site:#x}"), "injected syscall site");
+        tracing::trace!(
+            tid,
+            site = format_args!("{site:#x}"),
+            "injected syscall site"
+        );
         Ok(r)
     }
 
@@ -68,11 +75,26 @@ impl<'a> Remote<'a> {
     fn prepare(t: &'a Tracee, site: u64) -> Result<Remote<'a>> {
         let tid = t.tid();
         let status_path = format!("/proc/{tid}/status");
-        let status =
-            std::fs::read_to_string(&status_path).map_err(|source| CompelError::Proc { path: status_path, source })?;
-        let sigtrap_ignored = procfs::status_mask(&status, "SigIgn").unwrap_or(0) & sig_bit(libc::SIGTRAP) != 0;
-        let saved_regs = t.regs()?;
-        let saved_mask = t.sigmask()?;
+        let status = std::fs::read_to_string(&status_path).map_err(|source| CompelError::Proc {
+            path: status_path,
+            source,
+        })?;
+        let sigtrap_ignored =
+            procfs::status_mask(&status, "SigIgn").unwrap_or(0) & sig_bit(libc::SIGTRAP) != 0;
+        if !t.enter_remote() {
+            return Err(CompelError::Invalid {
+                tid,
+                what: "another Remote is already active on this task".into(),
+            });
+        }
+        let saved = t.regs().and_then(|r| Ok((r, t.sigmask()?)));
+        let (saved_regs, saved_mask) = match saved {
+            Ok(s) => s,
+            Err(e) => {
+                t.leave_remote();
+                return Err(e);
+            }
+        };
         let r = Remote {
             t,
             site,
@@ -120,7 +142,10 @@ impl<'a> Remote<'a> {
         let t = self.t;
         let tid = t.tid();
         if args.len() > 6 {
-            return Err(CompelError::Invalid { tid, what: format!("syscall {nr} with {} arguments", args.len()) });
+            return Err(CompelError::Invalid {
+                tid,
+                what: format!("syscall {nr} with {} arguments", args.len()),
+            });
         }
         let mut a = [0u64; 6];
         a[..args.len()].copy_from_slice(args);
@@ -147,7 +172,12 @@ impl<'a> Remote<'a> {
         };
         let after = t.regs()?;
         if after.rip != end {
-            return Err(CompelError::BadSite { tid, nr, site: self.site, rip: after.rip });
+            return Err(CompelError::BadSite {
+                tid,
+                nr,
+                site: self.site,
+                rip: after.rip,
+            });
         }
         Ok(after.rax as i64)
     }
@@ -155,7 +185,13 @@ impl<'a> Remote<'a> {
     /// Resumes the task until a stop accepted by `done`, holding back signals that arrive.
     fn run_until(&self, done: impl Fn(Stop) -> bool, syscall_stops: bool) -> Result<()> {
         let t = self.t;
-        let resume = || if syscall_stops { t.cont_syscall() } else { t.cont(0) };
+        let resume = || {
+            if syscall_stops {
+                t.cont_syscall()
+            } else {
+                t.cont(0)
+            }
+        };
         resume()?;
         loop {
             let stop = t.wait_stop(t.default_timeout())?;
@@ -163,7 +199,9 @@ impl<'a> Remote<'a> {
                 return Ok(());
             }
             match stop {
-                Stop::Signal(s @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGSYS)) => {
+                Stop::Signal(
+                    s @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGSYS),
+                ) => {
                     // A fault of our own making: do not deliver it; cure restores the state.
                     return Err(CompelError::UnexpectedStop {
                         tid: t.tid(),
@@ -172,10 +210,18 @@ impl<'a> Remote<'a> {
                     });
                 }
                 Stop::Signal(s) => {
-                    tracing::debug!(tid = t.tid(), sig = s, "signal during remote syscall, deferring it");
+                    tracing::debug!(
+                        tid = t.tid(),
+                        sig = s,
+                        "signal during remote syscall, deferring it"
+                    );
                     t.defer_signal(s);
                 }
-                other => tracing::debug!(tid = t.tid(), ?other, "stop during remote syscall, resuming"),
+                other => tracing::debug!(
+                    tid = t.tid(),
+                    ?other,
+                    "stop during remote syscall, resuming"
+                ),
             }
             resume()?;
         }
@@ -186,7 +232,11 @@ impl<'a> Remote<'a> {
         let ret = self.syscall(nr, args)?;
         if (-4095..0).contains(&ret) {
             // `ret` is in -4095..-1, so `-ret` fits an i32.
-            return Err(CompelError::RemoteSyscall { tid: self.t.tid(), nr, errno: Errno::from_raw(-ret as i32) });
+            return Err(CompelError::RemoteSyscall {
+                tid: self.t.tid(),
+                nr,
+                errno: Errno::from_raw(-ret as i32),
+            });
         }
         Ok(ret as u64)
     }
@@ -232,6 +282,9 @@ impl<'a> Remote<'a> {
 
     /// Restores the poked bytes, unmaps scratch, restores signal mask and registers and
     /// puts a seized task back into a PTRACE_EVENT_STOP, like the one `seize` left it in.
+    /// (A PTRACE_TRACEME child stays in the SIGTRAP stop of the last syscall, with its saved
+    /// registers; detaching with no signal resumes it there.) The signal mask becomes the one
+    /// saved at inject: a restorer sets the final mask after `cure`.
     pub fn cure(mut self) -> Result<()> {
         self.cure_inner()
     }
@@ -262,6 +315,7 @@ impl<'a> Remote<'a> {
         if t.is_seized() {
             note(self.back_to_event_stop());
         }
+        t.leave_remote();
         first.map_or(Ok(()), Err)
     }
 
@@ -295,7 +349,10 @@ impl<'a> Remote<'a> {
 impl Drop for Remote<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.cure_inner() {
-            tracing::warn!(tid = self.t.tid(), "curing remote syscall state on drop failed: {e}");
+            tracing::warn!(
+                tid = self.t.tid(),
+                "curing remote syscall state on drop failed: {e}"
+            );
         }
     }
 }

@@ -14,56 +14,6 @@ use super::procfs;
 use super::sys;
 use super::wait::{self, Stop};
 
-/// `rseq` registration of a task, from PTRACE_GET_RSEQ_CONFIGURATION.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RseqConfig {
-    pub abi_pointer: u64,
-    pub abi_size: u32,
-    pub flags: u32,
-    pub signature: u32,
-}
-
-/// One classic-BPF instruction (`struct sock_filter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SockFilter {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
-
-/// One seccomp filter of a task (index 0 is the oldest, installed first).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeccompFilter {
-    /// Flags from PTRACE_SECCOMP_GET_METADATA (SECCOMP_FILTER_FLAG_LOG is the only one reported).
-    pub flags: u64,
-    pub insns: Vec<SockFilter>,
-}
-
-impl SeccompFilter {
-    /// The program as the kernel's raw `sock_filter` array (8 bytes per instruction).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.insns.len() * 8);
-        for i in &self.insns {
-            out.extend_from_slice(&i.code.to_ne_bytes());
-            out.push(i.jt);
-            out.push(i.jf);
-            out.extend_from_slice(&i.k.to_ne_bytes());
-        }
-        out
-    }
-}
-
-fn sock_filter_from_word(w: u64) -> SockFilter {
-    let b = w.to_ne_bytes();
-    SockFilter {
-        code: u16::from_ne_bytes([b[0], b[1]]),
-        jt: b[2],
-        jf: b[3],
-        k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-    }
-}
-
 /// A task under our ptrace. Not `Send`: ptrace requests must come from the thread that
 /// attached, so a `Tracee` stays on the thread that created it.
 ///
@@ -81,6 +31,8 @@ pub struct Tracee {
     /// The task was resumed with `cont` and has not reported a stop since.
     running: Cell<bool>,
     detached: Cell<bool>,
+    /// A `Remote` is active on this task.
+    in_remote: Cell<bool>,
     /// Timeout for the stops we wait for internally (detach, remote syscalls).
     timeout: Duration,
     _not_send: PhantomData<*const ()>,
@@ -100,7 +52,10 @@ impl Tracee {
 
     fn seize_with(tid: i32, timeout: Duration, exit_kill: bool) -> Result<Tracee> {
         if tid <= 0 {
-            return Err(CompelError::Invalid { tid, what: "a TID must be positive".into() });
+            return Err(CompelError::Invalid {
+                tid,
+                what: "a TID must be positive".into(),
+            });
         }
         let tgid = Self::read_tgid(tid)?;
         let mut opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_SUSPEND_SECCOMP;
@@ -113,7 +68,10 @@ impl Tracee {
             // remote syscalls still work unless the task's own filter forbids them.
             let e = match e {
                 Errno::EINVAL | Errno::EPERM => {
-                    tracing::debug!(tid, "PTRACE_O_SUSPEND_SECCOMP refused ({e}), seizing without it");
+                    tracing::debug!(
+                        tid,
+                        "PTRACE_O_SUSPEND_SECCOMP refused ({e}), seizing without it"
+                    );
                     seize(opts & !libc::PTRACE_O_SUSPEND_SECCOMP).err()
                 }
                 e => Some(e),
@@ -132,6 +90,7 @@ impl Tracee {
             deferred: RefCell::new(Vec::new()),
             running: Cell::new(true),
             detached: Cell::new(false),
+            in_remote: Cell::new(false),
             timeout,
             _not_send: PhantomData,
         };
@@ -172,7 +131,10 @@ impl Tracee {
     /// discarded when it is next resumed.
     pub fn from_traced_child(tid: i32, timeout: Duration) -> Result<Tracee> {
         if tid <= 0 {
-            return Err(CompelError::Invalid { tid, what: "a TID must be positive".into() });
+            return Err(CompelError::Invalid {
+                tid,
+                what: "a TID must be positive".into(),
+            });
         }
         let tgid = Self::read_tgid(tid)?;
         let t = Tracee {
@@ -183,14 +145,20 @@ impl Tracee {
             deferred: RefCell::new(Vec::new()),
             running: Cell::new(true),
             detached: Cell::new(false),
+            in_remote: Cell::new(false),
             timeout,
             _not_send: PhantomData,
         };
         let stop = t.wait_stop(timeout)?;
         tracing::debug!(tid, ?stop, "traced child stopped");
         let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
-        sys::ptrace_plain(libc::PTRACE_SETOPTIONS, tid, 0, opts as u64)
-            .map_err(|source| CompelError::Ptrace { tid, op: "SETOPTIONS", source })?;
+        sys::ptrace_plain(libc::PTRACE_SETOPTIONS, tid, 0, opts as u64).map_err(|source| {
+            CompelError::Ptrace {
+                tid,
+                op: "SETOPTIONS",
+                source,
+            }
+        })?;
         Ok(t)
     }
 
@@ -199,12 +167,18 @@ impl Tracee {
             if e.kind() == std::io::ErrorKind::NotFound {
                 CompelError::NoSuchTask { tid }
             } else {
-                CompelError::Proc { path: format!("/proc/{tid}/status"), source: e }
+                CompelError::Proc {
+                    path: format!("/proc/{tid}/status"),
+                    source: e,
+                }
             }
         })?;
         procfs::status_number(&status, "Tgid")
             .and_then(|v| i32::try_from(v).ok())
-            .ok_or_else(|| CompelError::Invalid { tid, what: "no Tgid in /proc/TID/status".into() })
+            .ok_or_else(|| CompelError::Invalid {
+                tid,
+                what: "no Tgid in /proc/TID/status".into(),
+            })
     }
 
     /// The task's thread id.
@@ -243,7 +217,7 @@ impl Tracee {
         self.timeout
     }
 
-    fn err(&self, op: &'static str) -> impl Fn(Errno) -> CompelError {
+    pub(super) fn err(&self, op: &'static str) -> impl Fn(Errno) -> CompelError {
         let tid = self.tid;
         move |source| CompelError::Ptrace { tid, op, source }
     }
@@ -271,7 +245,10 @@ impl Tracee {
                 return Ok(buf);
             }
             if size >= 1 << 20 {
-                return Err(CompelError::Invalid { tid: self.tid, what: "XSAVE area larger than 1 MiB".into() });
+                return Err(CompelError::Invalid {
+                    tid: self.tid,
+                    what: "XSAVE area larger than 1 MiB".into(),
+                });
             }
             size *= 2;
         }
@@ -279,7 +256,8 @@ impl Tracee {
 
     /// Loads an XSAVE area previously read by [`Tracee::xstate`] (same size required).
     pub fn set_xstate(&self, xstate: &[u8]) -> Result<()> {
-        sys::set_regset(self.tid, sys::NT_X86_XSTATE, xstate).map_err(self.err("SETREGSET NT_X86_XSTATE"))
+        sys::set_regset(self.tid, sys::NT_X86_XSTATE, xstate)
+            .map_err(self.err("SETREGSET NT_X86_XSTATE"))
     }
 
     /// The legacy FXSAVE area (PTRACE_GETFPREGS), a fallback when XSTATE is unavailable.
@@ -302,48 +280,6 @@ impl Tracee {
         sys::set_sigmask(self.tid, mask).map_err(self.err("SETSIGMASK"))
     }
 
-    /// Raw `siginfo_t`s queued for the thread (`shared` = false) or its process.
-    pub fn pending_signals(&self, shared: bool) -> Result<Vec<[u8; 128]>> {
-        let mut out = Vec::new();
-        let mut batch = vec![[0u8; sys::SIGINFO_SIZE]; 32];
-        loop {
-            let n = sys::peek_siginfo(self.tid, out.len() as u64, shared, &mut batch)
-                .map_err(self.err("PEEKSIGINFO"))?;
-            if n == 0 {
-                return Ok(out);
-            }
-            out.extend_from_slice(&batch[..n.min(batch.len())]);
-        }
-    }
-
-    /// The task's rseq registration, None when it has none.
-    pub fn rseq_config(&self) -> Result<Option<RseqConfig>> {
-        let (abi_pointer, abi_size, signature, flags) =
-            sys::rseq_config(self.tid).map_err(self.err("GET_RSEQ_CONFIGURATION"))?;
-        Ok((abi_pointer != 0).then_some(RseqConfig { abi_pointer, abi_size, flags, signature }))
-    }
-
-    /// The task's seccomp filters, oldest first; empty when it has none.
-    pub fn seccomp_filters(&self) -> Result<Vec<SeccompFilter>> {
-        let mut out = Vec::new();
-        for index in 0u64.. {
-            let count = match sys::seccomp_get_filter(self.tid, index, None) {
-                Ok(n) => n,
-                // EINVAL on the first index: the task is not in SECCOMP_MODE_FILTER.
-                Err(Errno::EINVAL) if index == 0 => return Ok(out),
-                Err(Errno::ENOENT) => return Ok(out),
-                Err(e) => return Err(self.err("SECCOMP_GET_FILTER")(e)),
-            };
-            let mut words = vec![0u64; count];
-            let got = sys::seccomp_get_filter(self.tid, index, Some(&mut words))
-                .map_err(self.err("SECCOMP_GET_FILTER"))?;
-            words.truncate(got);
-            let flags = sys::seccomp_get_metadata(self.tid, index).map_err(self.err("SECCOMP_GET_METADATA"))?;
-            out.push(SeccompFilter { flags, insns: words.into_iter().map(sock_filter_from_word).collect() });
-        }
-        Ok(out)
-    }
-
     /// Reads one word (PTRACE_PEEKDATA).
     pub fn peek(&self, addr: u64) -> Result<u64> {
         sys::peek(self.tid, addr).map_err(self.err("PEEKDATA"))
@@ -351,39 +287,74 @@ impl Tracee {
 
     /// Writes one word (PTRACE_POKEDATA); works on read-only text too.
     pub fn poke(&self, addr: u64, word: u64) -> Result<()> {
-        sys::ptrace_plain(libc::PTRACE_POKEDATA, self.tid, addr, word).map(drop).map_err(self.err("POKEDATA"))
+        sys::ptrace_plain(libc::PTRACE_POKEDATA, self.tid, addr, word)
+            .map(drop)
+            .map_err(self.err("POKEDATA"))
     }
 
     fn proc_mem(&self, write: bool) -> std::io::Result<std::fs::File> {
-        std::fs::OpenOptions::new().read(true).write(write).open(format!("/proc/{}/mem", self.tid))
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(format!("/proc/{}/mem", self.tid))
     }
 
     /// Reads `buf.len()` bytes at `addr` (process_vm_readv, else /proc/TID/mem, which also
     /// reads pages without read permission).
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
-        let remote = [RemoteIoVec { base: addr as usize, len }];
-        if let Ok(n) = process_vm_readv(Pid::from_raw(self.tid), &mut [std::io::IoSliceMut::new(buf)], &remote) {
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        if let Ok(n) = process_vm_readv(
+            Pid::from_raw(self.tid),
+            &mut [std::io::IoSliceMut::new(buf)],
+            &remote,
+        ) {
             if n == len {
                 return Ok(());
             }
         }
-        let mem_err = |source| CompelError::Mem { tid: self.tid, op: "read", addr, len, source };
-        self.proc_mem(false).and_then(|f| f.read_exact_at(buf, addr)).map_err(mem_err)
+        let mem_err = |source| CompelError::Mem {
+            tid: self.tid,
+            op: "read",
+            addr,
+            len,
+            source,
+        };
+        self.proc_mem(false)
+            .and_then(|f| f.read_exact_at(buf, addr))
+            .map_err(mem_err)
     }
 
     /// Writes `data` at `addr` (process_vm_writev, else /proc/TID/mem, which also writes
     /// read-only pages).
     pub fn write_mem(&self, addr: u64, data: &[u8]) -> Result<()> {
         let len = data.len();
-        let remote = [RemoteIoVec { base: addr as usize, len }];
-        if let Ok(n) = process_vm_writev(Pid::from_raw(self.tid), &[std::io::IoSlice::new(data)], &remote) {
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        if let Ok(n) = process_vm_writev(
+            Pid::from_raw(self.tid),
+            &[std::io::IoSlice::new(data)],
+            &remote,
+        ) {
             if n == len {
                 return Ok(());
             }
         }
-        let mem_err = |source| CompelError::Mem { tid: self.tid, op: "write", addr, len, source };
-        self.proc_mem(true).and_then(|f| f.write_all_at(data, addr)).map_err(mem_err)
+        let mem_err = |source| CompelError::Mem {
+            tid: self.tid,
+            op: "write",
+            addr,
+            len,
+            source,
+        };
+        self.proc_mem(true)
+            .and_then(|f| f.write_all_at(data, addr))
+            .map_err(mem_err)
     }
 
     /// Resumes the task (PTRACE_CONT), delivering `sig` (0 for none) if it is in a
@@ -402,14 +373,42 @@ impl Tracee {
                 what: "PTRACE_INTERRUPT needs a seized task (this one used PTRACE_TRACEME)".into(),
             });
         }
-        sys::ptrace_plain(libc::PTRACE_INTERRUPT, self.tid, 0, 0).map(drop).map_err(self.err("INTERRUPT"))
+        sys::ptrace_plain(libc::PTRACE_INTERRUPT, self.tid, 0, 0)
+            .map(drop)
+            .map_err(self.err("INTERRUPT"))
     }
 
     /// Waits at most `timeout` for the next ptrace-stop of the task.
     pub fn wait_stop(&self, timeout: Duration) -> Result<Stop> {
-        let stop = wait::wait_stop(self.tid, timeout, "waiting for a ptrace stop")?;
-        self.running.set(false);
-        Ok(stop)
+        match wait::wait_stop(self.tid, timeout, "waiting for a ptrace stop") {
+            Ok(stop) => {
+                self.running.set(false);
+                Ok(stop)
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    CompelError::Exited { .. }
+                        | CompelError::Wait {
+                            source: Errno::ECHILD,
+                            ..
+                        }
+                ) {
+                    // Gone (and reaped): nothing to detach, and its TID may be reused.
+                    self.detached.set(true);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks a `Remote` as active; false if one already is.
+    pub(super) fn enter_remote(&self) -> bool {
+        !self.in_remote.replace(true)
+    }
+
+    pub(super) fn leave_remote(&self) {
+        self.in_remote.set(false);
     }
 
     /// Detaches; see the type's documentation for the state the task is left in.
@@ -426,7 +425,8 @@ impl Tracee {
             if self.seized {
                 self.interrupt()?;
             } else {
-                sys::tgkill(self.tgid, self.tid, libc::SIGSTOP).map_err(self.err("tgkill SIGSTOP"))?;
+                sys::tgkill(self.tgid, self.tid, libc::SIGSTOP)
+                    .map_err(self.err("tgkill SIGSTOP"))?;
             }
             if let Stop::Signal(s) = self.wait_stop(self.timeout)? {
                 // Deliver a signal that arrived meanwhile, but not our own SIGSTOP.
@@ -437,10 +437,16 @@ impl Tracee {
         }
         for &s in self.deferred.borrow().iter() {
             if let Err(e) = sys::tgkill(self.tgid, self.tid, s) {
-                tracing::warn!(tid = self.tid, sig = s, "cannot re-send deferred signal: {e}");
+                tracing::warn!(
+                    tid = self.tid,
+                    sig = s,
+                    "cannot re-send deferred signal: {e}"
+                );
             }
         }
-        sys::ptrace_plain(libc::PTRACE_DETACH, self.tid, 0, sig as u64).map(drop).map_err(self.err("DETACH"))
+        sys::ptrace_plain(libc::PTRACE_DETACH, self.tid, 0, sig as u64)
+            .map(drop)
+            .map_err(self.err("DETACH"))
     }
 }
 

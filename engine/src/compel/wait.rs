@@ -32,7 +32,10 @@ pub enum Status {
 }
 
 fn is_stop_signal(sig: i32) -> bool {
-    matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
+    matches!(
+        sig,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
 }
 
 /// Decodes a raw `waitpid` status (the W* macros of `<sys/wait.h>`, plus ptrace events).
@@ -55,7 +58,10 @@ pub fn decode_status(status: i32) -> Status {
         };
         return Status::Stopped(stop);
     }
-    Status::Killed { sig: status & 0x7f, core: status & 0x80 != 0 }
+    Status::Killed {
+        sig: status & 0x7f,
+        core: status & 0x80 != 0,
+    }
 }
 
 /// Waits (polling with backoff) until `tid` reports a ptrace-stop, at most `timeout`.
@@ -68,16 +74,29 @@ pub fn wait_stop(tid: i32, timeout: Duration, what: &'static str) -> Result<Stop
             Ok(Some(raw)) => match decode_status(raw) {
                 Status::Stopped(stop) => return Ok(stop),
                 Status::Exited(code) => {
-                    return Err(CompelError::Exited { tid, how: format!("exited with status {code}"), what })
+                    return Err(CompelError::Exited {
+                        tid,
+                        how: format!("exited with status {code}"),
+                        what,
+                    })
                 }
                 Status::Killed { sig, .. } => {
-                    return Err(CompelError::Exited { tid, how: format!("was killed by signal {sig}"), what })
+                    return Err(CompelError::Exited {
+                        tid,
+                        how: format!("was killed by signal {sig}"),
+                        what,
+                    })
                 }
                 Status::Continued => continue,
             },
             Ok(None) => {}
             Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => return Err(CompelError::Wait { tid, source: Errno::ECHILD }),
+            Err(Errno::ECHILD) => {
+                return Err(CompelError::Wait {
+                    tid,
+                    source: Errno::ECHILD,
+                })
+            }
             Err(e) => return Err(CompelError::Wait { tid, source: e }),
         }
         let elapsed = start.elapsed();
@@ -97,18 +116,42 @@ mod tests {
     fn decodes_statuses() {
         assert_eq!(decode_status(0), Status::Exited(0));
         assert_eq!(decode_status(3 << 8), Status::Exited(3));
-        assert_eq!(decode_status(9), Status::Killed { sig: 9, core: false });
-        assert_eq!(decode_status(0x8b), Status::Killed { sig: 11, core: true });
+        assert_eq!(
+            decode_status(9),
+            Status::Killed {
+                sig: 9,
+                core: false
+            }
+        );
+        assert_eq!(
+            decode_status(0x8b),
+            Status::Killed {
+                sig: 11,
+                core: true
+            }
+        );
         assert_eq!(decode_status(0xffff), Status::Continued);
         // signal-delivery-stop of SIGTRAP and of a real-time signal
         assert_eq!(decode_status(0x057f), Status::Stopped(Stop::Signal(5)));
-        assert_eq!(decode_status((40 << 8) | 0x7f), Status::Stopped(Stop::Signal(40)));
+        assert_eq!(
+            decode_status((40 << 8) | 0x7f),
+            Status::Stopped(Stop::Signal(40))
+        );
         // syscall stop with TRACESYSGOOD
         assert_eq!(decode_status(0x857f), Status::Stopped(Stop::Syscall));
         // PTRACE_EVENT_STOP: interrupt (SIGTRAP) and group stop (SIGSTOP)
-        assert_eq!(decode_status((128 << 16) | 0x057f), Status::Stopped(Stop::Interrupt));
-        assert_eq!(decode_status((128 << 16) | 0x137f), Status::Stopped(Stop::Group(19)));
+        assert_eq!(
+            decode_status((128 << 16) | 0x057f),
+            Status::Stopped(Stop::Interrupt)
+        );
+        assert_eq!(
+            decode_status((128 << 16) | 0x137f),
+            Status::Stopped(Stop::Group(19))
+        );
         // PTRACE_EVENT_EXEC
-        assert_eq!(decode_status((4 << 16) | 0x057f), Status::Stopped(Stop::Event { event: 4, sig: 5 }));
+        assert_eq!(
+            decode_status((4 << 16) | 0x057f),
+            Status::Stopped(Stop::Event { event: 4, sig: 5 })
+        );
     }
 }
