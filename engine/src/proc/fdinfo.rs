@@ -122,7 +122,7 @@ fn pairs(s: &str) -> Vec<(&str, &str)> {
 }
 
 fn handle_bytes(ln: usize, s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() & 1 == 1 {
         return Err(ProcError::parse(FILE, ln, format!("odd-length f_handle {s:?}")));
     }
     (0..s.len())

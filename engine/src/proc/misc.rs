@@ -6,7 +6,7 @@ use super::{ProcError, Result};
 
 /// Parses /proc/PID/auxv (native-endian pairs of u64) up to and excluding AT_NULL.
 pub fn parse_auxv(bytes: &[u8]) -> Result<Vec<(u64, u64)>> {
-    if bytes.len() % 16 != 0 {
+    if bytes.len() & 15 != 0 {
         return Err(ProcError::parse("auxv", 0, format!("{} bytes is not a multiple of 16", bytes.len())));
     }
     let word = |c: &[u8]| {
