@@ -2,6 +2,7 @@
 //! `libc::syscall`/`libc::ioctl` calls with uapi structs from `linux-raw-sys` (libc lacks
 //! them). Every `unsafe` block has a `// SAFETY:` comment; nothing here knows about images.
 
+mod anon;
 mod child;
 mod misc;
 mod pagemap;
@@ -9,6 +10,7 @@ mod pidfd;
 mod uffd;
 mod vm;
 
+pub use anon::AnonMapping;
 pub use child::{kill_and_reap, spawn_exiting_child_at, spawn_idle_child, wait_timeout};
 pub use misc::{
     kcmp, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
