@@ -76,8 +76,16 @@ pub fn feature_names() -> &'static [&'static str] {
 fn run(entry: &(&'static str, Probe, &'static str)) -> FeatureReport {
     let (name, probe, missing) = *entry;
     match probe() {
-        Ok(detail) => FeatureReport { name, ok: true, detail },
-        Err(why) => FeatureReport { name, ok: false, detail: format!("{why}; so {missing}") },
+        Ok(detail) => FeatureReport {
+            name,
+            ok: true,
+            detail,
+        },
+        Err(why) => FeatureReport {
+            name,
+            ok: false,
+            detail: format!("{why}; so {missing}"),
+        },
     }
 }
 
@@ -88,11 +96,18 @@ pub fn check_all() -> Vec<FeatureReport> {
 
 /// Runs one probe by name.
 pub fn check_feature(name: &str) -> Result<FeatureReport, CheckError> {
-    let real = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, r)| *r);
-    FEATURES.iter().find(|f| f.0 == real).map(run).ok_or_else(|| CheckError::Unknown {
-        name: name.to_string(),
-        known: feature_names().join(", "),
-    })
+    let real = ALIASES
+        .iter()
+        .find(|(a, _)| *a == name)
+        .map_or(name, |(_, r)| *r);
+    FEATURES
+        .iter()
+        .find(|f| f.0 == real)
+        .map(run)
+        .ok_or_else(|| CheckError::Unknown {
+            name: name.to_string(),
+            known: feature_names().join(", "),
+        })
 }
 
 const REAP: Duration = Duration::from_secs(5);
@@ -114,8 +129,12 @@ fn self_dir() -> Result<ProcDir, String> {
 fn probe_map_files() -> Result<String, String> {
     let me = self_dir()?;
     let maps = me.maps().map_err(|e| e.to_string())?;
-    let vma = maps.iter().find(|v| v.is_file()).ok_or("no file mapping in /proc/self/maps")?;
-    me.map_files_open(vma.start, vma.end, nix::fcntl::OFlag::O_RDONLY).map_err(|e| e.to_string())?;
+    let vma = maps
+        .iter()
+        .find(|v| v.is_file())
+        .ok_or("no file mapping in /proc/self/maps")?;
+    me.map_files_open(vma.start, vma.end, nix::fcntl::OFlag::O_RDONLY)
+        .map_err(|e| e.to_string())?;
     Ok(format!("opened map_files/{:x}-{:x}", vma.start, vma.end))
 }
 
@@ -171,9 +190,12 @@ fn probe_process_vm_readv() -> Result<String, String> {
     with_child(|pid| {
         // The forked child has the same static at the same address.
         let mut buf = [0u8; 8];
-        let n = sys::read_remote(pid, VM_PROBE.as_ptr() as u64, &mut buf).map_err(|e| e.to_string())?;
+        let n =
+            sys::read_remote(pid, VM_PROBE.as_ptr() as u64, &mut buf).map_err(|e| e.to_string())?;
         if n != 8 || buf != VM_PROBE {
-            return Err(format!("read {n} bytes {buf:?} from child {pid}, expected {VM_PROBE:?}"));
+            return Err(format!(
+                "read {n} bytes {buf:?} from child {pid}, expected {VM_PROBE:?}"
+            ));
         }
         Ok(format!("read 8 bytes from child {pid}"))
     })
@@ -184,19 +206,32 @@ fn probe_pagemap_scan() -> Result<String, String> {
     let buf = vec![1u8; ps * 8];
     let start = (buf.as_ptr() as u64).next_multiple_of(ps as u64);
     let end = start + ps as u64 * 4;
-    let pm = self_dir()?.openat("pagemap", nix::fcntl::OFlag::O_RDONLY).map_err(|e| e.to_string())?;
-    let scan = sys::PagemapScan { category_mask: page_is::PRESENT, return_mask: page_is::PRESENT, ..Default::default() };
-    let regions = sys::pagemap_scan_all(pm.as_fd(), start, end, &scan, 16).map_err(|e| e.to_string())?;
+    let pm = self_dir()?
+        .openat("pagemap", nix::fcntl::OFlag::O_RDONLY)
+        .map_err(|e| e.to_string())?;
+    let scan = sys::PagemapScan {
+        category_mask: page_is::PRESENT,
+        return_mask: page_is::PRESENT,
+        ..Default::default()
+    };
+    let regions =
+        sys::pagemap_scan_all(pm.as_fd(), start, end, &scan, 16).map_err(|e| e.to_string())?;
     drop(buf);
     match regions.as_slice() {
-        [r] if r.start == start && r.end == end => Ok("PAGEMAP_SCAN found touched pages present".into()),
-        other => Err(format!("PAGEMAP_SCAN returned unexpected regions {other:?}")),
+        [r] if r.start == start && r.end == end => {
+            Ok("PAGEMAP_SCAN found touched pages present".into())
+        }
+        other => Err(format!(
+            "PAGEMAP_SCAN returned unexpected regions {other:?}"
+        )),
     }
 }
 
 fn uffd_features() -> Result<u64, String> {
     let fd = sys::userfaultfd(libc::O_CLOEXEC | libc::O_NONBLOCK).map_err(|e| e.to_string())?;
-    Ok(sys::uffdio_api(fd.as_fd(), 0).map_err(|e| e.to_string())?.features)
+    Ok(sys::uffdio_api(fd.as_fd(), 0)
+        .map_err(|e| e.to_string())?
+        .features)
 }
 
 fn probe_uffd() -> Result<String, String> {
@@ -205,11 +240,15 @@ fn probe_uffd() -> Result<String, String> {
 
 fn probe_uffd_noncoop() -> Result<String, String> {
     use linux_raw_sys::general as g;
-    let need = (g::UFFD_FEATURE_EVENT_FORK | g::UFFD_FEATURE_EVENT_REMAP | g::UFFD_FEATURE_EVENT_UNMAP
+    let need = (g::UFFD_FEATURE_EVENT_FORK
+        | g::UFFD_FEATURE_EVENT_REMAP
+        | g::UFFD_FEATURE_EVENT_UNMAP
         | g::UFFD_FEATURE_EVENT_REMOVE) as u64;
     let f = uffd_features()?;
     if f & need != need {
-        return Err(format!("userfaultfd features {f:#x} lack the event bits {need:#x}"));
+        return Err(format!(
+            "userfaultfd features {f:#x} lack the event bits {need:#x}"
+        ));
     }
     Ok("fork/remap/unmap/remove events available".into())
 }
@@ -218,11 +257,15 @@ fn probe_uffd_wp() -> Result<String, String> {
     use linux_raw_sys::general as g;
     let f = uffd_features()?;
     if f & g::UFFD_FEATURE_PAGEFAULT_FLAG_WP as u64 == 0 {
-        return Err(format!("userfaultfd features {f:#x} lack PAGEFAULT_FLAG_WP"));
+        return Err(format!(
+            "userfaultfd features {f:#x} lack PAGEFAULT_FLAG_WP"
+        ));
     }
     let asyncwp = f & g::UFFD_FEATURE_WP_ASYNC as u64 != 0;
     let unpop = f & g::UFFD_FEATURE_WP_UNPOPULATED as u64 != 0;
-    Ok(format!("write-protect supported (async WP: {asyncwp}, WP unpopulated: {unpop})"))
+    Ok(format!(
+        "write-protect supported (async WP: {asyncwp}, WP unpopulated: {unpop})"
+    ))
 }
 
 fn probe_rseq() -> Result<String, String> {
@@ -231,7 +274,9 @@ fn probe_rseq() -> Result<String, String> {
     const AT_RSEQ_FEATURE_SIZE: u64 = 27;
     let auxv = self_dir()?.auxv().map_err(|e| e.to_string())?;
     match auxv.iter().find(|(k, _)| *k == AT_RSEQ_FEATURE_SIZE) {
-        Some((_, size)) => Ok(format!("rseq feature size {size}; PTRACE_GET_RSEQ_CONFIGURATION available (kernel >= 6.3)")),
+        Some((_, size)) => Ok(format!(
+            "rseq feature size {size}; PTRACE_GET_RSEQ_CONFIGURATION available (kernel >= 6.3)"
+        )),
         None => Err("no AT_RSEQ_FEATURE_SIZE in auxv (kernel older than 6.3)".into()),
     }
 }
@@ -240,27 +285,40 @@ fn probe_timens() -> Result<String, String> {
     let me = self_dir()?;
     me.readlink("ns/time").map_err(|e| e.to_string())?;
     let offs = me.timens_offsets().map_err(|e| e.to_string())?;
-    Ok(format!("ns/time present, {} timens offsets readable", offs.len()))
+    Ok(format!(
+        "ns/time present, {} timens offsets readable",
+        offs.len()
+    ))
 }
 
 fn probe_seccomp_filters() -> Result<String, String> {
     // Dumping filters uses PTRACE_SECCOMP_GET_FILTER (CONFIG_SECCOMP_FILTER +
     // CONFIG_CHECKPOINT_RESTORE). Without stopping a tracee we infer both: the status
     // line exists only with SECCOMP_FILTER, and kcmp only with CHECKPOINT_RESTORE.
-    let st = self_dir()?.read_string("status").map_err(|e| e.to_string())?;
+    let st = self_dir()?
+        .read_string("status")
+        .map_err(|e| e.to_string())?;
     if !st.contains("\nSeccomp_filters:") {
         return Err("no Seccomp_filters in /proc/self/status (no CONFIG_SECCOMP_FILTER)".into());
     }
     probe_kcmp().map_err(|e| format!("kcmp unavailable ({e}): no CONFIG_CHECKPOINT_RESTORE"))?;
-    Ok("CONFIG_SECCOMP_FILTER and CONFIG_CHECKPOINT_RESTORE present (PTRACE_SECCOMP_GET_FILTER)".into())
+    Ok(
+        "CONFIG_SECCOMP_FILTER and CONFIG_CHECKPOINT_RESTORE present (PTRACE_SECCOMP_GET_FILTER)"
+            .into(),
+    )
 }
 
 fn probe_memfd() -> Result<String, String> {
     let name = CString::new("rcr-check").map_err(|e| e.to_string())?;
-    let fd = sys::memfd_create(&name, MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
-        .map_err(|e| e.to_string())?;
+    let fd = sys::memfd_create(
+        &name,
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| e.to_string())?;
     let me = self_dir()?;
-    let target = me.readlink(&format!("fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).map_err(|e| e.to_string())?;
+    let target = me
+        .readlink(&format!("fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))
+        .map_err(|e| e.to_string())?;
     let t = target.to_string_lossy();
     if !t.starts_with("/memfd:rcr-check") {
         return Err(format!("memfd link target is {t:?}"));
@@ -272,9 +330,12 @@ fn probe_mem_dirty_track() -> Result<String, String> {
     let ps = sys::page_size() as usize;
     let buf = vec![1u8; ps * 3];
     let start = (buf.as_ptr() as u64).next_multiple_of(ps as u64);
-    let pm = self_dir()?.openat("pagemap", nix::fcntl::OFlag::O_RDONLY).map_err(|e| e.to_string())?;
+    let pm = self_dir()?
+        .openat("pagemap", nix::fcntl::OFlag::O_RDONLY)
+        .map_err(|e| e.to_string())?;
     let file = std::fs::File::from(pm);
-    let e = sys::pagemap_read_entries(&file, start, start + ps as u64).map_err(|e| e.to_string())?;
+    let e =
+        sys::pagemap_read_entries(&file, start, start + ps as u64).map_err(|e| e.to_string())?;
     drop(buf);
     // A freshly written page is soft-dirty when CONFIG_MEM_SOFT_DIRTY is set.
     if e.first().is_some_and(|e| e.present() && e.soft_dirty()) {
@@ -285,14 +346,19 @@ fn probe_mem_dirty_track() -> Result<String, String> {
     } else {
         "and PAGEMAP_SCAN/uffd-wp are missing too, so pre-dumps copy all memory"
     };
-    Err(format!("no soft-dirty bit on a freshly written page (no CONFIG_MEM_SOFT_DIRTY); {alt}"))
+    Err(format!(
+        "no soft-dirty bit on a freshly written page (no CONFIG_MEM_SOFT_DIRTY); {alt}"
+    ))
 }
 
 fn probe_cap_sys_resource() -> Result<String, String> {
     const CAP_SYS_RESOURCE: u32 = 24;
     let st = self_dir()?.status().map_err(|e| e.to_string())?;
     if st.cap_eff & (1 << CAP_SYS_RESOURCE) == 0 {
-        return Err(format!("CAP_SYS_RESOURCE not in the effective set ({:#x})", st.cap_eff));
+        return Err(format!(
+            "CAP_SYS_RESOURCE not in the effective set ({:#x})",
+            st.cap_eff
+        ));
     }
     Ok("CAP_SYS_RESOURCE effective".into())
 }
@@ -304,10 +370,14 @@ fn probe_kcmp() -> Result<String, String> {
     let c = sys::memfd_create(&name, MemFdCreateFlag::MFD_CLOEXEC).map_err(|e| e.to_string())?;
     let me = Pid::this();
     let raw = |f: &std::os::fd::OwnedFd| std::os::fd::AsRawFd::as_raw_fd(f) as u64;
-    let same = sys::kcmp(me, me, sys::KcmpType::File, raw(&a), raw(&b)).map_err(|e| e.to_string())?;
-    let diff = sys::kcmp(me, me, sys::KcmpType::File, raw(&a), raw(&c)).map_err(|e| e.to_string())?;
+    let same =
+        sys::kcmp(me, me, sys::KcmpType::File, raw(&a), raw(&b)).map_err(|e| e.to_string())?;
+    let diff =
+        sys::kcmp(me, me, sys::KcmpType::File, raw(&a), raw(&c)).map_err(|e| e.to_string())?;
     if same != sys::KcmpResult::Equal || diff == sys::KcmpResult::Equal {
-        return Err(format!("kcmp gave {same:?} for a dup and {diff:?} for distinct files"));
+        return Err(format!(
+            "kcmp gave {same:?} for a dup and {diff:?} for distinct files"
+        ));
     }
     Ok("kcmp(KCMP_FILE) tells shared file descriptions apart".into())
 }
@@ -317,11 +387,15 @@ fn probe_mnt_id() -> Result<String, String> {
     let fds = me.fds().map_err(|e| e.to_string())?;
     let (fd, _) = fds.first().ok_or("no open fds")?;
     let fi = me.fdinfo(*fd).map_err(|e| e.to_string())?;
-    fi.mnt_id.map(|m| format!("fdinfo has mnt_id ({m})")).ok_or_else(|| "fdinfo lacks mnt_id".into())
+    fi.mnt_id
+        .map(|m| format!("fdinfo has mnt_id ({m})"))
+        .ok_or_else(|| "fdinfo lacks mnt_id".into())
 }
 
 fn probe_cgroupns() -> Result<String, String> {
-    self_dir()?.readlink("ns/cgroup").map_err(|e| e.to_string())?;
+    self_dir()?
+        .readlink("ns/cgroup")
+        .map_err(|e| e.to_string())?;
     Ok("ns/cgroup present".into())
 }
 
@@ -343,7 +417,10 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), names.len());
         let err = check_feature("no-such-thing").unwrap_err().to_string();
-        assert!(err.contains("no-such-thing") && err.contains("pagemap_scan"), "{err}");
+        assert!(
+            err.contains("no-such-thing") && err.contains("pagemap_scan"),
+            "{err}"
+        );
         assert_eq!(check_feature("rseq").unwrap().name, "get_rseq_conf");
     }
 }
@@ -353,8 +430,12 @@ mod live_tests {
     use super::*;
 
     fn kernel_at_least(major: u32, minor: u32) -> bool {
-        let rel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-        let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse::<u32>().ok());
+        let rel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut it = rel
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|s| s.parse::<u32>().ok());
         let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
         (a, b) >= (major, minor)
     }
@@ -366,14 +447,25 @@ mod live_tests {
             eprintln!("{:<18} {:<5} {}", r.name, r.ok, r.detail);
             assert!(!r.detail.is_empty());
             if !r.ok {
-                assert!(r.detail.contains("; so "), "{r:?} does not say what rcr cannot do");
+                assert!(
+                    r.detail.contains("; so "),
+                    "{r:?} does not say what rcr cannot do"
+                );
             }
         }
         let get = |n: &str| reports.iter().find(|r| r.name == n).unwrap();
         assert_eq!(reports.len(), feature_names().len());
         let root = nix::unistd::geteuid().is_root();
         if root {
-            for n in ["ptrace_seize", "pidfd_getfd", "process_vm_readv", "kcmp", "memfd", "map_files", "clone3_set_tid"] {
+            for n in [
+                "ptrace_seize",
+                "pidfd_getfd",
+                "process_vm_readv",
+                "kcmp",
+                "memfd",
+                "map_files",
+                "clone3_set_tid",
+            ] {
                 assert!(get(n).ok, "{:?}", get(n));
             }
         }

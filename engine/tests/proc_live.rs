@@ -43,18 +43,34 @@ fn self_stat_status_maps() {
     let maps = me.maps().unwrap();
     assert!(maps.iter().any(|v| v.path.as_deref() == Some("[stack]")));
     assert!(maps.iter().any(|v| v.path.as_deref() == Some("[vdso]")));
-    assert!(maps.windows(2).all(|w| w[0].end <= w[1].start), "maps sorted, non-overlapping");
+    assert!(
+        maps.windows(2).all(|w| w[0].end <= w[1].start),
+        "maps sorted, non-overlapping"
+    );
     // The stack start (stat field) lies in the [stack] VMA.
-    let stack = maps.iter().find(|v| v.path.as_deref() == Some("[stack]")).unwrap();
+    let stack = maps
+        .iter()
+        .find(|v| v.path.as_deref() == Some("[stack]"))
+        .unwrap();
     assert!(stack.start <= st.start_stack && st.start_stack < stack.end);
     // Our own code is a file mapping containing this function.
     let here = self_stat_status_maps as fn() as usize as u64;
-    let code = maps.iter().find(|v| v.start <= here && here < v.end).unwrap();
+    let code = maps
+        .iter()
+        .find(|v| v.start <= here && here < v.end)
+        .unwrap();
     assert!(code.exec && code.is_file());
 
     let smaps = me.smaps().unwrap();
-    let sstack = smaps.iter().find(|v| v.path.as_deref() == Some("[stack]")).unwrap();
-    assert!(sstack.vm_flags.contains("rd") && sstack.vm_flags.contains("wr") && sstack.vm_flags.contains("gd"));
+    let sstack = smaps
+        .iter()
+        .find(|v| v.path.as_deref() == Some("[stack]"))
+        .unwrap();
+    assert!(
+        sstack.vm_flags.contains("rd")
+            && sstack.vm_flags.contains("wr")
+            && sstack.vm_flags.contains("gd")
+    );
     assert!(sstack.smaps.contains_key("Rss"));
     let scode = smaps.iter().find(|v| v.start == code.start).unwrap();
     assert!(scode.vm_flags.contains("ex") && !scode.vm_flags.contains("wr"));
@@ -64,8 +80,15 @@ fn self_stat_status_maps() {
 fn map_files_gives_the_mapped_file() {
     let me = ProcDir::open_self().unwrap();
     let here = map_files_gives_the_mapped_file as fn() as usize as u64;
-    let vma = me.maps().unwrap().into_iter().find(|v| v.start <= here && here < v.end).unwrap();
-    let fd = me.map_files_open(vma.start, vma.end, nix::fcntl::OFlag::O_RDONLY).unwrap();
+    let vma = me
+        .maps()
+        .unwrap()
+        .into_iter()
+        .find(|v| v.start <= here && here < v.end)
+        .unwrap();
+    let fd = me
+        .map_files_open(vma.start, vma.end, nix::fcntl::OFlag::O_RDONLY)
+        .unwrap();
     assert_eq!(fstat(fd.as_raw_fd()).unwrap().st_ino, vma.inode);
 }
 
@@ -77,7 +100,9 @@ fn eventfd_fdinfo_and_fds() {
     let raw = efd.as_fd().as_raw_fd();
     let fi = me.fdinfo(raw).unwrap();
     match fi.kind {
-        FdInfoKind::Eventfd { count, semaphore, .. } => {
+        FdInfoKind::Eventfd {
+            count, semaphore, ..
+        } => {
             assert_eq!(count, 26);
             assert_eq!(semaphore, Some(false));
         }
@@ -93,7 +118,10 @@ fn eventfd_fdinfo_and_fds() {
 #[test]
 fn links_auxv_and_small_files() {
     let me = ProcDir::open_self().unwrap();
-    assert_eq!(Path::new(&me.exe().unwrap()), std::env::current_exe().unwrap());
+    assert_eq!(
+        Path::new(&me.exe().unwrap()),
+        std::env::current_exe().unwrap()
+    );
     assert_eq!(Path::new(&me.root().unwrap()), Path::new("/"));
     assert!(Path::new(&me.cwd().unwrap()).is_absolute());
     let auxv = me.auxv().unwrap();
@@ -110,7 +138,12 @@ fn links_auxv_and_small_files() {
     // ns inode numbers match stat(2) of the ns links.
     let ns = me.ns_ids().unwrap();
     let mnt = ns.iter().find(|(n, _)| n == "mnt").unwrap().1;
-    assert_eq!(std::fs::metadata("/proc/self/ns/mnt").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap(), mnt);
+    assert_eq!(
+        std::fs::metadata("/proc/self/ns/mnt")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap(),
+        mnt
+    );
 }
 
 #[test]
@@ -118,10 +151,16 @@ fn posix_timers() {
     use nix::sys::signal::{SigEvent, SigevNotify, Signal};
     use nix::sys::timer::Timer;
     use nix::time::ClockId;
-    let sev = SigEvent::new(SigevNotify::SigevSignal { signal: Signal::SIGUSR2, si_value: 0x1234 });
+    let sev = SigEvent::new(SigevNotify::SigevSignal {
+        signal: Signal::SIGUSR2,
+        si_value: 0x1234,
+    });
     let _t = Timer::new(ClockId::CLOCK_MONOTONIC, sev).unwrap();
     let timers = ProcDir::open_self().unwrap().timers().unwrap();
-    let t = timers.iter().find(|t| t.signo == libc::SIGUSR2 && t.sigval == 0x1234).unwrap();
+    let t = timers
+        .iter()
+        .find(|t| t.signo == libc::SIGUSR2 && t.sigval == 0x1234)
+        .unwrap();
     assert_eq!(t.clock_id, libc::CLOCK_MONOTONIC);
     assert_eq!(t.notify, "signal");
 }
@@ -143,7 +182,11 @@ fn tasks_and_children() {
     assert_eq!((st.pid, st.ppid), (child.0.as_raw(), getpid().as_raw()));
     assert_eq!(cd.task_ids().unwrap(), [child.0.as_raw()]);
     assert_eq!(cd.status().unwrap().ppid, getpid().as_raw());
-    assert!(cd.maps().unwrap().iter().any(|v| v.path.as_deref() == Some("[stack]")));
+    assert!(cd
+        .maps()
+        .unwrap()
+        .iter()
+        .any(|v| v.path.as_deref() == Some("[stack]")));
 }
 
 #[test]
@@ -163,9 +206,14 @@ fn dir_fd_never_follows_a_reused_pid() {
 
 #[test]
 fn open_errors_name_the_path() {
-    let e = ProcDir::open_in(Path::new("/nonexistent-proc"), 1).unwrap_err().to_string();
+    let e = ProcDir::open_in(Path::new("/nonexistent-proc"), 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/nonexistent-proc/1"), "{e}");
     let me = ProcDir::open_self().unwrap();
     let e = me.read_string("no-such-file").unwrap_err().to_string();
-    assert!(e.contains(&format!("/proc/{}/no-such-file", getpid())), "{e}");
+    assert!(
+        e.contains(&format!("/proc/{}/no-such-file", getpid())),
+        "{e}"
+    );
 }

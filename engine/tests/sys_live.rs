@@ -39,16 +39,35 @@ fn pidfd_getfd_shares_the_file_description() {
     let pidfd = sys::pidfd_open(child.0, 0).unwrap();
     let got = sys::pidfd_getfd(pidfd.as_fd(), f.as_raw_fd()).unwrap();
     let me = getpid();
-    let k = sys::kcmp(me, me, KcmpType::File, f.as_raw_fd() as u64, got.as_raw_fd() as u64).unwrap();
+    let k = sys::kcmp(
+        me,
+        me,
+        KcmpType::File,
+        f.as_raw_fd() as u64,
+        got.as_raw_fd() as u64,
+    )
+    .unwrap();
     assert_eq!(k, KcmpResult::Equal);
     // Shared description: moving the offset through one moves it for the other.
     f.seek(SeekFrom::Start(2)).unwrap();
     let mut g = std::fs::File::from(got);
     assert_eq!(g.stream_position().unwrap(), 2);
     let other = memfd_with(b"x");
-    let k = sys::kcmp(me, child.0, KcmpType::File, other.as_raw_fd() as u64, f.as_raw_fd() as u64).unwrap();
+    let k = sys::kcmp(
+        me,
+        child.0,
+        KcmpType::File,
+        other.as_raw_fd() as u64,
+        f.as_raw_fd() as u64,
+    )
+    .unwrap();
     assert_ne!(k, KcmpResult::Equal);
-    assert_eq!(sys::pidfd_getfd(pidfd.as_fd(), 100_000).unwrap_err().errno(), Some(Errno::EBADF));
+    assert_eq!(
+        sys::pidfd_getfd(pidfd.as_fd(), 100_000)
+            .unwrap_err()
+            .errno(),
+        Some(Errno::EBADF)
+    );
 }
 
 #[test]
@@ -57,12 +76,19 @@ fn pidfd_send_signal_kills() {
     let pidfd = sys::pidfd_open(child.0, 0).unwrap();
     sys::pidfd_send_signal(pidfd.as_fd(), Signal::SIGTERM).unwrap();
     let st = sys::wait_timeout(child.0, REAP).unwrap();
-    assert_eq!(st, Some(WaitStatus::Signaled(child.0, Signal::SIGTERM, false)));
+    assert_eq!(
+        st,
+        Some(WaitStatus::Signaled(child.0, Signal::SIGTERM, false))
+    );
     std::mem::forget(child);
 }
 
 fn free_pid() -> i32 {
-    let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap().trim().parse().unwrap();
+    let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // Spread parallel tests apart by thread id.
     let mut p = last + 2000 + (nix::unistd::gettid().as_raw() % 1000) * 7;
     while std::path::Path::new(&format!("/proc/{p}")).exists() {
@@ -80,13 +106,17 @@ fn clone3_set_tid_gets_the_chosen_pid() {
     let want = free_pid();
     let pid = sys::spawn_exiting_child_at(&[want]).unwrap();
     assert_eq!(pid.as_raw(), want);
-    assert_eq!(sys::wait_timeout(pid, REAP).unwrap(), Some(WaitStatus::Exited(pid, 0)));
+    assert_eq!(
+        sys::wait_timeout(pid, REAP).unwrap(),
+        Some(WaitStatus::Exited(pid, 0))
+    );
     // A taken PID is refused with EEXIST.
     let e = sys::spawn_exiting_child_at(&[getpid().as_raw()]).unwrap_err();
     assert_eq!(e.errno(), Some(Errno::EEXIST));
 }
 
-static MUT_PROBE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1111_2222_3333_4444);
+static MUT_PROBE: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0x1111_2222_3333_4444);
 
 #[test]
 fn process_vm_read_write_child() {
@@ -95,16 +125,25 @@ fn process_vm_read_write_child() {
     let mut buf = [0u8; 8];
     assert_eq!(sys::read_remote(child.0, addr, &mut buf).unwrap(), 8);
     assert_eq!(u64::from_ne_bytes(buf), 0x1111_2222_3333_4444);
-    assert_eq!(sys::write_remote(child.0, addr, &7u64.to_ne_bytes()).unwrap(), 8);
+    assert_eq!(
+        sys::write_remote(child.0, addr, &7u64.to_ne_bytes()).unwrap(),
+        8
+    );
     sys::read_remote(child.0, addr, &mut buf).unwrap();
     assert_eq!(u64::from_ne_bytes(buf), 7);
     // Ours is a separate copy.
-    assert_eq!(MUT_PROBE.load(std::sync::atomic::Ordering::SeqCst), 0x1111_2222_3333_4444);
+    assert_eq!(
+        MUT_PROBE.load(std::sync::atomic::Ordering::SeqCst),
+        0x1111_2222_3333_4444
+    );
     assert!(sys::read_remote(child.0, 0, &mut buf).is_err());
 }
 
 fn pagemap_fd() -> std::os::fd::OwnedFd {
-    ProcDir::open_self().unwrap().openat("pagemap", nix::fcntl::OFlag::O_RDONLY).unwrap()
+    ProcDir::open_self()
+        .unwrap()
+        .openat("pagemap", nix::fcntl::OFlag::O_RDONLY)
+        .unwrap()
 }
 
 #[test]
@@ -123,7 +162,10 @@ fn pagemap_scan_finds_touched_and_zero_pages() {
         ..Default::default()
     };
     let regions = sys::pagemap_scan_all(pm.as_fd(), start, end, &scan, 64).unwrap();
-    let got: Vec<_> = regions.iter().map(|r| ((r.start - start) / ps, (r.end - start) / ps, r.categories)).collect();
+    let got: Vec<_> = regions
+        .iter()
+        .map(|r| ((r.start - start) / ps, (r.end - start) / ps, r.categories))
+        .collect();
     let p = page_is::PRESENT;
     assert_eq!(got, [(0, 1, p), (2, 4, p), (5, 6, p | page_is::PFNZERO)]);
 
@@ -132,12 +174,18 @@ fn pagemap_scan_finds_touched_and_zero_pages() {
     let walked = sys::pagemap_scan(pm.as_fd(), start, end, &scan, &mut one).unwrap();
     assert_eq!(one.len(), 1);
     assert!(walked < end);
-    assert_eq!(sys::pagemap_scan_all(pm.as_fd(), start, end, &scan, 1).unwrap(), regions);
+    assert_eq!(
+        sys::pagemap_scan_all(pm.as_fd(), start, end, &scan, 1).unwrap(),
+        regions
+    );
 
     // The classic pagemap reader agrees on presence.
     let file = std::fs::File::from(pagemap_fd());
     let fb = sys::pagemap_regions_fallback(&file, start, end, page_is::PRESENT).unwrap();
-    let fb: Vec<_> = fb.iter().map(|r| ((r.start - start) / ps, (r.end - start) / ps)).collect();
+    let fb: Vec<_> = fb
+        .iter()
+        .map(|r| ((r.start - start) / ps, (r.end - start) / ps))
+        .collect();
     assert_eq!(fb, [(0, 1), (2, 4), (5, 6)]);
     let entries = sys::pagemap_read_entries(&file, start, end).unwrap();
     assert_eq!(entries.len(), 16);
@@ -152,10 +200,19 @@ fn uffd_missing_copy() {
     let uffd = sys::userfaultfd(libc::O_CLOEXEC | libc::O_NONBLOCK).unwrap();
     let api = sys::uffdio_api(uffd.as_fd(), 0).unwrap();
     assert_ne!(api.ioctls, 0);
-    let ioctls = sys::uffdio_register(uffd.as_fd(), m.addr(), 4 * ps, g::UFFDIO_REGISTER_MODE_MISSING as u64).unwrap();
+    let ioctls = sys::uffdio_register(
+        uffd.as_fd(),
+        m.addr(),
+        4 * ps,
+        g::UFFDIO_REGISTER_MODE_MISSING as u64,
+    )
+    .unwrap();
     assert_ne!(ioctls & (1 << g::_UFFDIO_COPY), 0);
     let src = vec![0xabu8; ps as usize];
-    assert_eq!(sys::uffdio_copy(uffd.as_fd(), m.page_addr(1), &src, 0).unwrap(), ps);
+    assert_eq!(
+        sys::uffdio_copy(uffd.as_fd(), m.page_addr(1), &src, 0).unwrap(),
+        ps
+    );
     // The page is now populated: reading it does not fault into the (unserved) uffd.
     assert_eq!(m.read(ps as usize + 7), Some(0xab));
     let e = sys::uffdio_copy(uffd.as_fd(), m.page_addr(1), &src, 0).unwrap_err();
@@ -171,10 +228,18 @@ fn uffd_async_wp_tracks_written_pages_with_pagemap_scan() {
         m.write(p * ps as usize, 1);
     }
     let uffd = sys::userfaultfd(libc::O_CLOEXEC | libc::O_NONBLOCK).unwrap();
-    let feats = (g::UFFD_FEATURE_WP_ASYNC | g::UFFD_FEATURE_WP_UNPOPULATED | g::UFFD_FEATURE_PAGEFAULT_FLAG_WP) as u64;
+    let feats = (g::UFFD_FEATURE_WP_ASYNC
+        | g::UFFD_FEATURE_WP_UNPOPULATED
+        | g::UFFD_FEATURE_PAGEFAULT_FLAG_WP) as u64;
     sys::uffdio_api(uffd.as_fd(), feats).unwrap();
     let (start, end) = (m.addr(), m.addr() + 8 * ps);
-    sys::uffdio_register(uffd.as_fd(), start, 8 * ps, g::UFFDIO_REGISTER_MODE_WP as u64).unwrap();
+    sys::uffdio_register(
+        uffd.as_fd(),
+        start,
+        8 * ps,
+        g::UFFDIO_REGISTER_MODE_WP as u64,
+    )
+    .unwrap();
     let pm = pagemap_fd();
     // Write-protect everything (reset WRITTEN) ...
     let reset = PagemapScan {
@@ -187,7 +252,11 @@ fn uffd_async_wp_tracks_written_pages_with_pagemap_scan() {
     // ... then dirty pages 3 and 6: async WP resolves the faults in the kernel.
     m.write(3 * ps as usize, 2);
     m.write(6 * ps as usize + 9, 2);
-    let look = PagemapScan { category_mask: page_is::WRITTEN, return_mask: page_is::WRITTEN, ..Default::default() };
+    let look = PagemapScan {
+        category_mask: page_is::WRITTEN,
+        return_mask: page_is::WRITTEN,
+        ..Default::default()
+    };
     let got: Vec<_> = sys::pagemap_scan_all(pm.as_fd(), start, end, &look, 16)
         .unwrap()
         .iter()
@@ -203,14 +272,25 @@ fn uffd_async_wp_tracks_written_pages_with_pagemap_scan() {
 fn prlimit_on_self_and_child() {
     let me = Pid::from_raw(0);
     let (soft, hard) = sys::prlimit_get(me, libc::RLIMIT_NOFILE).unwrap();
-    assert_eq!((soft, hard), nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap());
+    assert_eq!(
+        (soft, hard),
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap()
+    );
     let child = Child::spawn();
     let (_, chard) = sys::prlimit_get(child.0, libc::RLIMIT_NOFILE).unwrap();
     sys::prlimit_set(child.0, libc::RLIMIT_NOFILE, 17, chard).unwrap();
-    assert_eq!(sys::prlimit_get(child.0, libc::RLIMIT_NOFILE).unwrap(), (17, chard));
+    assert_eq!(
+        sys::prlimit_get(child.0, libc::RLIMIT_NOFILE).unwrap(),
+        (17, chard)
+    );
     // Raising the hard limit needs CAP_SYS_RESOURCE.
     let cap = ProcDir::open_self().unwrap().status().unwrap().cap_eff & (1 << 24) != 0;
-    let r = sys::prlimit_set(child.0, libc::RLIMIT_NOFILE, 17, chard.saturating_add(1).min(1 << 20));
+    let r = sys::prlimit_set(
+        child.0,
+        libc::RLIMIT_NOFILE,
+        17,
+        chard.saturating_add(1).min(1 << 20),
+    );
     if chard < 1 << 20 {
         assert_eq!(r.is_ok(), cap, "{r:?}");
         if !cap {
@@ -227,7 +307,14 @@ fn sched_attr_personality_prctl_setns() {
     a.nice = 7;
     sys::sched_setattr(child.0, &a).unwrap();
     assert_eq!(sys::sched_getattr(child.0).unwrap().nice, 7);
-    assert_eq!(ProcDir::open(child.0.as_raw()).unwrap().stat().unwrap().nice, 7);
+    assert_eq!(
+        ProcDir::open(child.0.as_raw())
+            .unwrap()
+            .stat()
+            .unwrap()
+            .nice,
+        7
+    );
 
     let p = sys::personality_get().unwrap();
     assert_eq!(p, ProcDir::open_self().unwrap().personality().unwrap());

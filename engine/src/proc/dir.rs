@@ -30,7 +30,11 @@ pub struct ProcDir {
 }
 
 fn io_err(op: &'static str, path: PathBuf) -> impl FnOnce(std::io::Error) -> ProcError {
-    move |source| ProcError::Io { op, path: path.display().to_string(), source }
+    move |source| ProcError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn errno_io(e: nix::errno::Errno) -> std::io::Error {
@@ -62,14 +66,22 @@ impl ProcDir {
             .custom_flags(libc::O_DIRECTORY)
             .open(&path)
             .map_err(io_err("open", path.clone()))?;
-        Ok(ProcDir { fd: OwnedFd::from(file), path, pid })
+        Ok(ProcDir {
+            fd: OwnedFd::from(file),
+            path,
+            pid,
+        })
     }
 
     /// Opens task/TID below this dir.
     pub fn task(&self, tid: i32) -> Result<Self> {
         let name = format!("task/{tid}");
         let fd = self.openat(&name, OFlag::O_DIRECTORY | OFlag::O_RDONLY)?;
-        Ok(ProcDir { fd, path: self.path.join(name), pid: tid })
+        Ok(ProcDir {
+            fd,
+            path: self.path.join(name),
+            pid: tid,
+        })
     }
 
     /// The PID (or TID for a task dir).
@@ -84,15 +96,19 @@ impl ProcDir {
 
     /// Opens `name` relative to this dir.
     pub fn openat(&self, name: &str, flags: OFlag) -> Result<OwnedFd> {
-        sys::openat(self.fd.as_fd(), &cstr(name), flags)
-            .map_err(|e| ProcError::Io { op: "openat", path: self.path.join(name).display().to_string(), source: errno_io(e.errno().unwrap_or(nix::errno::Errno::EIO)) })
+        sys::openat(self.fd.as_fd(), &cstr(name), flags).map_err(|e| ProcError::Io {
+            op: "openat",
+            path: self.path.join(name).display().to_string(),
+            source: errno_io(e.errno().unwrap_or(nix::errno::Errno::EIO)),
+        })
     }
 
     /// Reads a whole file as bytes.
     pub fn read_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let mut f = File::from(self.openat(name, OFlag::O_RDONLY)?);
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(io_err("read", self.path.join(name)))?;
+        f.read_to_end(&mut buf)
+            .map_err(io_err("read", self.path.join(name)))?;
         Ok(buf)
     }
 
@@ -103,18 +119,36 @@ impl ProcDir {
 
     /// readlink of `name` relative to this dir.
     pub fn readlink(&self, name: &str) -> Result<OsString> {
-        nix::fcntl::readlinkat(Some(self.fd.as_raw_fd()), cstr(name).as_c_str())
-            .map_err(|e| ProcError::Io { op: "readlink", path: self.path.join(name).display().to_string(), source: errno_io(e) })
+        nix::fcntl::readlinkat(Some(self.fd.as_raw_fd()), cstr(name).as_c_str()).map_err(|e| {
+            ProcError::Io {
+                op: "readlink",
+                path: self.path.join(name).display().to_string(),
+                source: errno_io(e),
+            }
+        })
     }
 
     /// Lists the entry names of subdirectory `name` (without "." and "..").
     pub fn list(&self, name: &str) -> Result<Vec<String>> {
         let path = self.path.join(name);
-        let mut dir = Dir::openat(Some(self.fd.as_raw_fd()), cstr(name).as_c_str(), OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| ProcError::Io { op: "opendir", path: path.display().to_string(), source: errno_io(e) })?;
+        let mut dir = Dir::openat(
+            Some(self.fd.as_raw_fd()),
+            cstr(name).as_c_str(),
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ProcError::Io {
+            op: "opendir",
+            path: path.display().to_string(),
+            source: errno_io(e),
+        })?;
         let mut out = Vec::new();
         for ent in dir.iter() {
-            let ent = ent.map_err(|e| ProcError::Io { op: "readdir", path: path.display().to_string(), source: errno_io(e) })?;
+            let ent = ent.map_err(|e| ProcError::Io {
+                op: "readdir",
+                path: path.display().to_string(),
+                source: errno_io(e),
+            })?;
             let n = ent.file_name().to_string_lossy().into_owned();
             if n != "." && n != ".." {
                 out.push(n);
@@ -127,7 +161,11 @@ impl ProcDir {
         let mut v: Vec<i32> = self
             .list(name)?
             .iter()
-            .map(|n| n.parse().map_err(|_| ProcError::parse(name, 0, format!("non-numeric entry {n:?}")).in_dir(&self.path)))
+            .map(|n| {
+                n.parse().map_err(|_| {
+                    ProcError::parse(name, 0, format!("non-numeric entry {n:?}")).in_dir(&self.path)
+                })
+            })
             .collect::<Result<_>>()?;
         v.sort_unstable();
         Ok(v)
@@ -170,7 +208,8 @@ impl ProcDir {
             match self.readlink(&format!("fd/{fd}")) {
                 Ok(t) => out.push((fd, t)),
                 // Closed between readdir and readlink: skip, the caller re-reads if frozen.
-                Err(ProcError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(ProcError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -258,7 +297,8 @@ impl ProcDir {
         let mut out = Vec::new();
         for n in names {
             let target = self.readlink(&format!("ns/{n}"))?;
-            let (_, ino) = misc::parse_ns_link(&target.to_string_lossy()).map_err(|e| e.in_dir(&self.path))?;
+            let (_, ino) =
+                misc::parse_ns_link(&target.to_string_lossy()).map_err(|e| e.in_dir(&self.path))?;
             out.push((n, ino));
         }
         Ok(out)

@@ -77,9 +77,17 @@ pub enum FdInfoKind {
     /// No type-specific lines (regular files, pipes, sockets...).
     #[default]
     Plain,
-    Eventfd { count: u64, id: Option<u64>, semaphore: Option<bool> },
-    Epoll { tfds: Vec<EpollTfd> },
-    Signalfd { sigmask: u64 },
+    Eventfd {
+        count: u64,
+        id: Option<u64>,
+        semaphore: Option<bool>,
+    },
+    Epoll {
+        tfds: Vec<EpollTfd>,
+    },
+    Signalfd {
+        sigmask: u64,
+    },
     Timerfd {
         clockid: i32,
         ticks: u64,
@@ -88,8 +96,14 @@ pub enum FdInfoKind {
         it_value: (u64, u64),
         it_interval: (u64, u64),
     },
-    Inotify { watches: Vec<InotifyWatch> },
-    Fanotify { flags: u32, event_flags: u32, marks: Vec<FanotifyMark> },
+    Inotify {
+        watches: Vec<InotifyWatch>,
+    },
+    Fanotify {
+        flags: u32,
+        event_flags: u32,
+        marks: Vec<FanotifyMark>,
+    },
 }
 
 /// A parsed /proc/PID/fdinfo/FD.
@@ -123,7 +137,11 @@ fn pairs(s: &str) -> Vec<(&str, &str)> {
 
 fn handle_bytes(ln: usize, s: &str) -> Result<Vec<u8>> {
     if s.len() & 1 == 1 {
-        return Err(ProcError::parse(FILE, ln, format!("odd-length f_handle {s:?}")));
+        return Err(ProcError::parse(
+            FILE,
+            ln,
+            format!("odd-length f_handle {s:?}"),
+        ));
     }
     (0..s.len())
         .step_by(2)
@@ -215,7 +233,11 @@ fn parse_lock(ln: usize, rest: &str) -> Result<FileLock> {
         dev_minor: hex_u64(FILE, ln, min)? as u32,
         ino: num(FILE, ln, ino)?,
         start: num(FILE, ln, start)?,
-        end: if end == "EOF" { None } else { Some(num(FILE, ln, end)?) },
+        end: if end == "EOF" {
+            None
+        } else {
+            Some(num(FILE, ln, end)?)
+        },
         blocked,
         raw: rest.trim().to_string(),
     })
@@ -249,9 +271,18 @@ pub fn parse_fdinfo(text: &str) -> Result<FdInfo> {
         }
         if let Some(rest) = line.strip_prefix("fanotify ") {
             if !matches!(fi.kind, FdInfoKind::Fanotify { .. }) {
-                fi.kind = FdInfoKind::Fanotify { flags: 0, event_flags: 0, marks: Vec::new() };
+                fi.kind = FdInfoKind::Fanotify {
+                    flags: 0,
+                    event_flags: 0,
+                    marks: Vec::new(),
+                };
             }
-            let FdInfoKind::Fanotify { flags, event_flags, marks } = &mut fi.kind else {
+            let FdInfoKind::Fanotify {
+                flags,
+                event_flags,
+                marks,
+            } = &mut fi.kind
+            else {
                 continue;
             };
             if rest.starts_with("flags:") {
@@ -283,9 +314,18 @@ pub fn parse_fdinfo(text: &str) -> Result<FdInfo> {
             "lock" => fi.locks.push(parse_lock(ln, v)?),
             "eventfd-count" | "eventfd-id" | "eventfd-semaphore" => {
                 if !matches!(fi.kind, FdInfoKind::Eventfd { .. }) {
-                    fi.kind = FdInfoKind::Eventfd { count: 0, id: None, semaphore: None };
+                    fi.kind = FdInfoKind::Eventfd {
+                        count: 0,
+                        id: None,
+                        semaphore: None,
+                    };
                 }
-                if let FdInfoKind::Eventfd { count, id, semaphore } = &mut fi.kind {
+                if let FdInfoKind::Eventfd {
+                    count,
+                    id,
+                    semaphore,
+                } = &mut fi.kind
+                {
                     match key {
                         "eventfd-count" => *count = hex_u64(FILE, ln, v)?,
                         "eventfd-id" => *id = Some(num(FILE, ln, v)?),
@@ -300,7 +340,11 @@ pub fn parse_fdinfo(text: &str) -> Result<FdInfo> {
                     k => *k = FdInfoKind::Epoll { tfds: vec![t] },
                 }
             }
-            "sigmask" => fi.kind = FdInfoKind::Signalfd { sigmask: hex_u64(FILE, ln, v)? },
+            "sigmask" => {
+                fi.kind = FdInfoKind::Signalfd {
+                    sigmask: hex_u64(FILE, ln, v)?,
+                }
+            }
             "clockid" | "ticks" | "settime flags" | "it_value" | "it_interval" => {
                 if !matches!(fi.kind, FdInfoKind::Timerfd { .. }) {
                     fi.kind = FdInfoKind::Timerfd {
@@ -311,8 +355,13 @@ pub fn parse_fdinfo(text: &str) -> Result<FdInfo> {
                         it_interval: (0, 0),
                     };
                 }
-                if let FdInfoKind::Timerfd { clockid, ticks, settime_flags, it_value, it_interval } =
-                    &mut fi.kind
+                if let FdInfoKind::Timerfd {
+                    clockid,
+                    ticks,
+                    settime_flags,
+                    it_value,
+                    it_interval,
+                } = &mut fi.kind
                 {
                     match key {
                         "clockid" => *clockid = num(FILE, ln, v)?,
@@ -346,16 +395,28 @@ mod tests {
              lock:\t2: -> POSIX  ADVISORY  READ 77 fe:01:10010697 10 19\n",
         )
         .unwrap();
-        assert_eq!((fi.pos, fi.flags, fi.mnt_id, fi.ino), (103, 0o2100001, Some(27), Some(10010697)));
+        assert_eq!(
+            (fi.pos, fi.flags, fi.mnt_id, fi.ino),
+            (103, 0o2100001, Some(27), Some(10010697))
+        );
         assert_eq!(fi.kind, FdInfoKind::Plain);
         assert_eq!(fi.locks.len(), 2);
         let l = &fi.locks[0];
-        assert_eq!((l.kind.as_str(), l.mode.as_str(), l.access.as_str()), ("FLOCK", "ADVISORY", "WRITE"));
-        assert_eq!((l.pid, l.dev_major, l.dev_minor, l.ino, l.start, l.end), (5653, 0xfe, 0, 10010697, 0, None));
+        assert_eq!(
+            (l.kind.as_str(), l.mode.as_str(), l.access.as_str()),
+            ("FLOCK", "ADVISORY", "WRITE")
+        );
+        assert_eq!(
+            (l.pid, l.dev_major, l.dev_minor, l.ino, l.start, l.end),
+            (5653, 0xfe, 0, 10010697, 0, None)
+        );
         assert!(!l.blocked);
         let l = &fi.locks[1];
         assert!(l.blocked);
-        assert_eq!((l.kind.as_str(), l.pid, l.dev_minor, l.start, l.end), ("POSIX", 77, 1, 10, Some(19)));
+        assert_eq!(
+            (l.kind.as_str(), l.pid, l.dev_minor, l.start, l.end),
+            ("POSIX", 77, 1, 10, Some(19))
+        );
         assert!(fi.unknown.is_empty());
     }
 
@@ -366,7 +427,14 @@ mod tests {
              eventfd-count:               1a\neventfd-id: 1\neventfd-semaphore: 1\n",
         )
         .unwrap();
-        assert_eq!(fi.kind, FdInfoKind::Eventfd { count: 0x1a, id: Some(1), semaphore: Some(true) });
+        assert_eq!(
+            fi.kind,
+            FdInfoKind::Eventfd {
+                count: 0x1a,
+                id: Some(1),
+                semaphore: Some(true)
+            }
+        );
         assert_eq!(fi.flags, 2);
     }
 
@@ -378,15 +446,32 @@ mod tests {
              tfd:        3 events:       19 data:  ffffffffffffffff  pos:12 ino:40e sdev:10\n",
         )
         .unwrap();
-        let FdInfoKind::Epoll { tfds } = fi.kind else { panic!("not epoll: {:?}", fi.kind) };
-        assert_eq!(tfds[0], EpollTfd { tfd: 4, events: 0x1c, data: 4, pos: 0, ino: 0x40e, sdev: 0x10 });
-        assert_eq!((tfds[1].tfd, tfds[1].events, tfds[1].data, tfds[1].pos), (3, 0x19, u64::MAX, 12));
+        let FdInfoKind::Epoll { tfds } = fi.kind else {
+            panic!("not epoll: {:?}", fi.kind)
+        };
+        assert_eq!(
+            tfds[0],
+            EpollTfd {
+                tfd: 4,
+                events: 0x1c,
+                data: 4,
+                pos: 0,
+                ino: 0x40e,
+                sdev: 0x10
+            }
+        );
+        assert_eq!(
+            (tfds[1].tfd, tfds[1].events, tfds[1].data, tfds[1].pos),
+            (3, 0x19, u64::MAX, 12)
+        );
     }
 
     #[test]
     fn signalfd_and_timerfd() {
-        let fi = parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\nsigmask:\t0000000000004200\n")
-            .unwrap();
+        let fi = parse_fdinfo(
+            "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\nsigmask:\t0000000000004200\n",
+        )
+        .unwrap();
         assert_eq!(fi.kind, FdInfoKind::Signalfd { sigmask: 0x4200 });
         let fi = parse_fdinfo(
             "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\nclockid: 1\nticks: 3\n\
@@ -413,10 +498,15 @@ mod tests {
              inotify wd:2 ino:2 sdev:fe00000 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0200000000000000\n",
         )
         .unwrap();
-        let FdInfoKind::Inotify { watches } = fi.kind else { panic!("not inotify") };
+        let FdInfoKind::Inotify { watches } = fi.kind else {
+            panic!("not inotify")
+        };
         assert_eq!(watches.len(), 2);
         let w = &watches[0];
-        assert_eq!((w.wd, w.ino, w.sdev, w.mask, w.ignored_mask), (1, 0x3c4a7, 0xfe00000, 0x300, 0));
+        assert_eq!(
+            (w.wd, w.ino, w.sdev, w.mask, w.ignored_mask),
+            (1, 0x3c4a7, 0xfe00000, 0x300, 0)
+        );
         assert_eq!((w.fhandle_bytes, w.fhandle_type), (8, 1));
         assert_eq!(w.f_handle, [0xa7, 0xc4, 0x03, 0, 0, 0, 0, 0]);
 
@@ -427,12 +517,25 @@ mod tests {
              fanotify mnt_id:1b mflags:0 mask:8 ignored_mask:0\n",
         )
         .unwrap();
-        let FdInfoKind::Fanotify { flags, event_flags, marks } = fi.kind else { panic!("not fanotify") };
+        let FdInfoKind::Fanotify {
+            flags,
+            event_flags,
+            marks,
+        } = fi.kind
+        else {
+            panic!("not fanotify")
+        };
         assert_eq!((flags, event_flags), (0, 0x8000));
         assert_eq!(marks.len(), 2);
-        assert_eq!((marks[0].ino, marks[0].sdev, marks[0].mask), (Some(0x3c4a7), Some(0xfe00000), 0x28));
+        assert_eq!(
+            (marks[0].ino, marks[0].sdev, marks[0].mask),
+            (Some(0x3c4a7), Some(0xfe00000), 0x28)
+        );
         assert_eq!(marks[0].f_handle.len(), 8);
-        assert_eq!((marks[1].mnt_id, marks[1].ino, marks[1].mask), (Some(0x1b), None, 8));
+        assert_eq!(
+            (marks[1].mnt_id, marks[1].ino, marks[1].mask),
+            (Some(0x1b), None, 8)
+        );
     }
 
     #[test]

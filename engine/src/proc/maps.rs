@@ -9,9 +9,9 @@ use super::{ProcError, Result};
 /// show_smap_vma_flags), in a fixed order: bit `i` of [`VmFlags`] is `VMFLAG_NAMES[i]`.
 /// Some are historical (dw, nl, mp) and kept so old captured smaps still parse losslessly.
 pub const VMFLAG_NAMES: &[&str] = &[
-    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "pf", "dw", "lo", "io", "sr", "rr",
-    "dc", "de", "ac", "nr", "ht", "sf", "nl", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg",
-    "um", "uw", "ui", "ss", "sl", "bt", "mt", "lf", "gu", "mp", "dp", "pk",
+    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "pf", "dw", "lo", "io", "sr", "rr", "dc",
+    "de", "ac", "nr", "ht", "sf", "nl", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg", "um", "uw",
+    "ui", "ss", "sl", "bt", "mt", "lf", "gu", "mp", "dp", "pk",
 ];
 
 /// The set of VmFlags of one VMA (empty when read from `maps`, which lacks them).
@@ -37,7 +37,10 @@ impl VmFlags {
 
     /// Whether the two-letter flag `name` is set.
     pub fn contains(&self, name: &str) -> bool {
-        VMFLAG_NAMES.iter().position(|n| *n == name).is_some_and(|i| self.bits & (1 << i) != 0)
+        VMFLAG_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|i| self.bits & (1 << i) != 0)
             || self.unknown.iter().any(|u| u == name)
     }
 
@@ -48,7 +51,9 @@ impl VmFlags {
             .enumerate()
             .filter(|(i, _)| self.bits & (1 << i) != 0)
             .map(|(_, n)| *n);
-        known.chain(self.unknown.iter().map(String::as_str)).collect()
+        known
+            .chain(self.unknown.iter().map(String::as_str))
+            .collect()
     }
 
     /// True when no flag is set.
@@ -103,7 +108,10 @@ impl Vma {
 
     /// The name inside `[anon:NAME]` (set with PR_SET_VMA_ANON_NAME).
     pub fn anon_name(&self) -> Option<&str> {
-        self.path.as_deref()?.strip_prefix("[anon:")?.strip_suffix(']')
+        self.path
+            .as_deref()?
+            .strip_prefix("[anon:")?
+            .strip_suffix(']')
     }
 
     /// True for a mapping of a file (has an inode and a path that is not a pseudo name).
@@ -129,12 +137,16 @@ fn parse_vma_line(file: &str, ln: usize, line: &str) -> Result<Vma> {
     let (off, rest) = token(rest);
     let (dev, rest) = token(rest);
     let (ino, rest) = token(rest);
-    let (start, end) = range.split_once('-').ok_or_else(|| bad("no '-' in the address range"))?;
+    let (start, end) = range
+        .split_once('-')
+        .ok_or_else(|| bad("no '-' in the address range"))?;
     let p = perms.as_bytes();
     if p.len() != 4 {
         return Err(bad("perms column is not 4 characters"));
     }
-    let (major, minor) = dev.split_once(':').ok_or_else(|| bad("no ':' in the device"))?;
+    let (major, minor) = dev
+        .split_once(':')
+        .ok_or_else(|| bad("no ':' in the device"))?;
     let path = rest.trim_start_matches([' ', '\t']);
     let (path, deleted) = match path.strip_suffix(" (deleted)") {
         Some(p) => (p, true),
@@ -221,7 +233,10 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         assert_eq!((head.start, head.end), (0x55fdd652e000, 0x55fdd652f000));
         assert!(head.read && head.write && !head.exec && !head.shared);
         assert_eq!(head.pgoff, 0xb000);
-        assert_eq!((head.dev_major, head.dev_minor, head.inode), (0xfe, 0, 247282));
+        assert_eq!(
+            (head.dev_major, head.dev_minor, head.inode),
+            (0xfe, 0, 247282)
+        );
         assert_eq!(head.path.as_deref(), Some("/usr/bin/head"));
         assert!(head.is_file() && !head.deleted);
         assert_eq!(v[2].path.as_deref(), Some("[heap]"));
@@ -285,7 +300,10 @@ VmFlags: rd wr mr mw me gd ac zz
 
     #[test]
     fn smaps_errors() {
-        assert!(parse_smaps("Size: 8 kB\n").unwrap_err().to_string().starts_with("smaps:1:"));
+        assert!(parse_smaps("Size: 8 kB\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("smaps:1:"));
         let e = parse_smaps("1-2 r--p 0 0:0 0\nRss: x kB\n").unwrap_err();
         assert!(e.to_string().starts_with("smaps:2:"), "{e}");
     }

@@ -7,7 +7,11 @@ use super::{ProcError, Result};
 /// Parses /proc/PID/auxv (native-endian pairs of u64) up to and excluding AT_NULL.
 pub fn parse_auxv(bytes: &[u8]) -> Result<Vec<(u64, u64)>> {
     if bytes.len() & 15 != 0 {
-        return Err(ProcError::parse("auxv", 0, format!("{} bytes is not a multiple of 16", bytes.len())));
+        return Err(ProcError::parse(
+            "auxv",
+            0,
+            format!("{} bytes is not a multiple of 16", bytes.len()),
+        ));
     }
     let word = |c: &[u8]| {
         let mut b = [0u8; 8];
@@ -28,12 +32,16 @@ pub fn parse_personality(text: &str) -> Result<u32> {
 
 /// Parses a whitespace-separated list of ids (task/TID/children, cgroup.procs...).
 pub fn parse_u32_list(file: &str, text: &str) -> Result<Vec<u32>> {
-    text.split_ascii_whitespace().map(|s| num(file, 1, s)).collect()
+    text.split_ascii_whitespace()
+        .map(|s| num(file, 1, s))
+        .collect()
 }
 
 /// Parses /proc/PID/task/TID/children.
 pub fn parse_children(text: &str) -> Result<Vec<i32>> {
-    text.split_ascii_whitespace().map(|s| num("children", 1, s)).collect()
+    text.split_ascii_whitespace()
+        .map(|s| num("children", 1, s))
+        .collect()
 }
 
 /// Parses a /proc/PID/ns/* link target such as `mnt:[4026531832]` into (kind, inode).
@@ -70,7 +78,10 @@ pub fn parse_timers(text: &str) -> Result<Vec<PosixTimer>> {
         let (k, v) = key_value(line)
             .ok_or_else(|| ProcError::parse(FILE, ln, format!("no ':' in {line:?}")))?;
         if k == "ID" {
-            out.push(PosixTimer { id: num(FILE, ln, v)?, ..PosixTimer::default() });
+            out.push(PosixTimer {
+                id: num(FILE, ln, v)?,
+                ..PosixTimer::default()
+            });
             continue;
         }
         let t = out
@@ -123,8 +134,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -146,11 +162,16 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>> {
         }
         let bad = |m: &str| ProcError::parse(FILE, ln, format!("{m} in {line:?}"));
         let toks: Vec<&str> = line.split(' ').collect();
-        let sep = toks.iter().position(|t| *t == "-").ok_or_else(|| bad("no ' - ' separator"))?;
+        let sep = toks
+            .iter()
+            .position(|t| *t == "-")
+            .ok_or_else(|| bad("no ' - ' separator"))?;
         if sep < 6 || toks.len() < sep + 4 {
             return Err(bad("too few fields"));
         }
-        let (maj, min) = toks[2].split_once(':').ok_or_else(|| bad("bad major:minor"))?;
+        let (maj, min) = toks[2]
+            .split_once(':')
+            .ok_or_else(|| bad("bad major:minor"))?;
         out.push(Mount {
             mnt_id: num(FILE, ln, toks[0])?,
             parent: num(FILE, ln, toks[1])?,
@@ -190,7 +211,13 @@ pub fn parse_timens_offsets(text: &str) -> Result<Vec<TimensOffset>> {
                 secs: num(FILE, i + 1, s)?,
                 nsecs: num(FILE, i + 1, ns)?,
             }),
-            _ => return Err(ProcError::parse(FILE, i + 1, format!("expected 3 fields in {line:?}"))),
+            _ => {
+                return Err(ProcError::parse(
+                    FILE,
+                    i + 1,
+                    format!("expected 3 fields in {line:?}"),
+                ))
+            }
         }
     }
     Ok(out)
@@ -216,11 +243,19 @@ pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupEntry>> {
         }
         let mut parts = line.splitn(3, ':');
         let (Some(id), Some(ctl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(ProcError::parse(FILE, i + 1, format!("expected ID:CONTROLLERS:PATH in {line:?}")));
+            return Err(ProcError::parse(
+                FILE,
+                i + 1,
+                format!("expected ID:CONTROLLERS:PATH in {line:?}"),
+            ));
         };
         out.push(CgroupEntry {
             id: num(FILE, i + 1, id)?,
-            controllers: ctl.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            controllers: ctl
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             path: path.to_string(),
         });
     }
@@ -250,8 +285,14 @@ mod tests {
         assert_eq!(parse_children("").unwrap(), Vec::<i32>::new());
         assert!(parse_children("1 x").is_err());
         assert_eq!(parse_u32_list("cgroup.procs", "1\n2\n").unwrap(), [1, 2]);
-        assert_eq!(parse_ns_link("mnt:[4026531832]").unwrap(), ("mnt".to_string(), 4026531832));
-        assert_eq!(parse_ns_link("pid_for_children:[1]").unwrap().0, "pid_for_children");
+        assert_eq!(
+            parse_ns_link("mnt:[4026531832]").unwrap(),
+            ("mnt".to_string(), 4026531832)
+        );
+        assert_eq!(
+            parse_ns_link("pid_for_children:[1]").unwrap().0,
+            "pid_for_children"
+        );
         assert!(parse_ns_link("mnt:4026531832").is_err());
     }
 
@@ -264,12 +305,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.len(), 2);
-        assert_eq!((t[0].id, t[0].signo, t[0].sigval, t[0].clock_id), (1, 14, 0, 0));
+        assert_eq!(
+            (t[0].id, t[0].signo, t[0].sigval, t[0].clock_id),
+            (1, 14, 0, 0)
+        );
         assert_eq!(t[0].notify, "signal");
         assert_eq!(t[0].notify_target, Some(("pid".into(), 5653)));
-        assert_eq!((t[1].id, t[1].signo, t[1].sigval, t[1].clock_id), (0, 12, 0xdeadbeef, 1));
+        assert_eq!(
+            (t[1].id, t[1].signo, t[1].sigval, t[1].clock_id),
+            (0, 12, 0xdeadbeef, 1)
+        );
         assert_eq!(t[1].notify_target, Some(("tid".into(), 5654)));
-        assert!(parse_timers("signal: 1/0\n").unwrap_err().to_string().starts_with("timers:1:"));
+        assert!(parse_timers("signal: 1/0\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("timers:1:"));
     }
 
     #[test]
@@ -282,11 +332,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.len(), 3);
-        assert_eq!((m[0].mnt_id, m[0].parent, m[0].dev_major, m[0].dev_minor), (22, 27, 0, 21));
-        assert_eq!((m[0].root.as_str(), m[0].mount_point.as_str()), ("/", "/proc"));
-        assert_eq!((m[0].fstype.as_str(), m[0].source.as_str()), ("proc", "proc"));
+        assert_eq!(
+            (m[0].mnt_id, m[0].parent, m[0].dev_major, m[0].dev_minor),
+            (22, 27, 0, 21)
+        );
+        assert_eq!(
+            (m[0].root.as_str(), m[0].mount_point.as_str()),
+            ("/", "/proc")
+        );
+        assert_eq!(
+            (m[0].fstype.as_str(), m[0].source.as_str()),
+            ("proc", "proc")
+        );
         assert!(m[0].optional.is_empty());
-        assert_eq!(m[1].super_options, "rw,size=12334432k,nr_inodes=3083608,mode=755");
+        assert_eq!(
+            m[1].super_options,
+            "rw,size=12334432k,nr_inodes=3083608,mode=755"
+        );
         assert_eq!(m[2].mount_point, "/mnt 2");
         assert_eq!(m[2].optional, ["master:1", "shared:5"]);
         assert_eq!((m[2].dev_major, m[2].options.as_str()), (98, "rw,noatime"));
@@ -296,11 +358,22 @@ mod tests {
 
     #[test]
     fn timens_and_cgroup() {
-        let t = parse_timens_offsets("monotonic           0         0\nboottime   -5  17\n").unwrap();
-        assert_eq!(t[1], TimensOffset { clock: "boottime".into(), secs: -5, nsecs: 17 });
+        let t =
+            parse_timens_offsets("monotonic           0         0\nboottime   -5  17\n").unwrap();
+        assert_eq!(
+            t[1],
+            TimensOffset {
+                clock: "boottime".into(),
+                secs: -5,
+                nsecs: 17
+            }
+        );
         assert!(parse_timens_offsets("monotonic 0\n").is_err());
         // /proc/self/cgroup on the 6.18 VM.
-        let c = parse_cgroup("9:name=systemd:/\n4:memory:/process_api/9b91\n0::/\n3:cpu,cpuacct:/a:b\n").unwrap();
+        let c = parse_cgroup(
+            "9:name=systemd:/\n4:memory:/process_api/9b91\n0::/\n3:cpu,cpuacct:/a:b\n",
+        )
+        .unwrap();
         assert_eq!(c[0].controllers, ["name=systemd"]);
         assert_eq!((c[1].id, c[1].path.as_str()), (4, "/process_api/9b91"));
         assert!(c[2].controllers.is_empty() && c[2].id == 0);

@@ -16,7 +16,7 @@ pub use dir::{ProcDir, DEFAULT_PROC_ROOT};
 pub use fdinfo::{
     parse_fdinfo, EpollTfd, FanotifyMark, FdInfo, FdInfoKind, FileLock, InotifyWatch,
 };
-pub use maps::{parse_maps, parse_smaps, Vma, VmFlags, VMFLAG_NAMES};
+pub use maps::{parse_maps, parse_smaps, VmFlags, Vma, VMFLAG_NAMES};
 pub use misc::{
     parse_auxv, parse_cgroup, parse_children, parse_mountinfo, parse_ns_link, parse_personality,
     parse_timens_offsets, parse_timers, parse_u32_list, CgroupEntry, Mount, PosixTimer,
@@ -37,14 +37,24 @@ pub enum ProcError {
         source: std::io::Error,
     },
     /// A file's content did not have the expected format.
-    #[error("{file}:{line}: {msg} (unexpected /proc format; please report it with the file's content)")]
-    Parse { file: String, line: usize, msg: String },
+    #[error(
+        "{file}:{line}: {msg} (unexpected /proc format; please report it with the file's content)"
+    )]
+    Parse {
+        file: String,
+        line: usize,
+        msg: String,
+    },
 }
 
 impl ProcError {
     /// A parse error in `file` (a name relative to the proc dir) at 1-based `line`.
     pub(crate) fn parse(file: &str, line: usize, msg: impl Into<String>) -> Self {
-        ProcError::Parse { file: file.to_string(), line, msg: msg.into() }
+        ProcError::Parse {
+            file: file.to_string(),
+            line,
+            msg: msg.into(),
+        }
     }
 
     /// Prefix the file name of a parse error with the proc dir path it was read from.

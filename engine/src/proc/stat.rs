@@ -57,8 +57,12 @@ pub struct Stat {
 pub fn parse_stat(text: &str) -> Result<Stat> {
     let text = text.trim_end_matches('\n');
     let bad = |msg: String| ProcError::parse(FILE, 1, msg);
-    let open = text.find(" (").ok_or_else(|| bad("no ' (' before comm".into()))?;
-    let close = text.rfind(')').ok_or_else(|| bad("no ')' after comm".into()))?;
+    let open = text
+        .find(" (")
+        .ok_or_else(|| bad("no ' (' before comm".into()))?;
+    let close = text
+        .rfind(')')
+        .ok_or_else(|| bad("no ')' after comm".into()))?;
     if close < open {
         return Err(bad("')' before '('".into()));
     }
@@ -67,7 +71,10 @@ pub fn parse_stat(text: &str) -> Result<Stat> {
     let f: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
     // f[0] is field 3 of proc(5); exit_code (52) is the last one we need.
     if f.len() < 50 {
-        return Err(bad(format!("{} fields after comm, expected at least 50", f.len())));
+        return Err(bad(format!(
+            "{} fields after comm, expected at least 50",
+            f.len()
+        )));
     }
     let n = |i: usize| f[i - 3];
     macro_rules! p {
@@ -75,7 +82,10 @@ pub fn parse_stat(text: &str) -> Result<Stat> {
             num(FILE, 1, n($i))?
         };
     }
-    let state = n(3).chars().next().ok_or_else(|| bad("empty state".into()))?;
+    let state = n(3)
+        .chars()
+        .next()
+        .ok_or_else(|| bad("empty state".into()))?;
     Ok(Stat {
         pid,
         comm,
@@ -130,7 +140,10 @@ mod tests {
     fn stat_fields() {
         let s = parse_stat(STAT).unwrap();
         assert_eq!((s.pid, s.comm.as_str(), s.state), (5604, "cat", 'R'));
-        assert_eq!((s.ppid, s.pgrp, s.session, s.tty_nr, s.tpgid), (5601, 5601, 3959, 0, -1));
+        assert_eq!(
+            (s.ppid, s.pgrp, s.session, s.tty_nr, s.tpgid),
+            (5601, 5601, 3959, 0, -1)
+        );
         assert_eq!(s.flags, 4194304);
         assert_eq!(s.minflt, 98);
         assert_eq!((s.priority, s.nice, s.num_threads), (20, 0, 1));
@@ -138,8 +151,14 @@ mod tests {
         assert_eq!(s.rsslim, u64::MAX);
         assert_eq!((s.start_code, s.end_code), (94905294114816, 94905294134697));
         assert_eq!(s.start_stack, 140733377590432);
-        assert_eq!((s.exit_signal, s.processor, s.rt_priority, s.policy), (17, 0, 0, 0));
-        assert_eq!((s.start_data, s.end_data, s.start_brk), (94905294150704, 94905294152320, 94905617883136));
+        assert_eq!(
+            (s.exit_signal, s.processor, s.rt_priority, s.policy),
+            (17, 0, 0, 0)
+        );
+        assert_eq!(
+            (s.start_data, s.end_data, s.start_brk),
+            (94905294150704, 94905294152320, 94905617883136)
+        );
         assert_eq!((s.arg_start, s.arg_end), (140733377596131, 140733377596151));
         assert_eq!((s.env_start, s.env_end), (140733377596151, 140733377597419));
         assert_eq!(s.exit_code, 0);
@@ -155,7 +174,10 @@ mod tests {
     #[test]
     fn stat_errors() {
         assert!(parse_stat("").is_err());
-        assert!(parse_stat("1 (x) R 0 0").unwrap_err().to_string().starts_with("stat:1:"));
+        assert!(parse_stat("1 (x) R 0 0")
+            .unwrap_err()
+            .to_string()
+            .starts_with("stat:1:"));
         assert!(parse_stat(&STAT.replace(" 5601 5601 ", " x 5601 ")).is_err());
         assert!(parse_stat("1 x) (y R").is_err());
     }

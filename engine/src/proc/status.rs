@@ -55,7 +55,9 @@ fn ids<T: std::str::FromStr>(ln: usize, v: &str) -> Result<Vec<T>>
 where
     T::Err: std::fmt::Display,
 {
-    v.split_ascii_whitespace().map(|s| num(FILE, ln, s)).collect()
+    v.split_ascii_whitespace()
+        .map(|s| num(FILE, ln, s))
+        .collect()
 }
 
 fn four(ln: usize, v: &str) -> Result<[u32; 4]> {
@@ -135,7 +137,13 @@ pub fn parse_status(text: &str) -> Result<Status> {
                     0 => SeccompMode::Disabled,
                     1 => SeccompMode::Strict,
                     2 => SeccompMode::Filter,
-                    m => return Err(ProcError::parse(FILE, ln, format!("unknown seccomp mode {m}"))),
+                    m => {
+                        return Err(ProcError::parse(
+                            FILE,
+                            ln,
+                            format!("unknown seccomp mode {m}"),
+                        ))
+                    }
                 }
             }
             "Seccomp_filters" => s.seccomp_filters = num(FILE, ln, v)?,
@@ -145,9 +153,17 @@ pub fn parse_status(text: &str) -> Result<Status> {
     }
     if seen != 127 {
         let names = ["Name", "State", "Tgid", "Pid", "PPid", "Uid", "Gid"];
-        let missing: Vec<_> =
-            names.iter().enumerate().filter(|(i, _)| seen & (1 << i) == 0).map(|(_, n)| *n).collect();
-        return Err(ProcError::parse(FILE, 0, format!("missing lines: {}", missing.join(", "))));
+        let missing: Vec<_> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| seen & (1 << i) == 0)
+            .map(|(_, n)| *n)
+            .collect();
+        return Err(ProcError::parse(
+            FILE,
+            0,
+            format!("missing lines: {}", missing.join(", ")),
+        ));
     }
     Ok(s)
 }
@@ -202,7 +218,10 @@ voluntary_ctxt_switches:\t0
         assert_eq!(s.name, "cat");
         assert_eq!(s.umask, Some(0o022));
         assert_eq!(s.state, 'S');
-        assert_eq!((s.tgid, s.pid, s.ppid, s.tracer_pid, s.ngid), (5603, 5604, 5601, 17, 0));
+        assert_eq!(
+            (s.tgid, s.pid, s.ppid, s.tracer_pid, s.ngid),
+            (5603, 5604, 5601, 17, 0)
+        );
         assert_eq!(s.uid, [0, 1, 2, 3]);
         assert_eq!(s.gid, [4, 5, 6, 7]);
         assert_eq!(s.groups, [10, 20]);
@@ -212,7 +231,10 @@ voluntary_ctxt_switches:\t0
         assert_eq!(s.nssid, [3959, 0]);
         assert_eq!((s.sig_pnd, s.shd_pnd, s.sig_blk), (0x100, 0x200, 0x10000));
         assert_eq!((s.sig_ign, s.sig_cgt), (0x1000, 0x180000000));
-        assert_eq!((s.cap_prm, s.cap_eff, s.cap_bnd, s.cap_amb, s.cap_inh), (0x1fffeffffff, 0x1fffeffffff, 0x1fffeffffff, 1, 0));
+        assert_eq!(
+            (s.cap_prm, s.cap_eff, s.cap_bnd, s.cap_amb, s.cap_inh),
+            (0x1fffeffffff, 0x1fffeffffff, 0x1fffeffffff, 1, 0)
+        );
         assert!(s.no_new_privs);
         assert_eq!(s.seccomp, SeccompMode::Filter);
         assert_eq!((s.seccomp_filters, s.threads), (3, 2));
@@ -220,7 +242,9 @@ voluntary_ctxt_switches:\t0
 
     #[test]
     fn status_name_with_spaces_and_empty_groups() {
-        let text = STATUS.replace("Name:\tcat", "Name:\t my: prog").replace("Groups:\t10 20 ", "Groups:\t ");
+        let text = STATUS
+            .replace("Name:\tcat", "Name:\t my: prog")
+            .replace("Groups:\t10 20 ", "Groups:\t ");
         let s = parse_status(&text).unwrap();
         assert_eq!(s.name, " my: prog");
         assert!(s.groups.is_empty());

@@ -34,7 +34,12 @@ impl AnonMapping {
         })?;
         // SAFETY: a new anonymous mapping at a kernel-chosen address aliases nothing.
         let ptr = unsafe {
-            nix::sys::mman::mmap_anonymous(None, nz, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_PRIVATE)
+            nix::sys::mman::mmap_anonymous(
+                None,
+                nz,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
         }
         .map_err(err("mmap", format!("{len} bytes anonymous")))?;
         let m = AnonMapping { ptr, len };

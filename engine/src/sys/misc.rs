@@ -49,7 +49,14 @@ pub fn kcmp(pid1: Pid, pid2: Pid, kind: KcmpType, idx1: u64, idx2: u64) -> Resul
     // SAFETY: kcmp with these types takes only integers (KCMP_EPOLL_TFD, which takes a
     // pointer, is not offered by KcmpType).
     let r = unsafe {
-        libc::syscall(libc::SYS_kcmp, pid1.as_raw(), pid2.as_raw(), kind as i32, idx1, idx2)
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid1.as_raw(),
+            pid2.as_raw(),
+            kind as i32,
+            idx1,
+            idx2,
+        )
     };
     let ctx = || format!("{pid1}, {pid2}, {kind:?}, {idx1}, {idx2}");
     match Errno::result(r).map_err(err("kcmp", ctx()))? {
@@ -57,7 +64,11 @@ pub fn kcmp(pid1: Pid, pid2: Pid, kind: KcmpType, idx1: u64, idx2: u64) -> Resul
         1 => Ok(KcmpResult::Less),
         2 => Ok(KcmpResult::Greater),
         3 => Ok(KcmpResult::NotEqual),
-        v => Err(SysError::Unexpected { call: "kcmp", ctx: ctx(), msg: format!("returned {v}") }),
+        v => Err(SysError::Unexpected {
+            call: "kcmp",
+            ctx: ctx(),
+            msg: format!("returned {v}"),
+        }),
     }
 }
 
@@ -68,26 +79,34 @@ pub fn memfd_create(name: &CStr, flags: nix::sys::memfd::MemFdCreateFlag) -> Res
 
 /// setns(2) (via nix) on a namespace fd (from /proc/PID/ns/* or a pidfd).
 pub fn setns(fd: BorrowedFd<'_>, nstype: CloneFlags) -> Result<()> {
-    nix::sched::setns(fd, nstype).map_err(err("setns", format!("fd {}, {nstype:?}", fd.as_raw_fd())))
+    nix::sched::setns(fd, nstype)
+        .map_err(err("setns", format!("fd {}, {nstype:?}", fd.as_raw_fd())))
 }
 
 /// personality(0xffffffff): reads the calling thread's personality.
 pub fn personality_get() -> Result<u32> {
     // SAFETY: 0xffffffff only queries; no memory is touched.
     let r = unsafe { libc::personality(0xffff_ffff) };
-    Errno::result(r).map(|v| v as u32).map_err(err("personality", "query"))
+    Errno::result(r)
+        .map(|v| v as u32)
+        .map_err(err("personality", "query"))
 }
 
 /// personality(persona): sets it, returning the previous one.
 pub fn personality_set(persona: u32) -> Result<u32> {
     // SAFETY: takes an integer only.
     let r = unsafe { libc::personality(persona as libc::c_ulong) };
-    Errno::result(r).map(|v| v as u32).map_err(err("personality", format!("{persona:#x}")))
+    Errno::result(r)
+        .map(|v| v as u32)
+        .map_err(err("personality", format!("{persona:#x}")))
 }
 
 /// prlimit(2) read: (soft, hard) of `resource` (libc::RLIMIT_*) of `pid` (0 = self).
 pub fn prlimit_get(pid: Pid, resource: u32) -> Result<(u64, u64)> {
-    let mut old = libc::rlimit64 { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `old` is a valid out-pointer for the call; new limit is NULL (read only).
     let r = unsafe { libc::prlimit64(pid.as_raw(), resource as _, std::ptr::null(), &mut old) };
     Errno::result(r).map_err(err("prlimit", format!("pid {pid}, resource {resource}")))?;
@@ -97,12 +116,16 @@ pub fn prlimit_get(pid: Pid, resource: u32) -> Result<(u64, u64)> {
 /// prlimit(2) write. Raising a hard limit, or changing another user's process, needs
 /// CAP_SYS_RESOURCE (EPERM otherwise).
 pub fn prlimit_set(pid: Pid, resource: u32, soft: u64, hard: u64) -> Result<()> {
-    let new = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: `new` is valid for reads during the call; old-limit pointer is NULL.
     let r = unsafe { libc::prlimit64(pid.as_raw(), resource as _, &new, std::ptr::null_mut()) };
-    Errno::result(r)
-        .map(drop)
-        .map_err(err("prlimit", format!("pid {pid}, resource {resource}, {soft}/{hard}")))
+    Errno::result(r).map(drop).map_err(err(
+        "prlimit",
+        format!("pid {pid}, resource {resource}, {soft}/{hard}"),
+    ))
 }
 
 /// PR_SET_CHILD_SUBREAPER (via nix).
@@ -133,7 +156,13 @@ pub fn prctl_mm_map_size() -> Result<u32> {
     let mut size: u32 = 0;
     // SAFETY: arg3 points to a u32 the kernel writes.
     let r = unsafe {
-        libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_MAP_SIZE, &mut size as *mut u32, 0, 0)
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP_SIZE,
+            &mut size as *mut u32,
+            0,
+            0,
+        )
     };
     Errno::result(r).map_err(err("prctl", "PR_SET_MM_MAP_SIZE"))?;
     Ok(size)
@@ -156,14 +185,28 @@ pub fn prctl_set_mm_map(map: &MmMap, exe: Option<BorrowedFd<'_>>) -> Result<()> 
         arg_end: map.arg_end,
         env_start: map.env_start,
         env_end: map.env_end,
-        auxv: if auxv.is_empty() { std::ptr::null_mut() } else { auxv.as_mut_ptr() },
+        auxv: if auxv.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            auxv.as_mut_ptr()
+        },
         auxv_size: (auxv.len() * 8) as u32,
         exe_fd: exe.map_or(u32::MAX, |f| f.as_raw_fd() as u32),
     };
     let size = std::mem::size_of_val(&raw);
     // SAFETY: `raw` and the auxv buffer it points to live across the call; size is exact.
-    let r = unsafe { libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_MAP, &raw as *const _, size, 0) };
-    Errno::result(r).map(drop).map_err(err("prctl", "PR_SET_MM_MAP"))
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP,
+            &raw as *const _,
+            size,
+            0,
+        )
+    };
+    Errno::result(r)
+        .map(drop)
+        .map_err(err("prctl", "PR_SET_MM_MAP"))
 }
 
 /// Scheduling attributes (struct sched_attr).
@@ -184,7 +227,15 @@ pub fn sched_getattr(tid: Pid) -> Result<SchedAttr> {
     let mut a: libc::sched_attr = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::sched_attr>() as u32;
     // SAFETY: `a` is a writable buffer of `size` bytes.
-    let r = unsafe { libc::syscall(libc::SYS_sched_getattr, tid.as_raw(), &mut a as *mut _, size, 0) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            tid.as_raw(),
+            &mut a as *mut _,
+            size,
+            0,
+        )
+    };
     Errno::result(r).map_err(err("sched_getattr", format!("tid {tid}")))?;
     Ok(SchedAttr {
         policy: a.sched_policy,
@@ -211,5 +262,7 @@ pub fn sched_setattr(tid: Pid, attr: &SchedAttr) -> Result<()> {
     a.sched_period = attr.period;
     // SAFETY: `a` is a readable, correctly sized sched_attr.
     let r = unsafe { libc::syscall(libc::SYS_sched_setattr, tid.as_raw(), &a as *const _, 0) };
-    Errno::result(r).map(drop).map_err(err("sched_setattr", format!("tid {tid}, {attr:?}")))
+    Errno::result(r)
+        .map(drop)
+        .map_err(err("sched_setattr", format!("tid {tid}, {attr:?}")))
 }

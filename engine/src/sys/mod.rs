@@ -23,7 +23,7 @@ pub use pagemap::{
 };
 pub use pidfd::{clone3_set_tid, pidfd_getfd, pidfd_open, pidfd_send_signal, CloneResult};
 pub use uffd::{
-    userfaultfd, uffdio_api, uffdio_copy, uffdio_register, uffdio_writeprotect, UffdApi,
+    uffdio_api, uffdio_copy, uffdio_register, uffdio_writeprotect, userfaultfd, UffdApi,
 };
 pub use vm::{process_vm_readv, process_vm_writev, read_remote, write_remote};
 
@@ -33,10 +33,18 @@ pub use nix::errno::Errno;
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
     #[error("{call}({ctx}) failed: {errno}{}", hint(*errno))]
-    Call { call: &'static str, ctx: String, errno: Errno },
+    Call {
+        call: &'static str,
+        ctx: String,
+        errno: Errno,
+    },
     /// The kernel answered, but not in a way the wrapper can use.
     #[error("{call}({ctx}): {msg}")]
-    Unexpected { call: &'static str, ctx: String, msg: String },
+    Unexpected {
+        call: &'static str,
+        ctx: String,
+        msg: String,
+    },
 }
 
 fn hint(e: Errno) -> &'static str {

@@ -31,7 +31,8 @@ pub const PM_SCAN_CHECK_WPASYNC: u64 = linux_raw_sys::general::PM_SCAN_CHECK_WPA
 
 /// _IOWR('f', 16, struct pm_scan_arg); computed here because neither libc nor
 /// linux-raw-sys exports it: dir RW (3) << 30 | size << 16 | 'f' << 8 | 16.
-const PAGEMAP_SCAN: u64 = (3 << 30) | ((std::mem::size_of::<pm_scan_arg>() as u64) << 16) | (0x66 << 8) | 16;
+const PAGEMAP_SCAN: u64 =
+    (3 << 30) | ((std::mem::size_of::<pm_scan_arg>() as u64) << 16) | (0x66 << 8) | 16;
 const _: () = assert!(std::mem::size_of::<pm_scan_arg>() == 96 && PAGEMAP_SCAN == 0xC060_6610);
 
 /// A run of pages with the same categories (struct page_region).
@@ -70,7 +71,14 @@ pub fn pagemap_scan(
 ) -> Result<u64> {
     out.clear();
     let cap = out.capacity().max(1);
-    let mut buf = vec![page_region { start: 0, end: 0, categories: 0 }; cap];
+    let mut buf = vec![
+        page_region {
+            start: 0,
+            end: 0,
+            categories: 0
+        };
+        cap
+    ];
     let mut arg = pm_scan_arg {
         size: std::mem::size_of::<pm_scan_arg>() as u64,
         flags: scan.flags,
@@ -88,12 +96,26 @@ pub fn pagemap_scan(
     let ctx = || format!("fd {}, {start:#x}-{end:#x}", pagemap.as_raw_fd());
     // SAFETY: `arg` is a correctly sized pm_scan_arg; `vec` points to `cap` writable
     // page_region entries that outlive the call.
-    let r = unsafe { libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN as libc::Ioctl, &mut arg as *mut pm_scan_arg) };
+    let r = unsafe {
+        libc::ioctl(
+            pagemap.as_raw_fd(),
+            PAGEMAP_SCAN as libc::Ioctl,
+            &mut arg as *mut pm_scan_arg,
+        )
+    };
     let n = Errno::result(r).map_err(err("ioctl(PAGEMAP_SCAN)", ctx()))? as usize;
     if n > cap {
-        return Err(SysError::Unexpected { call: "ioctl(PAGEMAP_SCAN)", ctx: ctx(), msg: format!("{n} regions > {cap}") });
+        return Err(SysError::Unexpected {
+            call: "ioctl(PAGEMAP_SCAN)",
+            ctx: ctx(),
+            msg: format!("{n} regions > {cap}"),
+        });
     }
-    out.extend(buf[..n].iter().map(|r| PageRegion { start: r.start, end: r.end, categories: r.categories }));
+    out.extend(buf[..n].iter().map(|r| PageRegion {
+        start: r.start,
+        end: r.end,
+        categories: r.categories,
+    }));
     Ok(arg.walk_end)
 }
 
@@ -185,10 +207,18 @@ pub fn pagemap_read_entries(pagemap: &File, start: u64, end: u64) -> Result<Vec<
 /// Fallback for PAGEMAP_SCAN: regions of [start, end) with PRESENT / SWAPPED / FILE /
 /// SOFT_DIRTY categories (masked by `return_mask`) built from the classic entries; only
 /// pages with at least one category in `return_mask` are reported.
-pub fn pagemap_regions_fallback(pagemap: &File, start: u64, end: u64, return_mask: u64) -> Result<Vec<PageRegion>> {
+pub fn pagemap_regions_fallback(
+    pagemap: &File,
+    start: u64,
+    end: u64,
+    return_mask: u64,
+) -> Result<Vec<PageRegion>> {
     let ps = page_size();
     let mut out: Vec<PageRegion> = Vec::new();
-    for (i, e) in pagemap_read_entries(pagemap, start, end)?.into_iter().enumerate() {
+    for (i, e) in pagemap_read_entries(pagemap, start, end)?
+        .into_iter()
+        .enumerate()
+    {
         let mut c = 0;
         if e.present() {
             c |= page_is::PRESENT;
@@ -209,7 +239,11 @@ pub fn pagemap_regions_fallback(pagemap: &File, start: u64, end: u64, return_mas
         let a = start + i as u64 * ps;
         match out.last_mut() {
             Some(l) if l.end == a && l.categories == c => l.end = a + ps,
-            _ => out.push(PageRegion { start: a, end: a + ps, categories: c }),
+            _ => out.push(PageRegion {
+                start: a,
+                end: a + ps,
+                categories: c,
+            }),
         }
     }
     Ok(out)

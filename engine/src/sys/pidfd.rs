@@ -22,8 +22,10 @@ pub fn pidfd_open(pid: Pid, flags: u32) -> Result<OwnedFd> {
 pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> Result<OwnedFd> {
     // SAFETY: integer arguments only; pidfd is a live fd borrowed for the call.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
-    let fd = Errno::result(r)
-        .map_err(err("pidfd_getfd", format!("pidfd {}, fd {target_fd}", pidfd.as_raw_fd())))?;
+    let fd = Errno::result(r).map_err(err(
+        "pidfd_getfd",
+        format!("pidfd {}, fd {target_fd}", pidfd.as_raw_fd()),
+    ))?;
     // SAFETY: the kernel returned a new fd (O_CLOEXEC) that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -40,9 +42,10 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> Result<()> {
             0,
         )
     };
-    Errno::result(r)
-        .map(drop)
-        .map_err(err("pidfd_send_signal", format!("pidfd {}, {sig}", pidfd.as_raw_fd())))
+    Errno::result(r).map(drop).map_err(err(
+        "pidfd_send_signal",
+        format!("pidfd {}, {sig}", pidfd.as_raw_fd()),
+    ))
 }
 
 /// Which side of a [`clone3_set_tid`] we are on.
@@ -73,7 +76,8 @@ pub unsafe fn clone3_set_tid(
         return Err(super::SysError::Unexpected {
             call: "clone3",
             ctx: format!("flags {flags:#x}"),
-            msg: "CLONE_VM/CLONE_VFORK/CLONE_SETTLS need a separate stack; not supported here".into(),
+            msg: "CLONE_VM/CLONE_VFORK/CLONE_SETTLS need a separate stack; not supported here"
+                .into(),
         });
     }
     let args = linux_raw_sys::general::clone_args {
@@ -93,9 +97,16 @@ pub unsafe fn clone3_set_tid(
     // CLONE_VM the child gets a copy-on-write copy of this address space and returns here
     // on its own stack copy, like fork(2). The caller upholds the async-signal-safety rule.
     let r = unsafe {
-        libc::syscall(libc::SYS_clone3, &args as *const _, std::mem::size_of_val(&args))
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const _,
+            std::mem::size_of_val(&args),
+        )
     };
-    match Errno::result(r).map_err(err("clone3", format!("set_tid {set_tid:?}, flags {flags:#x}")))? {
+    match Errno::result(r).map_err(err(
+        "clone3",
+        format!("set_tid {set_tid:?}, flags {flags:#x}"),
+    ))? {
         0 => Ok(CloneResult::Child),
         pid => Ok(CloneResult::Parent(Pid::from_raw(pid as i32))),
     }
