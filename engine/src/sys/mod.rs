@@ -1,0 +1,88 @@
+//! Thin syscall wrappers. nix is used where it has the call; the rest are raw
+//! `libc::syscall`/`libc::ioctl` calls with uapi structs from `linux-raw-sys` (libc lacks
+//! them). Every `unsafe` block has a `// SAFETY:` comment; nothing here knows about images.
+
+mod anon;
+mod child;
+mod misc;
+mod pagemap;
+mod pidfd;
+mod uffd;
+mod vm;
+
+pub use anon::AnonMapping;
+pub use child::{kill_and_reap, spawn_exiting_child_at, spawn_idle_child, wait_timeout};
+pub use misc::{
+    kcmp, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
+    prctl_set_child_subreaper, prctl_set_mm_map, prlimit_get, prlimit_set, sched_getattr,
+    sched_setattr, setns, KcmpResult, KcmpType, MmMap, SchedAttr,
+};
+pub use pagemap::{
+    page_is, pagemap_read_entries, pagemap_regions_fallback, pagemap_scan, pagemap_scan_all,
+    PageRegion, PagemapEntry, PagemapScan, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING,
+};
+pub use pidfd::{clone3_set_tid, pidfd_getfd, pidfd_open, pidfd_send_signal, CloneResult};
+pub use uffd::{
+    uffdio_api, uffdio_copy, uffdio_register, uffdio_writeprotect, userfaultfd, UffdApi,
+};
+pub use vm::{process_vm_readv, process_vm_writev, read_remote, write_remote};
+
+pub use nix::errno::Errno;
+
+/// A failed system call: which call, on what object, and the errno.
+#[derive(Debug, thiserror::Error)]
+pub enum SysError {
+    #[error("{call}({ctx}) failed: {errno}{}", hint(*errno))]
+    Call {
+        call: &'static str,
+        ctx: String,
+        errno: Errno,
+    },
+    /// The kernel answered, but not in a way the wrapper can use.
+    #[error("{call}({ctx}): {msg}")]
+    Unexpected {
+        call: &'static str,
+        ctx: String,
+        msg: String,
+    },
+}
+
+fn hint(e: Errno) -> &'static str {
+    match e {
+        Errno::ENOSYS => " (the kernel lacks this system call)",
+        Errno::EPERM => " (not permitted: needs a capability or a ptrace-able target)",
+        Errno::ESRCH => " (no such process: it exited?)",
+        Errno::ENOTTY => " (ioctl not supported by this kernel or file)",
+        _ => "",
+    }
+}
+
+impl SysError {
+    /// The errno of a failed call, if any.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            SysError::Call { errno, .. } => Some(*errno),
+            SysError::Unexpected { .. } => None,
+        }
+    }
+}
+
+/// Builds a `map_err` closure for `call` on `ctx`.
+pub(crate) fn err(call: &'static str, ctx: impl Into<String>) -> impl FnOnce(Errno) -> SysError {
+    let ctx = ctx.into();
+    move |errno| SysError::Call { call, ctx, errno }
+}
+
+/// Result alias for this module.
+pub type Result<T, E = SysError> = std::result::Result<T, E>;
+
+/// The system page size.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
+}
