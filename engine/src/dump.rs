@@ -15,6 +15,7 @@ use crate::{sys, Error, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use nix::unistd::Pid;
 
 /// What a dump did, for the log and the benchmark.
 #[derive(Debug, Clone, Default)]
@@ -142,15 +143,29 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 fn kill_dumped(pid: i32, tracee: Tracee) -> Result<()> {
-    let pidfd = sys::pidfd_open(pid)?;
-    sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL)?;
+    let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
+    sys::pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL)?;
     drop(tracee);
     // Wait (bounded) until it is gone, so that its PID is free for a restore as soon as its parent reaps it.
-    if !sys::wait_fd_readable(pidfd.as_fd(), Duration::from_secs(10))? {
+    if !wait_readable(pidfd.as_fd(), Duration::from_secs(10))? {
         return Err(Error::Msg(format!("pid {pid} did not exit within 10 s of SIGKILL after the dump")));
     }
     tracing::info!("pid {pid} killed after the dump");
     Ok(())
+}
+
+/// Waits until `fd` is readable (a pidfd: the process exited); false on timeout.
+fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut fds, ms) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::Io { ctx: "poll on a pidfd".into(), source: e.into() }),
+        }
+    }
 }
 
 struct TaskState {
@@ -193,12 +208,12 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
     let ts = remote_phase(tracee)?;
     check_interrupted(pid)?;
 
-    let pidfd = sys::pidfd_open(pid)?;
+    let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
     let mut files = FileTable::default();
     let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), &stat, &mut files)?;
     let (cwd_id, root_id) = dump_fs_files(proc, &mut files)?;
     let exe_id = {
-        let exe = proc.exe()?;
+        let exe = proc.exe()?.to_string_lossy().into_owned();
         regfile::check_path(pid, "the executable", &exe)?;
         let f = std::fs::File::open(&exe).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its executable {exe}"), source: e })?;
         let st = fstat(&f, &exe)?;
@@ -256,8 +271,8 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
             rlimits: Some(task::dump_rlimits(pid)?),
             signals_s,
             old_seccomp_mode: None,
-            loginuid: None,
             oom_score_adj: proc.oom_score_adj().ok(),
+            loginuid: proc.loginuid().ok(),
             sigactions: ts.sigactions,
             child_subreaper: Some(ts.prctls.child_subreaper),
             ..Default::default()
@@ -287,7 +302,7 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
     }
     let ids = pb::TaskKobjIdsEntry { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ..Default::default() };
     write_one(dir, &format!("ids-{pid}.img"), Kind::Ids, &ids)?;
-    write_one(dir, &format!("fs-{pid}.img"), Kind::Fs, &pb::FsEntry { cwd_id, root_id, umask: Some(status.umask) })?;
+    write_one(dir, &format!("fs-{pid}.img"), Kind::Fs, &pb::FsEntry { cwd_id, root_id, umask: status.umask })?;
     write_all(dir, "fdinfo-1.img", Kind::Fdinfo, &fdinfos)?;
     write_all(dir, "files.img", Kind::Files, &files.files)?;
     if !files.ttys.is_empty() {
@@ -345,11 +360,16 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
     let mut seen: Vec<(i32, u32)> = Vec::new(); // (fd, file id)
     for (fd, link) in proc.fds()? {
+        let link = link.to_string_lossy().into_owned();
         let info = proc.fdinfo(fd)?;
         let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
         let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
-        if let Some(&(_, id)) = seen.iter().find(|(other, _)| sys::kcmp_file(pid, fd, *other).unwrap_or(false)) {
+        let same = |other: i32| {
+            let p = Pid::from_raw(pid);
+            matches!(sys::kcmp(p, p, sys::KcmpType::File, fd as u64, other as u64), Ok(sys::KcmpResult::Equal))
+        };
+        if let Some(&(_, id)) = seen.iter().find(|(other, _)| same(*other)) {
             let ty = out.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
@@ -399,6 +419,7 @@ fn dump_fs_files(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {
     let pid = proc.pid();
     let mut ids = [0u32; 2];
     for (i, (what, path)) in [("cwd", proc.cwd()?), ("root", proc.root()?)].into_iter().enumerate() {
+        let path = path.to_string_lossy().into_owned();
         regfile::check_path(pid, &format!("its {what}"), &path)?;
         let f = std::fs::File::open(&path).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its {what} {path}"), source: e })?;
         let st = fstat(&f, &path)?;
@@ -414,11 +435,13 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> R
         let kind = mem::classify(pid, v)?;
         let mut e = mem::vma_entry(v, kind);
         if matches!(kind, mem::AreaKind::FilePrivate | mem::AreaKind::FileShared) {
-            regfile::check_path(pid, &format!("the file mapped at {:#x}", v.start), &v.path)?;
-            let f = proc.map_files_open(v.start, v.end)?;
-            let st = fstat(&f, &v.path)?;
-            let flags = if v.shared && v.write { libc::O_RDWR } else { libc::O_RDONLY };
-            e.shmid = files.add_reg(&v.path, flags as u32, 0, &st) as u64;
+            let path = v.path.clone().unwrap_or_default();
+            regfile::check_path(pid, &format!("the file mapped at {:#x}", v.start), &path)?;
+            let f = proc.map_files_open(v.start, v.end, nix::fcntl::OFlag::O_RDONLY)?;
+            let st = fstat(&f, &path)?;
+            // A shared mapping that may become writable (VM_MAYWRITE) needs the file open for writing.
+            let flags = if v.shared && v.vm_flags.contains("mw") { libc::O_RDWR } else { libc::O_RDONLY };
+            e.shmid = files.add_reg(&path, flags as u32, 0, &st) as u64;
             e.fdflags = Some(flags as u32);
         }
         out.push((e, kind));

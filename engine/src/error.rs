@@ -9,5 +9,19 @@ pub enum Error {
     #[error("{0}")]
     Msg(String),
     #[error("{ctx}: {source}")]
-    Io { ctx: String, #[source] source: std::io::Error },
+    Io {
+        ctx: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    Compel(#[from] crate::compel::CompelError),
+    #[error(transparent)]
+    Proc(#[from] crate::proc::ProcError),
+    #[error(transparent)]
+    Sys(#[from] crate::sys::SysError),
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
 }

@@ -190,13 +190,13 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let tramp = pick_trampoline(&img.mm.vmas)?;
 
     // Create.
-    let child = sys::clone3_set_tid(pid).map_err(|e| match e {
-        Error::Io { source, .. } if source.raw_os_error() == Some(libc::EEXIST) => {
-            Error::Msg(format!("pid {pid} was taken while rcr prepared the restore; stop that process first"))
-        }
-        e => Error::Msg(format!("cannot create pid {pid}: {e}")),
+    // SAFETY: the child runs only the raw system calls below (async-signal-safe) and then stops for
+    // rcr to take over; it never returns into rcr's code.
+    let child = unsafe { sys::clone3_set_tid(&[pid], 0, Some(nix::sys::signal::Signal::SIGCHLD)) }.map_err(|e| match e.errno() {
+        Some(sys::Errno::EEXIST) => Error::Msg(format!("pid {pid} was taken while rcr prepared the restore; stop that process first")),
+        _ => Error::Msg(format!("cannot create pid {pid}: {e}")),
     })?;
-    if child == 0 {
+    if let sys::CloneResult::Child = child {
         // In the new task: only async-signal-safe raw system calls until rcr takes over.
         // SAFETY: raw syscalls with integer arguments; the task stops itself and never returns to rcr's code.
         unsafe {

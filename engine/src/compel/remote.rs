@@ -36,6 +36,8 @@ pub struct Remote<'a> {
     saved_mask: u64,
     scratch: Vec<(u64, u64)>,
     helper: Option<u64>,
+    /// Bump area for [`Remote::scratch_put`]: (base, len, used).
+    put_area: Option<(u64, u64, u64)>,
     /// Stop at syscall exit (PTRACE_SYSCALL) rather than at the int3.
     sysexit_mode: bool,
     cured: bool,
@@ -103,6 +105,7 @@ impl<'a> Remote<'a> {
             saved_mask,
             scratch: Vec::new(),
             helper: None,
+            put_area: None,
             sysexit_mode: sigtrap_ignored,
             cured: false,
         };
@@ -137,8 +140,8 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// Runs system call `nr` with up to six `args`; returns the raw rax (-errno on failure).
-    pub fn syscall(&mut self, nr: i64, args: &[u64]) -> Result<i64> {
+    /// Points the registers at the site with a call to `nr` loaded.
+    fn load_call(&self, nr: i64, args: &[u64]) -> Result<()> {
         let t = self.t;
         let tid = t.tid();
         if args.len() > 6 {
@@ -160,7 +163,14 @@ impl<'a> Remote<'a> {
         regs.r9 = a[5];
         // No syscall-restart fixup on resume: we are not returning into an interrupted call.
         regs.orig_rax = u64::MAX;
-        t.set_regs(&regs)?;
+        t.set_regs(&regs)
+    }
+
+    /// Runs system call `nr` with up to six `args`; returns the raw rax (-errno on failure).
+    pub fn syscall(&mut self, nr: i64, args: &[u64]) -> Result<i64> {
+        let t = self.t;
+        let tid = t.tid();
+        self.load_call(nr, args)?;
         let end = if self.sysexit_mode {
             // enter-stop, then exit-stop
             self.run_until(|s| s == Stop::Syscall, true)?;
@@ -252,6 +262,58 @@ impl<'a> Remote<'a> {
         Ok(addr)
     }
 
+    /// Copies `data` into scratch memory of the task and returns its address. Successive puts get
+    /// distinct addresses (a bump area, grown by mapping more) until [`Remote::release_scratch`].
+    pub fn scratch_put(&mut self, data: &[u8]) -> Result<u64> {
+        const AREA: u64 = 64 * 1024;
+        let need = (data.len() as u64).max(1).div_ceil(16) * 16;
+        let fits = matches!(self.put_area, Some((_, len, used)) if used + need <= len);
+        if !fits {
+            let len = need.max(AREA).div_ceil(PAGE) * PAGE;
+            let base = self.alloc_scratch(len)?;
+            self.put_area = Some((base, len, 0));
+        }
+        let (base, len, used) = self.put_area.unwrap_or((0, 0, 0));
+        let addr = base + used;
+        self.put_area = Some((base, len, used + need));
+        self.t.write_mem(addr, data)?;
+        Ok(addr)
+    }
+
+    /// Reads task memory at `addr` (a scratch address from [`Remote::scratch_put`]) into `buf`.
+    pub fn scratch_get(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.t.read_mem(addr, buf)
+    }
+
+    /// Unmaps every scratch area now (the restorer does so before the task's last calls).
+    pub fn release_scratch(&mut self) -> Result<()> {
+        self.helper = None;
+        self.put_area = None;
+        for (addr, len) in std::mem::take(&mut self.scratch) {
+            self.syscall_ok(libc::SYS_munmap, &[addr, len])?;
+        }
+        Ok(())
+    }
+
+    /// Runs a last system call and leaves the task stopped at its syscall exit, before it returns to
+    /// user space: the call may unmap the site itself (the restore trampoline). The Remote is used up:
+    /// nothing is cured; the caller sets the task's final registers and detaches. Scratch must have
+    /// been released.
+    pub fn last_syscall(mut self, nr: i64, args: &[u64]) -> Result<i64> {
+        let t = self.t;
+        if !self.scratch.is_empty() {
+            return Err(CompelError::Invalid { tid: t.tid(), what: "last_syscall with scratch still mapped".into() });
+        }
+        self.load_call(nr, args)?;
+        self.run_until(|s| s == Stop::Syscall, true)?;
+        self.run_until(|s| s == Stop::Syscall, true)?;
+        let rax = t.regs()?.rax as i64;
+        self.cured = true;
+        self.poked = None;
+        t.leave_remote();
+        Ok(rax)
+    }
+
     /// Scratch areas currently mapped, as (address, length): a caller unmapping the task's
     /// memory wholesale must spare them (or stop using scratch-based helpers).
     pub fn scratch_ranges(&self) -> &[(u64, u64)] {
@@ -304,6 +366,7 @@ impl<'a> Remote<'a> {
             }
         };
         self.helper = None;
+        self.put_area = None;
         for (addr, len) in std::mem::take(&mut self.scratch) {
             note(self.syscall_ok(libc::SYS_munmap, &[addr, len]).map(drop));
         }

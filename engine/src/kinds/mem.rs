@@ -56,9 +56,9 @@ pub enum AreaKind {
 
 /// Classifies an area; areas rcr cannot handle are an error naming them.
 pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
-    let path = v.path.as_str();
+    let path = v.path.as_deref().unwrap_or("");
     let name = || format!("pid {pid}: memory area {:#x}-{:#x} {}", v.start, v.end, path);
-    if v.has_flag("io") || v.has_flag("pf") {
+    if v.vm_flags.contains("io") || v.vm_flags.contains("pf") {
         return Err(Error::Msg(format!("{}: device memory (VM_IO/PFNMAP) needs a plugin; none claimed it", name())));
     }
     Ok(match path {
@@ -70,7 +70,7 @@ pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
         }
         // MAP_SHARED|MAP_ANONYMOUS memory is a shmem file that /proc shows as "/dev/zero (deleted)".
         "/dev/zero" if v.deleted && v.shared => AreaKind::AnonShared,
-        _ if v.path.starts_with("/SYSV") => {
+        _ if path.starts_with("/SYSV") => {
             return Err(Error::Msg(format!("{}: System V shared memory is not supported yet", name())))
         }
         _ if v.deleted => {
@@ -79,7 +79,7 @@ pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
                 name()
             )))
         }
-        _ if !v.path.starts_with('/') => {
+        _ if !path.starts_with('/') => {
             return Err(Error::Msg(format!("{}: unknown special mapping", name())))
         }
         _ => {
@@ -105,10 +105,10 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
         AreaKind::Vvar => { status |= VMA_AREA_VVAR | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Vsyscall => status = VMA_AREA_VSYSCALL,
     }
-    if v.path == "[stack]" { status |= VMA_AREA_STACK; }
-    if v.path == "[heap]" { status |= VMA_AREA_HEAP; }
-    if v.has_flag("gd") { flags |= libc::MAP_GROWSDOWN; }
-    let madv = MADVICE.iter().filter(|(f, _)| v.has_flag(f)).fold(0u64, |m, (_, a)| m | (1u64 << a));
+    if v.path.as_deref() == Some("[stack]") { status |= VMA_AREA_STACK; }
+    if v.path.as_deref() == Some("[heap]") { status |= VMA_AREA_HEAP; }
+    if v.vm_flags.contains("gd") { flags |= libc::MAP_GROWSDOWN; }
+    let madv = MADVICE.iter().filter(|(f, _)| v.vm_flags.contains(f)).fold(0u64, |m, (_, a)| m | (1u64 << a));
     pb::VmaEntry {
         start: v.start,
         end: v.end,
@@ -144,7 +144,7 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
     pagemap.write_entry(&pb::PagemapHead { pages_id })?;
     let pages_path = dir.join(format!("pages-{pages_id}.img"));
     let pages = File::create(&pages_path).map_err(|e| io_err(&pages_path, e))?;
-    let scan = sys::PagemapFile::open(pid)?;
+    let scan = std::fs::File::open(format!("/proc/{pid}/pagemap")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/pagemap"), source: e })?;
     let mut stats = MemStats::default();
     let mut copier = Copier::new(pid, pages, &pages_path);
     for (vma, kind) in areas {
@@ -153,7 +153,7 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
         }
         stats.pages_scanned += (vma.end - vma.start) / PAGE_SIZE;
         let want_anon_only = *kind == AreaKind::FilePrivate;
-        for r in scan.present_ranges(vma.start, vma.end, want_anon_only)? {
+        for r in present_ranges(&scan, vma.start, vma.end, want_anon_only)? {
             let nr = (r.end - r.start) / PAGE_SIZE;
             pagemap.write_entry(&pb::PagemapEntry {
                 vaddr: r.start,
@@ -169,6 +169,51 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
     copier.finish()?;
     pagemap.finish()?;
     Ok(stats)
+}
+
+/// The pages of [start, end) that exist and are not the shared zero page: present or swapped out.
+/// With `anon_only` (private file mappings), only the pages the task wrote, which became anonymous.
+fn present_ranges(pagemap: &File, start: u64, end: u64, anon_only: bool) -> Result<Vec<sys::PageRegion>> {
+    use sys::page_is::{FILE, PFNZERO, PRESENT, SWAPPED};
+    let mut scan = sys::PagemapScan {
+        category_anyof_mask: PRESENT | SWAPPED,
+        category_mask: PFNZERO,
+        category_inverted: PFNZERO,
+        return_mask: PRESENT | SWAPPED,
+        ..Default::default()
+    };
+    if anon_only {
+        scan.category_mask |= FILE;
+        scan.category_inverted |= FILE;
+    }
+    let mut out = sys::pagemap_scan_all(std::os::fd::AsFd::as_fd(pagemap), start, end, &scan, 1024)?;
+    // Regions differing only in present/swapped are one run for the image.
+    out.dedup_by(|b, a| {
+        if a.end == b.start {
+            a.end = b.end;
+            true
+        } else {
+            false
+        }
+    });
+    Ok(out)
+}
+
+/// Reads `ranges` (address, length) of task `pid` into `buf`, in batches of at most IOV_MAX ranges.
+fn read_ranges(pid: i32, buf: &mut [u8], ranges: &[(u64, u64)]) -> Result<usize> {
+    const IOV_MAX: usize = 1024;
+    let mut done = 0usize;
+    for batch in ranges.chunks(IOV_MAX) {
+        let len: usize = batch.iter().map(|r| r.1 as usize).sum();
+        let remote: Vec<nix::sys::uio::RemoteIoVec> = batch.iter().map(|&(a, l)| nix::sys::uio::RemoteIoVec { base: a as usize, len: l as usize }).collect();
+        let mut local = [std::io::IoSliceMut::new(&mut buf[done..done + len])];
+        let got = sys::process_vm_readv(nix::unistd::Pid::from_raw(pid), &mut local, &remote)?;
+        done += got;
+        if got != len {
+            break;
+        }
+    }
+    Ok(done)
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
@@ -225,7 +270,7 @@ impl<'a> Copier<'a> {
         if self.fill == 0 {
             return Ok(());
         }
-        let got = sys::process_vm_readv_ranges(self.pid, &mut self.buf[..self.fill], &self.pending)?;
+        let got = read_ranges(self.pid, &mut self.buf[..self.fill], &self.pending)?;
         if got != self.fill {
             return Err(Error::Msg(format!(
                 "pid {}: read {} of {} bytes of memory at {:#x}: the task's memory changed while frozen",
@@ -282,7 +327,7 @@ pub fn read_pagemap(dir: &Path, pid: i32) -> Result<(u32, Vec<PageRun>)> {
     let mut runs = Vec::new();
     let mut off = 0u64;
     while let Some(e) = r.read_entry::<pb::PagemapEntry>()? {
-        let nr = e.nr_pages_u64();
+        let nr = e.nr_pages_u64.unwrap_or(e.nr_pages as u64);
         if e.flags.unwrap_or(PE_PRESENT) & PE_PRESENT == 0 {
             continue;
         }

@@ -73,7 +73,7 @@ pub fn restore_queue(remote: &mut Remote<'_>, pid: i32, tid: i32, q: Option<&pb:
 /// The alternate signal stack, read in the task.
 pub fn dump_sas(remote: &mut Remote<'_>) -> Result<pb::ThreadSasEntry> {
     let st = remote.sigaltstack_get()?;
-    Ok(pb::ThreadSasEntry { ss_sp: st.ss_sp, ss_size: st.ss_size, ss_flags: st.ss_flags as u32 })
+    Ok(pb::ThreadSasEntry { ss_sp: st.sp, ss_size: st.size, ss_flags: st.flags as u32 })
 }
 
 /// Sets the alternate signal stack again. SS_ONSTACK is a state, not a setting: it is dropped.
@@ -83,6 +83,6 @@ pub fn restore_sas(remote: &mut Remote<'_>, sas: Option<&pb::ThreadSasEntry>) ->
     if flags & libc::SS_DISABLE != 0 {
         return Ok(());
     }
-    remote.sigaltstack_set(&StackT { ss_sp: s.ss_sp, ss_size: s.ss_size, ss_flags: flags })?;
+    remote.sigaltstack_set(&StackT { sp: s.ss_sp, size: s.ss_size, flags })?;
     Ok(())
 }

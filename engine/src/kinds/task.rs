@@ -3,7 +3,7 @@
 //! securebits, THP). Each has its dump (read from /proc, ptrace or remote calls) and its restore (set
 //! in the new task) here, side by side.
 
-use crate::compel::{Remote, Tracee};
+use crate::compel::{Itimerval, Remote, Timeval, Tracee};
 use crate::image::pb;
 use crate::proc::Status;
 use crate::{sys, Error, Result};
@@ -78,7 +78,7 @@ fn ctx(what: &'static str) -> impl Fn(Error) -> Error {
 pub fn dump_rlimits(pid: i32) -> Result<pb::TaskRlimitsEntry> {
     let mut rlimits = Vec::new();
     for res in 0..libc::RLIM_NLIMITS as i32 {
-        let (cur, max) = sys::prlimit_get(pid, res)?;
+        let (cur, max) = sys::prlimit_get(nix::unistd::Pid::from_raw(pid), res as u32)?;
         rlimits.push(pb::RlimitEntry { cur, max });
     }
     Ok(pb::TaskRlimitsEntry { rlimits })
@@ -95,8 +95,9 @@ const RLIMIT_NAMES: [&str; 16] = [
 pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
     for (res, l) in r.rlimits.iter().enumerate() {
         let name = RLIMIT_NAMES.get(res).copied().unwrap_or("rlimit");
-        if let Err(e) = sys::prlimit_set(pid, res as i32, l.cur, l.max) {
-            let (_, have_max) = sys::prlimit_get(pid, res as i32).unwrap_or((0, 0));
+        let p = nix::unistd::Pid::from_raw(pid);
+        if let Err(e) = sys::prlimit_set(p, res as u32, l.cur, l.max) {
+            let (_, have_max) = sys::prlimit_get(p, res as u32).unwrap_or((0, 0));
             if l.max > have_max {
                 return Err(Error::Msg(format!(
                     "pid {pid}: cannot restore {name} hard limit {} (rcr's is {have_max}): raising a hard limit needs \
@@ -113,19 +114,19 @@ pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
 
 /// Scheduling policy, priority and nice value.
 pub fn dump_sched(pid: i32) -> Result<(u32, u32, i32)> {
-    let a = sys::sched_getattr(pid)?;
-    Ok((a.sched_policy, a.sched_priority, a.sched_nice))
+    let a = sys::sched_getattr(nix::unistd::Pid::from_raw(pid))?;
+    Ok((a.policy, a.priority, a.nice))
 }
 
 /// Sets them again (from rcr, on the new task's pid).
 pub fn restore_sched(pid: i32, policy: u32, prio: u32, nice: i32) -> Result<()> {
-    let a = sys::SchedAttr { sched_policy: policy, sched_priority: prio, sched_nice: nice, ..Default::default() };
-    sys::sched_setattr(pid, &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))
+    let a = sys::SchedAttr { policy, priority: prio, nice, flags: 0, runtime: 0, deadline: 0, period: 0 };
+    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))
 }
 
 fn itimer(remote: &mut Remote<'_>, which: i32) -> Result<pb::ItimerEntry> {
-    let (interval, value) = remote.getitimer(which)?;
-    Ok(pb::ItimerEntry { isec: interval.0, iusec: interval.1, vsec: value.0, vusec: value.1 })
+    let t = remote.getitimer(which)?;
+    Ok(pb::ItimerEntry { isec: t.interval.sec as u64, iusec: t.interval.usec as u64, vsec: t.value.sec as u64, vusec: t.value.usec as u64 })
 }
 
 /// The three itimers, read in the task.
@@ -145,7 +146,8 @@ pub fn restore_itimers(remote: &mut Remote<'_>, t: &pb::TaskTimersEntry) -> Resu
             if it.vsec == 0 && it.vusec == 0 {
                 continue;
             }
-            remote.setitimer(which, (it.isec, it.iusec), (it.vsec, it.vusec))?;
+            let tv = |s: u64, us: u64| Timeval { sec: s as i64, usec: us as i64 };
+            remote.setitimer(which, &Itimerval { interval: tv(it.isec, it.iusec), value: tv(it.vsec, it.vusec) })?;
         }
     }
     Ok(())
@@ -158,11 +160,11 @@ const RSEQ_CS_OFF: u64 = 8;
 /// section's abort handler in `regs` (as the kernel would do when it next returns to it).
 pub fn dump_rseq(t: &Tracee, pid: i32, regs: &mut pb::UserX86RegsEntry) -> Result<Option<pb::RseqEntry>> {
     let Some(cfg) = t.rseq_config()? else { return Ok(None) };
-    if cfg.rseq_abi_pointer == 0 {
+    if cfg.abi_pointer == 0 {
         return Ok(None);
     }
     let mut word = [0u8; 8];
-    t.read_mem(cfg.rseq_abi_pointer + RSEQ_CS_OFF, &mut word)?;
+    t.read_mem(cfg.abi_pointer + RSEQ_CS_OFF, &mut word)?;
     let cs_ptr = u64::from_le_bytes(word);
     if cs_ptr != 0 {
         let mut cs = [0u8; 32];
@@ -176,8 +178,8 @@ pub fn dump_rseq(t: &Tracee, pid: i32, regs: &mut pb::UserX86RegsEntry) -> Resul
         }
     }
     Ok(Some(pb::RseqEntry {
-        rseq_abi_pointer: cfg.rseq_abi_pointer,
-        rseq_abi_size: cfg.rseq_abi_size,
+        rseq_abi_pointer: cfg.abi_pointer,
+        rseq_abi_size: cfg.abi_size,
         signature: cfg.signature,
         rseq_cs_pointer: (cs_ptr != 0).then_some(cs_ptr),
     }))
@@ -235,9 +237,9 @@ pub fn dump_seccomp(t: &Tracee, out: &mut Vec<pb::SeccompFilter>) -> Result<Opti
     for (i, f) in filters.iter().rev().enumerate() {
         let i = i as u32;
         out.push(pb::SeccompFilter {
-            filter: f.insns_bytes(),
+            filter: f.to_bytes(),
             prev: (i > 0).then_some(base + i),
-            flags: Some(f.flags),
+            flags: Some(f.flags as u32),
         });
     }
     Ok(Some(out.len() as u32))
