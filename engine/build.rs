@@ -18,18 +18,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
 
-    let fds = protox::Compiler::new([&proto_dir])?
+    let mut compiler = protox::Compiler::new([&proto_dir])?;
+    compiler
         .include_imports(true)
         .include_source_info(false)
-        .open_files(files.iter().map(|f| f.strip_prefix(&proto_dir).unwrap_or(f)))?
-        .file_descriptor_set();
+        .open_files(files.iter().map(|f| f.strip_prefix(&proto_dir).unwrap_or(f)))?;
 
+    // The encoded set keeps the custom (criu) field options, which prost_types drops.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("image_descriptors.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    std::fs::write(out_dir.join("image_descriptors.bin"), compiler.encode_file_descriptor_set())?;
 
-    prost_build::Config::new().compile_fds(fds)?;
+    prost_build::Config::new().compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
