@@ -1,1 +1,33 @@
-fn main() {}
+//! Compiles the CRIU-compatible image protos in `proto/` with protox (pure Rust, so no system
+//! `protoc` is needed) and generates Rust types with prost-build. The encoded
+//! FileDescriptorSet is also written to `$OUT_DIR/image_descriptors.bin` and embedded by
+//! `image::pb`, for the JSON conversion (prost-reflect).
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = PathBuf::from("proto");
+    println!("cargo:rerun-if-changed=proto");
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&proto_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
+        .collect();
+    files.sort();
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+
+    let mut compiler = protox::Compiler::new([&proto_dir])?;
+    compiler
+        .include_imports(true)
+        .include_source_info(false)
+        .open_files(files.iter().map(|f| f.strip_prefix(&proto_dir).unwrap_or(f)))?;
+
+    // The encoded set keeps the custom (criu) field options, which prost_types drops.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("image_descriptors.bin"), compiler.encode_file_descriptor_set())?;
+
+    prost_build::Config::new().compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}
