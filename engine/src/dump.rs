@@ -256,8 +256,8 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
         mtype: pb::core_entry::March::X8664 as i32,
         thread_info: Some(pb::ThreadInfoX86 {
             clear_tid_addr: ts.prctls.clear_tid_addr,
-            gpregs: Some(gpregs),
-            fpregs: Some(fpregs),
+            gpregs,
+            fpregs,
             tls: Vec::new(),
         }),
         tc: Some(pb::TaskCoreEntry {
@@ -403,7 +403,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
                 files.files.push(pb::FileEntry {
                     r#type: pb::FdTypes::Tty as i32,
                     id,
-                    tty: Some(pb::TtyFileEntry { id, tty_info_id: info_id, flags: info.flags & !(libc::O_CLOEXEC as u32), fown: Some(pb::FownEntry::default()), regf_id: None }),
+                    tty: Some(pb::TtyFileEntry { id, tty_info_id: info_id, flags: info.flags & !(libc::O_CLOEXEC as u32), fown: pb::FownEntry::default(), regf_id: None }),
                     ..Default::default()
                 });
                 id

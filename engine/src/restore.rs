@@ -269,7 +269,7 @@ fn pick_trampoline(vmas: &[pb::VmaEntry]) -> Result<u64> {
     Err(Error::Msg("no free address for the restore trampoline".into()))
 }
 
-fn step<T>(pid: i32, what: &str, r: Result<T>) -> Result<T> {
+fn step<T, E: std::fmt::Display>(pid: i32, what: &str, r: std::result::Result<T, E>) -> Result<T> {
     r.map_err(|e| Error::Msg(format!("pid {pid}: restore step '{what}' failed: {e}")))
 }
 
@@ -285,10 +285,21 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
             return Err(Error::Msg(format!("pid {pid}: mapping the restore trampoline at {:#x} failed: {}", c.tramp, mem::errno_str(got))));
         }
         tracee.write_mem(c.tramp, &[0x0f, 0x05, 0xcc])?;
+        // The new task inherited rcr's rseq registration, whose area is about to be unmapped: the
+        // kernel would fault on it on every return to user space.
+        if let Some(rs) = tracee.rseq_config()?.filter(|r| r.abi_pointer != 0) {
+            remote.syscall_ok(libc::SYS_rseq, &[rs.abi_pointer, rs.abi_size as u64, 1 /* RSEQ_FLAG_UNREGISTER */, rs.signature as u64])?;
+        }
         remote.syscall_ok(libc::SYS_mprotect, &[c.tramp, TRAMP_LEN, (libc::PROT_READ | libc::PROT_EXEC) as u64])?;
         step(pid, "cure", remote.cure())?;
     }
     let mut remote = step(pid, "trampoline", Remote::at_site(tracee, c.tramp))?;
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let mut b = [0u8; 3];
+        tracee.read_mem(c.tramp, &mut b)?;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        tracing::trace!("trampoline bytes {b:x?}; maps:\n{maps}");
+    }
     let r = &mut remote;
     // 2. Replace rcr's memory with the dumped areas.
     step(pid, "unmap rcr's memory", (|| {
@@ -398,8 +409,7 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
         }
     }
     // 8. The last call unmaps the trampoline; the task stops at its syscall exit, never returning there.
-    step(pid, "unmap the trampoline", r.last_syscall(libc::SYS_munmap, &[c.tramp, TRAMP_LEN]))?;
-    drop(remote);
+    step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[c.tramp, TRAMP_LEN]))?;
     step(pid, "registers", cpu::restore(tracee, ti))?;
     step(pid, "signal mask", tracee.set_sigmask(th.blk_sigset.unwrap_or(tc.blk_sigset)))?;
     Ok(())

@@ -32,9 +32,8 @@ const COMPS: [Comp; 7] = [Comp::Ymmh, Comp::BndRegs, Comp::BndCsr, Comp::Opmask,
 
 /// (offset, size) of xsave component `c` in the standard (non-compacted) format ptrace uses.
 fn comp_layout(c: Comp) -> (usize, usize) {
-    // SAFETY: CPUID is available on every x86_64 CPU; leaf 0xD sub-leaf c reports the component's
-    // size (eax) and offset (ebx) and has no side effects.
-    let r = unsafe { std::arch::x86_64::__cpuid_count(0xD, c as u32) };
+    // CPUID leaf 0xD sub-leaf c reports the component's size (eax) and offset (ebx).
+    let r = std::arch::x86_64::__cpuid_count(0xD, c as u32);
     (r.ebx as usize, r.eax as usize)
 }
 
@@ -210,21 +209,18 @@ pub fn dump(t: &Tracee, clear_tid_addr: u64) -> Result<pb::ThreadInfoX86> {
     let xsave = t.xstate()?;
     Ok(pb::ThreadInfoX86 {
         clear_tid_addr,
-        gpregs: Some(regs_to_pb(&regs)),
-        fpregs: Some(xsave_to_pb(&xsave)?),
+        gpregs: regs_to_pb(&regs),
+        fpregs: xsave_to_pb(&xsave)?,
         tls: Vec::new(),
     })
 }
 
 /// Loads the CPU state into a stopped thread of the restored task.
 pub fn restore(t: &Tracee, ti: &pb::ThreadInfoX86) -> Result<()> {
-    let gp = ti.gpregs.as_ref().ok_or_else(|| Error::Msg("core image has no gpregs".into()))?;
-    if let Some(fp) = &ti.fpregs {
-        let mut buf = t.xstate()?;
-        xsave_from_pb(fp, &mut buf)?;
-        t.set_xstate(&buf)?;
-    }
-    t.set_regs(&regs_from_pb(gp))?;
+    let mut buf = t.xstate()?;
+    xsave_from_pb(&ti.fpregs, &mut buf)?;
+    t.set_xstate(&buf)?;
+    t.set_regs(&regs_from_pb(&ti.gpregs))?;
     Ok(())
 }
 

@@ -58,13 +58,13 @@ pub enum AreaKind {
 pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
     let path = v.path.as_deref().unwrap_or("");
     let name = || format!("pid {pid}: memory area {:#x}-{:#x} {}", v.start, v.end, path);
-    if v.vm_flags.contains("io") || v.vm_flags.contains("pf") {
-        return Err(Error::Msg(format!("{}: device memory (VM_IO/PFNMAP) needs a plugin; none claimed it", name())));
-    }
     Ok(match path {
         "[vdso]" => AreaKind::Vdso,
         "[vvar]" | "[vvar_vclock]" => AreaKind::Vvar,
         "[vsyscall]" => AreaKind::Vsyscall,
+        _ if v.vm_flags.contains("io") || v.vm_flags.contains("pf") => {
+            return Err(Error::Msg(format!("{}: device memory (VM_IO/PFNMAP) needs a plugin; none claimed it", name())))
+        }
         _ if v.inode == 0 => {
             if v.shared { AreaKind::AnonShared } else { AreaKind::AnonPrivate }
         }

@@ -31,7 +31,7 @@ pub fn entry(id: u32, path: &str, flags: u32, pos: u64, st: &libc::stat) -> pb::
         id,
         flags: flags & !(libc::O_CLOEXEC as u32),
         pos,
-        fown: Some(pb::FownEntry::default()),
+        fown: pb::FownEntry::default(),
         name: path.to_string(),
         mnt_id: None,
         size: (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st.st_size as u64),

@@ -70,14 +70,14 @@ pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> 
     Ok(())
 }
 
-fn ctx(what: &'static str) -> impl Fn(Error) -> Error {
+fn ctx<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::Msg(format!("restoring credentials: {what}: {e}"))
 }
 
 /// Every rlimit of the task (prlimit from outside).
 pub fn dump_rlimits(pid: i32) -> Result<pb::TaskRlimitsEntry> {
     let mut rlimits = Vec::new();
-    for res in 0..libc::RLIM_NLIMITS as i32 {
+    for res in 0..RLIMIT_NAMES.len() as i32 {
         let (cur, max) = sys::prlimit_get(nix::unistd::Pid::from_raw(pid), res as u32)?;
         rlimits.push(pb::RlimitEntry { cur, max });
     }
@@ -132,9 +132,9 @@ fn itimer(remote: &mut Remote<'_>, which: i32) -> Result<pb::ItimerEntry> {
 /// The three itimers, read in the task.
 pub fn dump_itimers(remote: &mut Remote<'_>) -> Result<pb::TaskTimersEntry> {
     Ok(pb::TaskTimersEntry {
-        real: Some(itimer(remote, libc::ITIMER_REAL)?),
-        virt: Some(itimer(remote, libc::ITIMER_VIRTUAL)?),
-        prof: Some(itimer(remote, libc::ITIMER_PROF)?),
+        real: itimer(remote, libc::ITIMER_REAL)?,
+        virt: itimer(remote, libc::ITIMER_VIRTUAL)?,
+        prof: itimer(remote, libc::ITIMER_PROF)?,
         posix: Vec::new(),
     })
 }
@@ -142,13 +142,11 @@ pub fn dump_itimers(remote: &mut Remote<'_>) -> Result<pb::TaskTimersEntry> {
 /// Arms the itimers again with the time they had left.
 pub fn restore_itimers(remote: &mut Remote<'_>, t: &pb::TaskTimersEntry) -> Result<()> {
     for (which, it) in [(libc::ITIMER_REAL, &t.real), (libc::ITIMER_VIRTUAL, &t.virt), (libc::ITIMER_PROF, &t.prof)] {
-        if let Some(it) = it {
-            if it.vsec == 0 && it.vusec == 0 {
-                continue;
-            }
-            let tv = |s: u64, us: u64| Timeval { sec: s as i64, usec: us as i64 };
-            remote.setitimer(which, &Itimerval { interval: tv(it.isec, it.iusec), value: tv(it.vsec, it.vusec) })?;
+        if it.vsec == 0 && it.vusec == 0 {
+            continue;
         }
+        let tv = |s: u64, us: u64| Timeval { sec: s as i64, usec: us as i64 };
+        remote.setitimer(which, &Itimerval { interval: tv(it.isec, it.iusec), value: tv(it.vsec, it.vusec) })?;
     }
     Ok(())
 }
