@@ -8,6 +8,7 @@
 pub mod procfs;
 pub mod pty;
 pub mod rcr;
+pub mod stats;
 pub mod subject;
 
 use std::collections::hash_map::DefaultHasher;

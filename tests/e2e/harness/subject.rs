@@ -289,20 +289,24 @@ impl Subject {
             let r = fg.wait(GONE_TIMEOUT);
             assert!(!r.timed_out, "foreground restorer did not exit after its process was dumped\n{}", r.describe());
         } else {
-            match reap_timeout(pid, GONE_TIMEOUT) {
-                Some((Exit::Signal(_), _)) => {}
-                Some((e, _)) => panic!(
+            let mut ended = None;
+            let r = wait_until(GONE_TIMEOUT, "the dumped process to disappear", || match try_reap(pid) {
+                Reap::Exited(e, _) => {
+                    ended = Some(e);
+                    true
+                }
+                Reap::NotChild => procfs::stat(pid).map_or(true, |s| s.dead()),
+                Reap::Running => false,
+            });
+            if let Err(e) = r {
+                panic!("{e}: rcr dump succeeded but pid {pid} still runs\n{}\n{}", run.describe(), self.context());
+            }
+            if let Some(e @ Exit::Code(_)) = ended {
+                panic!(
                     "after dump, pid {pid} ended by itself ({e}) instead of being killed by rcr\n{}\n{}",
                     run.describe(),
                     self.context()
-                ),
-                None => {
-                    if let Err(e) = wait_until(GONE_TIMEOUT, "the dumped process to disappear", || {
-                        procfs::stat(pid).map_or(true, |s| s.dead())
-                    }) {
-                        panic!("{e}: rcr dump succeeded but pid {pid} still runs\n{}", run.describe());
-                    }
-                }
+                );
             }
         }
         self.live = false;
