@@ -29,6 +29,8 @@ fn dump_nonexistent_pid() {
     if selftest() {
         return;
     }
+    // Reaped just below, by pid.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new("/bin/true").spawn().unwrap();
     let pid = child.id() as i32;
     crate::harness::reap_timeout(pid, Duration::from_secs(10)).expect("reap /bin/true");

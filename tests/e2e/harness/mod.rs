@@ -32,9 +32,12 @@ pub fn selftest() -> bool {
     std::env::var("RCR_E2E_SELFTEST").map(|v| v == "1").unwrap_or(false)
 }
 
-/// The rcr binary under test.
+/// The rcr binary under test: this package's, or `RCR_BIN` (e.g. a release build) if set.
 pub fn rcr_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rcr"))
+    match std::env::var_os("RCR_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_rcr")),
+    }
 }
 
 /// Directory of the test programs' sources.

@@ -101,6 +101,8 @@ impl RcrProc {
                 });
             }
         }
+        // Reaped by pid with wait4 (for its rusage), in wait/kill/drop.
+        #[allow(clippy::zombie_processes)]
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", rcr_bin().display()));
         RcrProc {
             pid: child.id() as i32,

@@ -24,8 +24,11 @@ fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Iterates (field number, wire type, varint value or sub-slice) over a protobuf message.
-fn fields(b: &[u8]) -> Option<Vec<(u64, u64, u64, &[u8])>> {
+/// One protobuf field: (field number, wire type, varint value, length-delimited bytes).
+type Field<'a> = (u64, u64, u64, &'a [u8]);
+
+/// The fields of a protobuf message.
+fn fields(b: &[u8]) -> Option<Vec<Field<'_>>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < b.len() {

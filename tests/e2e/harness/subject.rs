@@ -97,6 +97,8 @@ impl Spawn {
                 Ok(())
             });
         }
+        // Reaped by pid (waitpid/wait4), also after restore when it is no std Child any more.
+        #[allow(clippy::zombie_processes)]
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
         Subject {
             name,
@@ -199,7 +201,7 @@ impl Subject {
                 self.exit = Some(e);
             }
             Reap::NotChild => {
-                if procfs::stat(self.pid).map_or(true, |s| s.dead()) {
+                if !matches!(procfs::stat(self.pid), Some(s) if !s.dead()) {
                     self.live = false;
                 }
             }
@@ -295,7 +297,7 @@ impl Subject {
                     ended = Some(e);
                     true
                 }
-                Reap::NotChild => procfs::stat(pid).map_or(true, |s| s.dead()),
+                Reap::NotChild => !matches!(procfs::stat(pid), Some(s) if !s.dead()),
                 Reap::Running => false,
             });
             if let Err(e) = r {
@@ -418,7 +420,7 @@ impl Subject {
                 early = Some(run);
                 return true;
             }
-            std::fs::read_to_string(&pidfile).map_or(false, |t| t.trim().parse::<i32>().is_ok())
+            std::fs::read_to_string(&pidfile).is_ok_and(|t| t.trim().parse::<i32>().is_ok())
         });
         if let Some(run) = early {
             panic!("foreground rcr restore exited before the process ran\n{}\n{}", run.describe(), self.context());
