@@ -1,0 +1,8 @@
+//! Open files: numbers, offsets, flags, shared descriptions, devices.
+
+use crate::harness::scenario;
+
+#[test]
+fn files() {
+    scenario("files", &[]);
+}

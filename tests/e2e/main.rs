@@ -1,0 +1,19 @@
+//! End-to-end tests of `rcr dump` / `rcr restore` on real processes.
+//!
+//! Each scenario starts a C program from tests/progs that sets up one kind of state, dumps and
+//! restores it, and lets the program verify its state from inside (PASS/FAIL in its OUTFILE).
+//! `RCR_E2E_SELFTEST=1` runs the scenarios without checkpoint/restore to validate the programs.
+
+mod harness;
+
+mod counter;
+mod cpu;
+mod failures;
+mod files;
+mod identity;
+mod mem;
+mod selfcheck;
+mod shell_job;
+mod signals;
+mod syscalls;
+mod timers;

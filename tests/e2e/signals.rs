@@ -1,0 +1,8 @@
+//! Signal dispositions, masks, pending signals, sigaltstack.
+
+use crate::harness::scenario;
+
+#[test]
+fn signals() {
+    scenario("signals", &[]);
+}
