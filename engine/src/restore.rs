@@ -148,6 +148,18 @@ struct Inherited {
     fd: OwnedFd,
 }
 
+/// A copy of `fd` numbered `min` or higher.
+fn fd_above(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on an open fd returns a new fd we own.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if n < 0 {
+        return Err(Error::Io { ctx: format!("moving fd {} above {min}", fd.as_raw_fd()), source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: `n` is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let dir = opts.images_dir.as_path();
@@ -159,6 +171,8 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let pages = std::fs::File::open(dir.join(format!("pages-{}.img", img.pages_id)))
         .map_err(|e| Error::Io { ctx: format!("opening {}", dir.join(format!("pages-{}.img", img.pages_id)).display()), source: e })?;
     let mut by_id: BTreeMap<u32, Inherited> = BTreeMap::new();
+    // Sources sit above every target fd number, so moving one into place never overwrites another.
+    let base = img.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2) + 1;
     for fi in &img.fdinfo {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -174,7 +188,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         } else {
             return Err(Error::Msg(format!("fd {}: file {} is of a kind rcr cannot restore yet (type {})", fi.fd, fi.id, f.r#type)));
         };
-        by_id.insert(fi.id, Inherited { fd });
+        by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
     }
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     for v in &img.mm.vmas {

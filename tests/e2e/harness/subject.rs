@@ -88,6 +88,9 @@ impl Spawn {
         // async-signal-safe syscalls (setsid, ioctl).
         unsafe {
             cmd.pre_exec(move || {
+                // Only stdio goes to the subject: an fd leaked from whatever started the tests (a
+                // pipe of the CI runner, say) would be part of its checkpoint.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
