@@ -260,13 +260,18 @@ fn json_to_value(f: &FieldDescriptor, o: &CriuOpts, j: &Json, at: &str) -> Resul
     }
 }
 
-/// dict2pb's string-to-int: dev, then flags, then dict names, then `int(s, 0)`.
+/// dict2pb's string-to-int: dev, then flags, then dict names, then `int(s, 0)`. Where crit
+/// would raise (e.g. a hex string in a dev field), the later forms are tried instead.
 fn string_to_int(f: &FieldDescriptor, o: &CriuOpts, s: &str) -> Option<i128> {
     if o.dev {
-        return pyfmt::dev_from_string(s, o.odev);
+        if let Some(v) = pyfmt::dev_from_string(s, o.odev) {
+            return Some(v);
+        }
     }
     if let Some(map) = o.flags.as_deref().and_then(pyfmt::flags_map) {
-        return pyfmt::unmap_flags(s, map);
+        if let Some(v) = pyfmt::unmap_flags(s, map) {
+            return Some(v);
+        }
     }
     if let Some(dict) = &o.dict {
         if let Some((k, _)) = pyfmt::dict_map(dict, f.name()).and_then(|m| m.iter().find(|(_, name)| *name == s)) {

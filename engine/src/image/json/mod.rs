@@ -357,3 +357,45 @@ fn json_truthy(j: &Json) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pagemap-1.img: head {pages_id: 1}, entry {vaddr: 0x1000, nr_pages: 2, flags: PE_PRESENT}.
+    const PAGEMAP: &[u8] = &[
+        0x19, 0x43, 0x56, 0x54, 0x25, 0x40, 0x08, 0x56, // magics
+        2, 0, 0, 0, 0x08, 0x01, // head
+        7, 0, 0, 0, 0x08, 0x80, 0x20, 0x10, 0x02, 0x20, 0x04, // entry
+    ];
+
+    #[test]
+    fn pagemap_literal() {
+        let plain = decode_bytes(PAGEMAP, "pagemap-1.img", false).unwrap();
+        assert_eq!(
+            plain,
+            json!({"magic": "PAGEMAP", "entries": [{"pages_id": 1}, {"vaddr": 4096, "nr_pages": 2, "flags": 4}]})
+        );
+        let pretty = decode_bytes(PAGEMAP, "pagemap-1.img", true).unwrap();
+        assert_eq!(pretty["entries"][1], json!({"vaddr": "0x1000", "nr_pages": 2, "flags": "PE_PRESENT"}));
+        assert_eq!(encode(&plain).unwrap(), PAGEMAP);
+        assert_eq!(encode(&pretty).unwrap(), PAGEMAP);
+    }
+
+    #[test]
+    fn pipes_data_payload_in_extra() {
+        // pipe_data_entry {pipe_id: 1, bytes: 2} + "ab"
+        let img = [0x19, 0x43, 0x56, 0x54, 0x09, 0x37, 0x45, 0x56, 4, 0, 0, 0, 0x08, 1, 0x10, 2, b'a', b'b'];
+        let j = decode_bytes(&img, "pipes-data.img", false).unwrap();
+        assert_eq!(j, json!({"magic": "PIPES_DATA", "entries": [{"pipe_id": 1, "bytes": 2, "extra": "YWI=\n"}]}));
+        assert_eq!(encode(&j).unwrap(), img);
+    }
+
+    #[test]
+    fn round_up_is_safe() {
+        assert_eq!(round_up(5, 4), 8);
+        assert_eq!(round_up(8, 8), 8);
+        assert_eq!(round_up(0, 8), 0);
+        assert_eq!(round_up(u64::MAX, 8), u64::MAX);
+    }
+}
