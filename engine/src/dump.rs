@@ -174,6 +174,7 @@ struct TaskState {
     itimers: pb::TaskTimersEntry,
     sas: pb::ThreadSasEntry,
     brk: u64,
+    rlimits: pb::TaskRlimitsEntry,
 }
 
 /// Everything that needs the task to execute system calls, in one short phase.
@@ -184,8 +185,9 @@ fn remote_phase(tracee: &Tracee) -> Result<TaskState> {
     let itimers = task::dump_itimers(&mut remote)?;
     let sas = signals::dump_sas(&mut remote)?;
     let brk = remote.syscall_ok(libc::SYS_brk, &[0])?;
+    let rlimits = task::dump_rlimits(&mut remote)?;
     remote.cure()?;
-    Ok(TaskState { prctls, sigactions, itimers, sas, brk })
+    Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
 }
 
 fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpStats) -> Result<()> {
@@ -268,7 +270,7 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
             blk_sigset: blocked,
             comm: comm.clone(),
             timers: Some(ts.itimers),
-            rlimits: Some(task::dump_rlimits(pid)?),
+            rlimits: Some(ts.rlimits),
             signals_s,
             old_seccomp_mode: None,
             oom_score_adj: proc.oom_score_adj().ok(),
@@ -292,6 +294,7 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
             seccomp_filter,
             comm: Some(comm),
             rseq_entry: rseq,
+            rcr_no_new_privs: status.no_new_privs.then_some(true),
             ..Default::default()
         }),
         ..Default::default()

@@ -411,17 +411,20 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
     }
     if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
         if c.opts.detached {
-            tracing::warn!("pid {pid}: its parent-death signal {sig} is not restored: its parent is outside the checkpoint and rcr restore -d exits at once");
-        } else {
-            step(pid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, sig as u64]))?;
+            tracing::warn!("pid {pid}: its parent-death signal {sig} is restored; its parent is now rcr, so it is sent when rcr restore -d exits");
         }
+        step(pid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, sig as u64]))?;
     }
-    r.release_scratch()?;
+    if th.rcr_no_new_privs == Some(true) {
+        step(pid, "no_new_privs", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0]))?;
+    }
+    // seccomp filters come last: they apply to every later call, rcr's too.
     if let (Some(idx), Some(mode)) = (th.seccomp_filter, th.seccomp_mode) {
         if mode == pb::SeccompMode::Filter as i32 {
             step(pid, "seccomp", task::restore_seccomp(r, &img.seccomp, idx))?;
         }
     }
+    step(pid, "release scratch memory", r.release_scratch())?;
     // 8. The last call unmaps the trampoline; the task stops at its syscall exit, never returning there.
     step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[c.tramp, TRAMP_LEN]))?;
     step(pid, "registers", cpu::restore(tracee, ti))?;

@@ -146,7 +146,7 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
     let pages = File::create(&pages_path).map_err(|e| io_err(&pages_path, e))?;
     let scan = std::fs::File::open(format!("/proc/{pid}/pagemap")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/pagemap"), source: e })?;
     let mut stats = MemStats::default();
-    let mut copier = Copier::new(pid, pages, &pages_path);
+    let mut copier = Copier::new(pid, pages, &pages_path)?;
     for (vma, kind) in areas {
         if !dumps_pages(*kind) {
             continue;
@@ -199,19 +199,35 @@ fn present_ranges(pagemap: &File, start: u64, end: u64, anon_only: bool) -> Resu
     Ok(out)
 }
 
-/// Reads `ranges` (address, length) of task `pid` into `buf`, in batches of at most IOV_MAX ranges.
-fn read_ranges(pid: i32, buf: &mut [u8], ranges: &[(u64, u64)]) -> Result<usize> {
+/// Reads `ranges` (address, length) of task `pid` into `buf`, in batches of at most IOV_MAX ranges,
+/// with process_vm_readv. Pages it cannot read (areas without PROT_READ hold pages too) are read through
+/// `mem` (/proc/PID/mem, which may read them).
+fn read_ranges(pid: i32, mem: &File, buf: &mut [u8], ranges: &[(u64, u64)]) -> Result<usize> {
+    use std::os::unix::fs::FileExt;
     const IOV_MAX: usize = 1024;
     let mut done = 0usize;
     for batch in ranges.chunks(IOV_MAX) {
         let len: usize = batch.iter().map(|r| r.1 as usize).sum();
         let remote: Vec<nix::sys::uio::RemoteIoVec> = batch.iter().map(|&(a, l)| nix::sys::uio::RemoteIoVec { base: a as usize, len: l as usize }).collect();
         let mut local = [std::io::IoSliceMut::new(&mut buf[done..done + len])];
-        let got = sys::process_vm_readv(nix::unistd::Pid::from_raw(pid), &mut local, &remote)?;
-        done += got;
-        if got != len {
-            break;
+        let got = sys::process_vm_readv(nix::unistd::Pid::from_raw(pid), &mut local, &remote).unwrap_or(0);
+        if got < len {
+            // Find where process_vm_readv stopped and read the rest of the batch through /proc/PID/mem.
+            let mut off = 0usize;
+            for &(addr, l) in batch {
+                let l = l as usize;
+                if off + l > got {
+                    let skip = got.saturating_sub(off);
+                    let dst = &mut buf[done + off + skip..done + off + l];
+                    mem.read_exact_at(dst, addr + skip as u64).map_err(|e| Error::Io {
+                        ctx: format!("pid {pid}: reading {} bytes of memory at {:#x}", l - skip, addr + skip as u64),
+                        source: e,
+                    })?;
+                }
+                off += l;
+            }
         }
+        done += len;
     }
     Ok(done)
 }
@@ -227,6 +243,7 @@ pub const COPY_CHUNK: usize = 8 << 20;
 /// writes while the next chunk is read (two buffers in flight), so reading and writing overlap.
 struct Copier<'a> {
     pid: i32,
+    mem: File,
     path: &'a Path,
     buf: Vec<u8>,
     fill: usize,
@@ -237,18 +254,19 @@ struct Copier<'a> {
 }
 
 impl<'a> Copier<'a> {
-    fn new(pid: i32, mut file: File, path: &'a Path) -> Self {
+    fn new(pid: i32, mut file: File, path: &'a Path) -> Result<Self> {
+        let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/mem"), source: e })?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
         let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
         let writer = std::thread::spawn(move || -> std::io::Result<()> {
             for buf in rx {
                 file.write_all(&buf)?;
-                let _ = back_tx.send(buf);
+                // Hand the buffer back for reuse if there is room; never block on it.
+                let _ = back_tx.try_send(buf);
             }
             file.flush()
         });
-        let _ = path;
-        Copier { pid, path, buf: vec![0u8; COPY_CHUNK], fill: 0, pending: Vec::new(), tx: Some(tx), back, writer: Some(writer) }
+        Ok(Copier { pid, mem, path, buf: vec![0u8; COPY_CHUNK], fill: 0, pending: Vec::new(), tx: Some(tx), back, writer: Some(writer) })
     }
 
     fn copy(&mut self, mut addr: u64, mut len: u64) -> Result<()> {
@@ -270,7 +288,7 @@ impl<'a> Copier<'a> {
         if self.fill == 0 {
             return Ok(());
         }
-        let got = read_ranges(self.pid, &mut self.buf[..self.fill], &self.pending)?;
+        let got = read_ranges(self.pid, &self.mem, &mut self.buf[..self.fill], &self.pending)?;
         if got != self.fill {
             return Err(Error::Msg(format!(
                 "pid {}: read {} of {} bytes of memory at {:#x}: the task's memory changed while frozen",

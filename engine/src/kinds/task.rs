@@ -74,12 +74,17 @@ fn ctx<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::Msg(format!("restoring credentials: {what}: {e}"))
 }
 
-/// Every rlimit of the task (prlimit from outside).
-pub fn dump_rlimits(pid: i32) -> Result<pb::TaskRlimitsEntry> {
+/// Every rlimit of the task, read by the task itself: prlimit from outside on a process of another
+/// user needs CAP_SYS_RESOURCE, which rcr may not have.
+pub fn dump_rlimits(remote: &mut Remote<'_>) -> Result<pb::TaskRlimitsEntry> {
     let mut rlimits = Vec::new();
-    for res in 0..RLIMIT_NAMES.len() as i32 {
-        let (cur, max) = sys::prlimit_get(nix::unistd::Pid::from_raw(pid), res as u32)?;
-        rlimits.push(pb::RlimitEntry { cur, max });
+    let out = remote.scratch_put(&[0u8; 16])?;
+    for res in 0..RLIMIT_NAMES.len() as u64 {
+        remote.syscall_ok(libc::SYS_prlimit64, &[0, res, 0, out])?;
+        let mut b = [0u8; 16];
+        remote.scratch_get(out, &mut b)?;
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        rlimits.push(pb::RlimitEntry { cur: word(0), max: word(8) });
     }
     Ok(pb::TaskRlimitsEntry { rlimits })
 }
@@ -121,7 +126,13 @@ pub fn dump_sched(pid: i32) -> Result<(u32, u32, i32)> {
 /// Sets them again (from rcr, on the new task's pid).
 pub fn restore_sched(pid: i32, policy: u32, prio: u32, nice: i32) -> Result<()> {
     let a = sys::SchedAttr { policy, priority: prio, nice, flags: 0, runtime: 0, deadline: 0, period: 0 };
-    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))
+    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))?;
+    // sched_setattr ignores the nice value for SCHED_IDLE; setpriority sets it for every policy.
+    // SAFETY: setpriority takes integers only.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as u32, nice) } < 0 {
+        return Err(Error::Io { ctx: format!("pid {pid}: restoring nice {nice}"), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
 }
 
 fn itimer(remote: &mut Remote<'_>, which: i32) -> Result<pb::ItimerEntry> {
