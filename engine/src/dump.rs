@@ -8,9 +8,9 @@
 
 use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgWriter, Kind};
-use crate::kinds::{cpu, mem, regfile, signals, task, tty, FdKind};
+use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty, FdKind};
 use crate::options::DumpOpts;
-use crate::proc::{ProcDir, Vma};
+use crate::proc::{PosixTimer, ProcDir, Vma};
 use crate::{sys, Error, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -178,11 +178,12 @@ struct TaskState {
 }
 
 /// Everything that needs the task to execute system calls, in one short phase.
-fn remote_phase(tracee: &Tracee) -> Result<TaskState> {
+fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<TaskState> {
     let mut remote = Remote::inject(tracee)?;
     let prctls = task::dump_prctls(&mut remote)?;
     let sigactions = signals::dump_sigactions(&mut remote)?;
-    let itimers = task::dump_itimers(&mut remote)?;
+    let mut itimers = task::dump_itimers(&mut remote)?;
+    itimers.posix = posix_timers::dump(&mut remote, pid, ptimers)?;
     let sas = signals::dump_sas(&mut remote)?;
     let brk = remote.syscall_ok(libc::SYS_brk, &[0])?;
     let rlimits = task::dump_rlimits(&mut remote)?;
@@ -206,8 +207,10 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
     let signals_s = signals::dump_queue(tracee, true)?;
     let mut seccomp = Vec::new();
     let seccomp_filter = task::dump_seccomp(tracee, &mut seccomp)?;
+    let ptimers = proc.timers()?;
+    posix_timers::check(pid, &ptimers)?;
     check_interrupted(pid)?;
-    let ts = remote_phase(tracee)?;
+    let ts = remote_phase(tracee, pid, &ptimers)?;
     check_interrupted(pid)?;
 
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;

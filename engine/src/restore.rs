@@ -9,7 +9,7 @@
 
 use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgReader, Kind};
-use crate::kinds::{cpu, mem, regfile, signals, task, tty};
+use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty};
 use crate::options::RestoreOpts;
 use crate::{sys, Error, Result};
 use std::collections::BTreeMap;
@@ -397,6 +397,7 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
     step(pid, "sigaltstack", signals::restore_sas(r, th.sas.as_ref()))?;
     if let Some(t) = &tc.timers {
         step(pid, "itimers", task::restore_itimers(r, t))?;
+        step(pid, "POSIX timers", posix_timers::restore(r, pid, &t.posix))?;
     }
     step(pid, "pending signals", signals::restore_queue(r, pid, pid, th.signals_p.as_ref(), false))?;
     step(pid, "pending signals", signals::restore_queue(r, pid, pid, tc.signals_s.as_ref(), true))?;
