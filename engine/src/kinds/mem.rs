@@ -238,17 +238,21 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 
 /// Bytes of memory copied per process_vm_readv call and write.
 pub const COPY_CHUNK: usize = 8 << 20;
+/// Buffers of [`COPY_CHUNK`] bytes in flight: rcr's memory use while dumping is bounded by their sum.
+const POOL: usize = 3;
 
-/// Copies ranges of the task's memory into the pages file through one reused buffer; a second thread
-/// writes while the next chunk is read (two buffers in flight), so reading and writing overlap.
+/// Copies ranges of the task's memory into the pages file through a fixed pool of [`POOL`] buffers: a
+/// second thread writes one while the next is read, so reading and writing overlap, and no buffer is
+/// allocated after the start (fresh buffers would cost a page fault per page).
 struct Copier<'a> {
     pid: i32,
+    reading: std::time::Duration,
     mem: File,
     path: &'a Path,
     buf: Vec<u8>,
     fill: usize,
     pending: Vec<(u64, u64)>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    tx: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
     back: std::sync::mpsc::Receiver<Vec<u8>>,
     writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
@@ -256,17 +260,24 @@ struct Copier<'a> {
 impl<'a> Copier<'a> {
     fn new(pid: i32, mut file: File, path: &'a Path) -> Result<Self> {
         let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/mem"), source: e })?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-        let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(POOL);
+        let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(POOL);
+        for _ in 1..POOL {
+            let _ = back_tx.send(vec![0u8; COPY_CHUNK]);
+        }
         let writer = std::thread::spawn(move || -> std::io::Result<()> {
-            for buf in rx {
-                file.write_all(&buf)?;
-                // Hand the buffer back for reuse if there is room; never block on it.
+            let mut busy = std::time::Duration::ZERO;
+            for (buf, len) in rx {
+                let t = std::time::Instant::now();
+                file.write_all(&buf[..len])?;
+                busy += t.elapsed();
+                // The pool holds POOL buffers and the channel as many: this never blocks.
                 let _ = back_tx.try_send(buf);
             }
+            tracing::debug!("pages writer: {:.1} ms writing", busy.as_secs_f64() * 1e3);
             file.flush()
         });
-        Ok(Copier { pid, mem, path, buf: vec![0u8; COPY_CHUNK], fill: 0, pending: Vec::new(), tx: Some(tx), back, writer: Some(writer) })
+        Ok(Copier { pid, reading: std::time::Duration::ZERO, mem, path, buf: vec![0u8; COPY_CHUNK], fill: 0, pending: Vec::new(), tx: Some(tx), back, writer: Some(writer) })
     }
 
     fn copy(&mut self, mut addr: u64, mut len: u64) -> Result<()> {
@@ -288,23 +299,22 @@ impl<'a> Copier<'a> {
         if self.fill == 0 {
             return Ok(());
         }
+        let t = std::time::Instant::now();
         let got = read_ranges(self.pid, &self.mem, &mut self.buf[..self.fill], &self.pending)?;
+        self.reading += t.elapsed();
         if got != self.fill {
             return Err(Error::Msg(format!(
                 "pid {}: read {} of {} bytes of memory at {:#x}: the task's memory changed while frozen",
                 self.pid, got, self.fill, self.pending[0].0
             )));
         }
-        let next = self.back.try_recv().unwrap_or_else(|_| vec![0u8; COPY_CHUNK]);
-        let mut full = std::mem::replace(&mut self.buf, next);
-        full.truncate(self.fill);
+        let stopped = |c: &mut Self| c.join_writer().and(Err(Error::Msg(format!("writing {} stopped", c.path.display()))));
+        let Ok(next) = self.back.recv() else { return stopped(self) };
+        let full = std::mem::replace(&mut self.buf, next);
         if let Some(tx) = &self.tx {
-            if tx.send(full).is_err() {
-                return self.join_writer().and(Err(Error::Msg(format!("writing {} stopped", self.path.display()))));
+            if tx.send((full, self.fill)).is_err() {
+                return stopped(self);
             }
-        }
-        if self.buf.len() < COPY_CHUNK {
-            self.buf.resize(COPY_CHUNK, 0);
         }
         self.fill = 0;
         self.pending.clear();
@@ -322,6 +332,7 @@ impl<'a> Copier<'a> {
 
     fn finish(mut self) -> Result<()> {
         self.flush()?;
+        tracing::debug!("pages reader: {:.1} ms reading memory", self.reading.as_secs_f64() * 1e3);
         self.join_writer()
     }
 }
@@ -389,6 +400,9 @@ pub fn restore_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, 
         )));
     }
     for r in runs {
+        // Allocate the run's pages in one call instead of one fault per page during the copy
+        // (MADV_POPULATE_WRITE, Linux 5.14; older kernels refuse it and the copy faults them in).
+        remote.syscall(libc::SYS_madvise, &[r.addr, r.len, 23 /* MADV_POPULATE_WRITE */])?;
         let mut done = 0u64;
         while done < r.len {
             let n = remote.syscall(libc::SYS_pread64, &[pages_fd as u64, r.addr + done, r.len - done, r.file_off + done])?;
