@@ -222,7 +222,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     }
     let mut guard = ChildGuard { pid, armed: true };
     let tracee = Tracee::from_traced_child(pid, opts.step_timeout).map_err(|e| Error::Msg(format!("pid {pid}: the new task did not stop: {e}")))?;
-    let ctx = Ctx { img: &img, pid, tramp, pages: pages.as_raw_fd(), exe: exe.as_raw_fd(), cwd: cwd.as_raw_fd(), root: &root, by_id: &by_id, map_fds: &map_fds, opts };
+    let ctx = Ctx { img: &img, pid, tramp, pages: pages.as_raw_fd(), pages_file: &pages, exe: exe.as_raw_fd(), cwd: cwd.as_raw_fd(), root: &root, by_id: &by_id, map_fds: &map_fds, opts };
     if let Err(e) = build_task(&tracee, &ctx) {
         // Kill before the tracee guard detaches: the half-built task must never run.
         // SAFETY: kill on our own child's pid.
@@ -246,6 +246,7 @@ struct Ctx<'a> {
     pid: i32,
     tramp: u64,
     pages: i32,
+    pages_file: &'a std::fs::File,
     exe: i32,
     cwd: i32,
     root: &'a str,
@@ -326,13 +327,19 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
             return Err(Error::Msg(format!("pid {pid}: mapping the vDSO at {vvar:#x} failed: {}", mem::errno_str(got))));
         }
     }
-    for v in &img.mm.vmas {
-        if v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR | mem::VMA_AREA_VSYSCALL) != 0 {
-            continue;
-        }
+    let areas: Vec<&pb::VmaEntry> = img.mm.vmas.iter()
+        .filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR | mem::VMA_AREA_VSYSCALL) == 0)
+        .collect();
+    let mut filled = Vec::with_capacity(areas.len());
+    for v in &areas {
         let fd = c.map_fds.get(&v.shmid).filter(|_| v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0).map(|f| f.as_raw_fd());
-        let runs = mem::runs_in(&img.runs, v.start, v.end);
-        step(pid, &format!("map area {:#x}-{:#x}", v.start, v.end), mem::restore_area(r, v, mem::AreaFd(fd), &runs, c.pages))?;
+        let has_pages = !mem::runs_in(&img.runs, v.start, v.end).is_empty();
+        step(pid, &format!("map area {:#x}-{:#x}", v.start, v.end), mem::map_area(r, v, mem::AreaFd(fd), has_pages))?;
+        filled.push(has_pages);
+    }
+    step(pid, "fill memory", mem::fill_pages(r, pid, &img.runs, c.pages, c.pages_file))?;
+    for (v, had) in areas.iter().zip(filled) {
+        step(pid, &format!("protect area {:#x}-{:#x}", v.start, v.end), mem::protect_area(r, v, had))?;
     }
     check_vdso_layout(pid, &img.mm.vmas)?;
     // 3. mm fields, exe link, auxv.

@@ -10,7 +10,7 @@ use crate::image::{pb, ImgWriter, Kind};
 use crate::proc::Vma;
 use crate::{sys, Error, Result};
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -136,17 +136,16 @@ pub struct MemStats {
 }
 
 /// Writes the pages of `areas` (address-ordered) of task `pid` to `pages-<pages_id>.img` and the
-/// pagemap to `pagemap-<pid>.img`. Memory is copied through a bounded buffer: rcr never holds more than
-/// [`COPY_CHUNK`] bytes of the task's memory.
+/// pagemap to `pagemap-<pid>.img`. The pages file is sized first, then [`WORKERS`] threads each take a
+/// window of it at a time and fill it through a cache-sized buffer (process_vm_readv, pwrite): every core
+/// copies, and rcr never holds more than `WORKERS * CHUNK` bytes of the task's memory.
 pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, AreaKind)]) -> Result<MemStats> {
     let pagemap_path = dir.join(format!("pagemap-{pid}.img"));
     let mut pagemap = ImgWriter::create(&pagemap_path, Kind::Pagemap)?;
     pagemap.write_entry(&pb::PagemapHead { pages_id })?;
-    let pages_path = dir.join(format!("pages-{pages_id}.img"));
-    let pages = File::create(&pages_path).map_err(|e| io_err(&pages_path, e))?;
-    let scan = std::fs::File::open(format!("/proc/{pid}/pagemap")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/pagemap"), source: e })?;
+    let scan = File::open(format!("/proc/{pid}/pagemap")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/pagemap"), source: e })?;
     let mut stats = MemStats::default();
-    let mut copier = Copier::new(pid, pages, &pages_path)?;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
     for (vma, kind) in areas {
         if !dumps_pages(*kind) {
             continue;
@@ -162,13 +161,98 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
                 flags: Some(PE_PRESENT),
                 ..Default::default()
             })?;
-            copier.copy(r.start, r.end - r.start)?;
+            runs.push((r.start, r.end - r.start));
             stats.pages_written += nr;
         }
     }
-    copier.finish()?;
     pagemap.finish()?;
+    let pages_path = dir.join(format!("pages-{pages_id}.img"));
+    let pages = File::create(&pages_path).map_err(|e| io_err(&pages_path, e))?;
+    let total = stats.pages_written * PAGE_SIZE;
+    pages.set_len(total).map_err(|e| io_err(&pages_path, e))?;
+    copy_into_file(pid, &pages, &pages_path, &runs, total)?;
     Ok(stats)
+}
+
+/// Bytes of the pages file one worker takes at a time.
+pub const WINDOW: u64 = 16 << 20;
+/// Bytes copied per process_vm_readv and pwrite: small enough to stay in the CPU cache between the two.
+const CHUNK: u64 = 1 << 20;
+/// Threads copying memory during a dump.
+pub const WORKERS: usize = 2;
+
+/// Copies `runs` of task memory, in order, into `file` (already `total` bytes long).
+fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total: u64) -> Result<()> {
+    if total == 0 {
+        return Ok(());
+    }
+    let mut offs = Vec::with_capacity(runs.len());
+    let mut off = 0u64;
+    for r in runs {
+        offs.push(off);
+        off += r.1;
+    }
+    let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/mem"), source: e })?;
+    let windows = total.div_ceil(WINDOW);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let work = || -> Result<()> {
+        loop {
+            let w = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if w >= windows {
+                return Ok(());
+            }
+            let (start, end) = (w * WINDOW, ((w + 1) * WINDOW).min(total));
+            let mut ranges = Vec::new();
+            let mut j = offs.partition_point(|&o| o <= start).saturating_sub(1);
+            while j < runs.len() && offs[j] < end {
+                let (s, e) = (offs[j].max(start), (offs[j] + runs[j].1).min(end));
+                if s < e {
+                    ranges.push((runs[j].0 + (s - offs[j]), e - s));
+                }
+                j += 1;
+            }
+            // Through a small buffer that stays in the CPU cache: the copy out of the task and the
+            // write into the file then cost about one pass over memory.
+            let mut pos = start;
+            let mut piece: Vec<(u64, u64)> = Vec::new();
+            let mut fill = 0u64;
+            let flush = |piece: &mut Vec<(u64, u64)>, fill: &mut u64, pos: &mut u64, buf: &mut [u8]| -> Result<()> {
+                let n = *fill as usize;
+                let got = read_ranges(pid, &mem, &mut buf[..n], piece)?;
+                if got != n {
+                    return Err(Error::Msg(format!(
+                        "pid {pid}: read {got} of {n} bytes of memory at {:#x}: the task's memory changed while frozen",
+                        piece.first().map_or(0, |r| r.0)
+                    )));
+                }
+                file.write_all_at(&buf[..n], *pos).map_err(|e| io_err(path, e))?;
+                *pos += n as u64;
+                *fill = 0;
+                piece.clear();
+                Ok(())
+            };
+            let mut buf = vec![0u8; CHUNK as usize];
+            for (mut a, mut l) in ranges {
+                while l > 0 {
+                    let n = l.min(CHUNK - fill);
+                    piece.push((a, n));
+                    fill += n;
+                    a += n;
+                    l -= n;
+                    if fill == CHUNK {
+                        flush(&mut piece, &mut fill, &mut pos, &mut buf)?;
+                    }
+                }
+            }
+            if fill > 0 {
+                flush(&mut piece, &mut fill, &mut pos, &mut buf)?;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..WORKERS).map(|_| s.spawn(work)).collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::Msg("a memory copy thread panicked".into()))?)
+    })
 }
 
 /// The pages of [start, end) that exist and are not the shared zero page: present or swapped out.
@@ -236,116 +320,6 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Io { ctx: format!("{}", path.display()), source: e }
 }
 
-/// Bytes of memory copied per process_vm_readv call and write.
-pub const COPY_CHUNK: usize = 8 << 20;
-/// Buffers of [`COPY_CHUNK`] bytes in flight: rcr's memory use while dumping is bounded by their sum.
-const POOL: usize = 3;
-
-/// Copies ranges of the task's memory into the pages file through a fixed pool of [`POOL`] buffers: a
-/// second thread writes one while the next is read, so reading and writing overlap, and no buffer is
-/// allocated after the start (fresh buffers would cost a page fault per page).
-struct Copier<'a> {
-    pid: i32,
-    reading: std::time::Duration,
-    mem: File,
-    path: &'a Path,
-    buf: Vec<u8>,
-    fill: usize,
-    pending: Vec<(u64, u64)>,
-    tx: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
-    back: std::sync::mpsc::Receiver<Vec<u8>>,
-    writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl<'a> Copier<'a> {
-    fn new(pid: i32, mut file: File, path: &'a Path) -> Result<Self> {
-        let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/mem"), source: e })?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(POOL);
-        let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(POOL);
-        for _ in 1..POOL {
-            let _ = back_tx.send(vec![0u8; COPY_CHUNK]);
-        }
-        let writer = std::thread::spawn(move || -> std::io::Result<()> {
-            let mut busy = std::time::Duration::ZERO;
-            for (buf, len) in rx {
-                let t = std::time::Instant::now();
-                file.write_all(&buf[..len])?;
-                busy += t.elapsed();
-                // The pool holds POOL buffers and the channel as many: this never blocks.
-                let _ = back_tx.try_send(buf);
-            }
-            tracing::debug!("pages writer: {:.1} ms writing", busy.as_secs_f64() * 1e3);
-            file.flush()
-        });
-        Ok(Copier { pid, reading: std::time::Duration::ZERO, mem, path, buf: vec![0u8; COPY_CHUNK], fill: 0, pending: Vec::new(), tx: Some(tx), back, writer: Some(writer) })
-    }
-
-    fn copy(&mut self, mut addr: u64, mut len: u64) -> Result<()> {
-        while len > 0 {
-            let room = (COPY_CHUNK - self.fill) as u64;
-            let n = len.min(room);
-            self.pending.push((addr, n));
-            self.fill += n as usize;
-            addr += n;
-            len -= n;
-            if self.fill == COPY_CHUNK {
-                self.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if self.fill == 0 {
-            return Ok(());
-        }
-        let t = std::time::Instant::now();
-        let got = read_ranges(self.pid, &self.mem, &mut self.buf[..self.fill], &self.pending)?;
-        self.reading += t.elapsed();
-        if got != self.fill {
-            return Err(Error::Msg(format!(
-                "pid {}: read {} of {} bytes of memory at {:#x}: the task's memory changed while frozen",
-                self.pid, got, self.fill, self.pending[0].0
-            )));
-        }
-        let stopped = |c: &mut Self| c.join_writer().and(Err(Error::Msg(format!("writing {} stopped", c.path.display()))));
-        let Ok(next) = self.back.recv() else { return stopped(self) };
-        let full = std::mem::replace(&mut self.buf, next);
-        if let Some(tx) = &self.tx {
-            if tx.send((full, self.fill)).is_err() {
-                return stopped(self);
-            }
-        }
-        self.fill = 0;
-        self.pending.clear();
-        Ok(())
-    }
-
-    fn join_writer(&mut self) -> Result<()> {
-        self.tx = None;
-        match self.writer.take().map(|w| w.join()) {
-            Some(Ok(Err(e))) => Err(io_err(self.path, e)),
-            Some(Err(_)) => Err(Error::Msg(format!("the writer of {} panicked", self.path.display()))),
-            _ => Ok(()),
-        }
-    }
-
-    fn finish(mut self) -> Result<()> {
-        self.flush()?;
-        tracing::debug!("pages reader: {:.1} ms reading memory", self.reading.as_secs_f64() * 1e3);
-        self.join_writer()
-    }
-}
-
-impl Drop for Copier<'_> {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
-    }
-}
-
 /// Reads the pagemap of task `pid` back: the present ranges with their offsets in the pages file.
 pub fn read_pagemap(dir: &Path, pid: i32) -> Result<(u32, Vec<PageRun>)> {
     let path = dir.join(format!("pagemap-{pid}.img"));
@@ -378,11 +352,11 @@ pub struct PageRun {
 /// What the restore of an area needs besides its vma_entry: the fd of its file in the new task.
 pub struct AreaFd(pub Option<i32>);
 
-/// Maps one area in the new task and fills its pages from the pages file (`pages_fd` in the task).
-pub fn restore_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: AreaFd, runs: &[PageRun], pages_fd: i32) -> Result<()> {
+/// Maps one area in the new task, writable if `has_pages` (its pages are filled next, then
+/// [`protect_area`] sets its final protection).
+pub fn map_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: AreaFd, has_pages: bool) -> Result<()> {
     let len = vma.end - vma.start;
     let prot = vma.prot as i32;
-    let has_pages = !runs.is_empty();
     let map_prot = if has_pages { prot | libc::PROT_WRITE | libc::PROT_READ } else { prot };
     let mut flags = (vma.flags as i32) | libc::MAP_FIXED;
     let (mfd, off) = if vma.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 {
@@ -399,6 +373,65 @@ pub fn restore_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, 
             vma.start, vma.end, prot, flags, errno_str(got)
         )));
     }
+    Ok(())
+}
+
+/// Gives a mapped and filled area its final protection and madvise flags.
+pub fn protect_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, had_pages: bool) -> Result<()> {
+    let len = vma.end - vma.start;
+    let prot = vma.prot as i32;
+    if had_pages && prot != prot | libc::PROT_WRITE | libc::PROT_READ {
+        remote.syscall_ok(libc::SYS_mprotect, &[vma.start, len, prot as u64])?;
+    }
+    if let Some(madv) = vma.madv {
+        for (_, advice) in MADVICE {
+            if madv & (1u64 << advice) != 0 {
+                remote.syscall_ok(libc::SYS_madvise, &[vma.start, len, advice as u64])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Below this, one copier is enough.
+const PARALLEL_FILL_MIN: u64 = 32 << 20;
+
+/// Fills the pages of the new task `pid` (its areas mapped writable) from the pages file, opened as
+/// `pages_fd` in the task and as `pages` in rcr. Two copiers run at once: the task itself reads the first
+/// half into its memory (pread64, one copy, its pages allocated in bulk first), while a thread of rcr
+/// copies the second half in with process_vm_writev through a cache-sized buffer.
+pub fn fill_pages(remote: &mut crate::compel::Remote<'_>, pid: i32, runs: &[PageRun], pages_fd: i32, pages: &File) -> Result<()> {
+    let total: u64 = runs.iter().map(|r| r.len).sum();
+    if total < PARALLEL_FILL_MIN {
+        return fill_in_task(remote, runs, pages_fd);
+    }
+    // Split at half the bytes, a page boundary.
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    let mut acc = 0u64;
+    let half = (total / 2) / PAGE_SIZE * PAGE_SIZE;
+    for r in runs {
+        if acc >= half {
+            theirs.push(*r);
+        } else if acc + r.len <= half {
+            mine.push(*r);
+        } else {
+            let cut = half - acc;
+            mine.push(PageRun { addr: r.addr, len: cut, file_off: r.file_off });
+            theirs.push(PageRun { addr: r.addr + cut, len: r.len - cut, file_off: r.file_off + cut });
+        }
+        acc += r.len;
+    }
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| write_into_task(pid, pages, &theirs));
+        let here = fill_in_task(remote, &mine, pages_fd);
+        let there = worker.join().map_err(|_| Error::Msg("the page copy thread panicked".into()))?;
+        here.and(there)
+    })
+}
+
+/// The task reads `runs` from the pages file into its own memory.
+fn fill_in_task(remote: &mut crate::compel::Remote<'_>, runs: &[PageRun], pages_fd: i32) -> Result<()> {
     for r in runs {
         // Allocate the run's pages in one call instead of one fault per page during the copy
         // (MADV_POPULATE_WRITE, Linux 5.14; older kernels refuse it and the copy faults them in).
@@ -415,14 +448,25 @@ pub fn restore_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, 
             done += n as u64;
         }
     }
-    if map_prot != prot {
-        remote.syscall_ok(libc::SYS_mprotect, &[vma.start, len, prot as u64])?;
-    }
-    if let Some(madv) = vma.madv {
-        for (_, advice) in MADVICE {
-            if madv & (1u64 << advice) != 0 {
-                remote.syscall_ok(libc::SYS_madvise, &[vma.start, len, advice as u64])?;
+    Ok(())
+}
+
+/// rcr writes `runs` from the pages file into the task's memory.
+fn write_into_task(pid: i32, pages: &File, runs: &[PageRun]) -> Result<()> {
+    let mut buf = vec![0u8; CHUNK as usize];
+    for r in runs {
+        let mut done = 0u64;
+        while done < r.len {
+            let n = (r.len - done).min(CHUNK) as usize;
+            pages.read_exact_at(&mut buf[..n], r.file_off + done).map_err(|e| Error::Io {
+                ctx: format!("reading {n} bytes of the pages image at {} (truncated image?)", r.file_off + done),
+                source: e,
+            })?;
+            let wrote = sys::write_remote(nix::unistd::Pid::from_raw(pid), r.addr + done, &buf[..n])?;
+            if wrote != n {
+                return Err(Error::Msg(format!("pid {pid}: wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)));
             }
+            done += n as u64;
         }
     }
     Ok(())

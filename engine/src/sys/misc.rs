@@ -266,3 +266,4 @@ pub fn sched_setattr(tid: Pid, attr: &SchedAttr) -> Result<()> {
         .map(drop)
         .map_err(err("sched_setattr", format!("tid {tid}, {attr:?}")))
 }
+
