@@ -19,16 +19,10 @@ pub struct Global {
     /// Directory of the image files.
     #[arg(short = 'D', long = "images-dir", global = true, value_name = "DIR")]
     pub images_dir: Option<PathBuf>,
-    /// Write the log to FILE (relative names go into the images directory, as criu does).
-    #[arg(short = 'o', long = "log-file", global = true, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
     /// Verbosity 0-4 like criu (-v4, --verbosity=4; -v alone means 4).
     #[arg(short = 'v', long = "verbosity", global = true, num_args = 0..=1, default_missing_value = "4",
           value_parser = clap::value_parser!(u8).range(0..=5), value_name = "N")]
     pub verbosity: Option<u8>,
-    /// Append rcr's pid to the log file name.
-    #[arg(long = "log-pid", global = true)]
-    pub log_pid: bool,
     /// Do not read /etc/rcr/default.conf and ~/.rcr/default.conf.
     #[arg(long = "no-default-config", global = true)]
     pub no_default_config: bool,
@@ -38,6 +32,18 @@ pub struct Global {
     /// Seconds to wait for a task to freeze or for a restore step.
     #[arg(long = "timeout", global = true, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+}
+
+/// Where the log goes, for the commands that act on processes (decode and encode use -o for their
+/// output, as crit does).
+#[derive(Args, Debug, Clone, Default)]
+pub struct LogArgs {
+    /// Write the log to FILE (relative names go into the images directory, as criu does).
+    #[arg(short = 'o', long = "log-file", value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Append rcr's pid to the log file name.
+    #[arg(long = "log-pid")]
+    pub log_pid: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +64,8 @@ pub enum Cmd {
 
 #[derive(Args, Debug)]
 pub struct DumpArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Root of the process tree to dump.
     #[arg(short = 't', long = "tree", value_name = "PID")]
     pub tree: i32,
@@ -71,6 +79,8 @@ pub struct DumpArgs {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Detach once the tree runs (do not wait for it).
     #[arg(short = 'd', long = "restore-detached")]
     pub detached: bool,
@@ -84,6 +94,8 @@ pub struct RestoreArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Check only this feature (criu's names; `rcr check --feature list` lists them).
     #[arg(long = "feature", value_name = "NAME")]
     pub feature: Option<String>,
@@ -200,6 +212,8 @@ mod tests {
             Cmd::Dump(d) => assert!(d.tree == 42 && d.leave_running && !d.shell_job),
             other => panic!("parsed as {other:?}"),
         }
+        let cli = Cli::try_parse_from(s(&["rcr", "decode", "-i", "x.img", "-o", "x.json"])).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Decode(DecodeArgs { output: Some(_), .. })));
         let cli = Cli::try_parse_from(s(&["rcr", "--verbosity=2", "restore", "--images-dir", "/x", "-d", "--pidfile", "p"])).unwrap();
         assert_eq!(cli.global.verbosity, Some(2));
         assert!(matches!(cli.cmd, Cmd::Restore(RestoreArgs { detached: true, .. })));

@@ -74,7 +74,13 @@ fn run() -> Result<i32> {
         Err(e) => e.exit(),
     };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let _guard = init_logging(&cli.global)?;
+    let log = match &cli.cmd {
+        Cmd::Dump(a) => a.log.clone(),
+        Cmd::Restore(a) => a.log.clone(),
+        Cmd::Check(a) => a.log.clone(),
+        _ => cli::LogArgs::default(),
+    };
+    let _guard = init_logging(&cli.global, &log)?;
     let timeout = cli.global.timeout.map(Duration::from_secs);
     let images_dir = || -> Result<PathBuf> {
         cli.global.images_dir.clone().context("no images directory: give -D/--images-dir DIR")
@@ -168,7 +174,7 @@ fn check(a: cli::CheckArgs) -> Result<i32> {
 
 /// Logging through `tracing`: criu's levels (-v0..-v4) to stderr, or to `-o FILE` (relative to the images
 /// directory). Returns the guard that flushes the file.
-fn init_logging(g: &cli::Global) -> Result<Option<std::sync::Arc<std::fs::File>>> {
+fn init_logging(g: &cli::Global, log: &cli::LogArgs) -> Result<Option<std::sync::Arc<std::fs::File>>> {
     use tracing_subscriber::filter::LevelFilter;
     let level = match g.verbosity.unwrap_or(2) {
         0 | 1 => LevelFilter::ERROR,
@@ -178,7 +184,7 @@ fn init_logging(g: &cli::Global) -> Result<Option<std::sync::Arc<std::fs::File>>
         _ => LevelFilter::TRACE,
     };
     let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
-    match &g.log_file {
+    match &log.log_file {
         None => {
             builder.with_writer(std::io::stderr).init();
             Ok(None)
@@ -189,7 +195,7 @@ fn init_logging(g: &cli::Global) -> Result<Option<std::sync::Arc<std::fs::File>>
             } else {
                 g.images_dir.as_deref().unwrap_or(Path::new(".")).join(name)
             };
-            if g.log_pid {
+            if log.log_pid {
                 let mut s = path.into_os_string();
                 s.push(format!(".{}", std::process::id()));
                 path = s.into();

@@ -306,7 +306,9 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
     if !seccomp.is_empty() {
         write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: seccomp })?;
     }
-    let ids = pb::TaskKobjIdsEntry { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ..Default::default() };
+    let (clocks, had_offsets) = crate::kinds::timens::dump(proc)?;
+    write_one(dir, "timens-1.img", Kind::Timens, &clocks)?;
+    let ids = pb::TaskKobjIdsEntry { time_ns_id: had_offsets.then_some(1), vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ..Default::default() };
     write_one(dir, &format!("ids-{pid}.img"), Kind::Ids, &ids)?;
     write_one(dir, &format!("fs-{pid}.img"), Kind::Fs, &pb::FsEntry { cwd_id, root_id, umask: status.umask })?;
     write_all(dir, "fdinfo-1.img", Kind::Fdinfo, &fdinfos)?;

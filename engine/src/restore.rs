@@ -36,6 +36,8 @@ pub struct Images {
     pub files: BTreeMap<u32, pb::FileEntry>,
     pub ttys: Vec<pb::TtyInfoEntry>,
     pub seccomp: Vec<pb::SeccompFilter>,
+    /// The task's clocks at dump time, and whether its time namespace had offsets.
+    pub clocks: Option<(pb::TimensEntry, bool)>,
     pub pages_id: u32,
     pub runs: Vec<mem::PageRun>,
 }
@@ -88,6 +90,7 @@ impl Images {
             .into_iter()
             .flat_map(|s| s.seccomp_filters)
             .collect();
+        let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, ids.time_ns_id.is_some()));
         let (pages_id, runs) = mem::read_pagemap(dir, pid as i32)?;
         let pages_len = std::fs::metadata(dir.join(format!("pages-{pages_id}.img"))).map(|m| m.len()).unwrap_or(0);
         let need = runs.last().map_or(0, |r| r.file_off + r.len);
@@ -97,7 +100,7 @@ impl Images {
                 dir.join(format!("pages-{pages_id}.img")).display(), pages_len
             )));
         }
-        Ok(Images { pstree, core, mm, fs, fdinfo, files, ttys, seccomp, pages_id, runs })
+        Ok(Images { pstree, core, mm, fs, fdinfo, files, ttys, seccomp, clocks, pages_id, runs })
     }
 
     fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
@@ -202,6 +205,9 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let cwd = regfile::open(img.reg(img.fs.cwd_id)?, false)?;
     let root = img.reg(img.fs.root_id)?.name.clone();
     let tramp = pick_trampoline(&img.mm.vmas)?;
+    if let Some((clocks, had_offsets)) = &img.clocks {
+        crate::kinds::timens::prepare_restore(clocks, *had_offsets)?;
+    }
 
     // Create.
     // SAFETY: the child runs only the raw system calls below (async-signal-safe) and then stops for

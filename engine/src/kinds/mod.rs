@@ -9,6 +9,7 @@ pub mod posix_timers;
 pub mod regfile;
 pub mod signals;
 pub mod task;
+pub mod timens;
 pub mod tty;
 
 use crate::image::pb;
