@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v crit >/dev/null || need+=(criu)
+# bash's loadable `sleep` builtin, for the canonical "shell loop that counts" test without forking.
+[ -e /usr/lib/bash/sleep ] || need+=(bash-builtins)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -87,6 +87,7 @@ fn run() -> Result<i32> {
     };
     match cli.cmd {
         Cmd::Dump(a) => {
+            catch_interrupts();
             let mut opts = DumpOpts::new(a.tree, images_dir()?);
             opts.leave_running = a.leave_running;
             opts.shell_job = a.shell_job;
@@ -144,6 +145,18 @@ fn run() -> Result<i32> {
             print!("{}", rcr_engine::show::summary(&dir)?);
             Ok(0)
         }
+    }
+}
+
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP during a dump: the dump stops at its next step, detaches and
+/// leaves the process running as it was, instead of rcr dying with the process frozen.
+fn catch_interrupts() {
+    extern "C" fn on_signal(_: libc::c_int) {
+        rcr_engine::dump::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
 }
 

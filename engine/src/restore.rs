@@ -53,12 +53,7 @@ fn read_all<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind, opt
     if optional && !path.exists() {
         return Ok(Vec::new());
     }
-    let mut r = ImgReader::open(&path, kind)?;
-    let mut out = Vec::new();
-    while let Some(m) = r.read_entry()? {
-        out.push(m);
-    }
-    Ok(out)
+    Ok(ImgReader::open(&path, kind)?.read_all()?)
 }
 
 impl Images {

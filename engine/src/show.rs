@@ -7,12 +7,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn read_all<M: prost::Message + Default>(path: &Path, kind: Kind) -> Result<Vec<M>> {
-    let mut r = ImgReader::open(path, kind)?;
-    let mut out = Vec::new();
-    while let Some(m) = r.read_entry()? {
-        out.push(m);
-    }
-    Ok(out)
+    Ok(ImgReader::open(path, kind)?.read_all()?)
 }
 
 /// The summary of the checkpoint in `dir`.

@@ -494,6 +494,8 @@ fn core(pid: u32, comm: &str, with_task: bool) -> pb::CoreEntry {
                 signature: 0x5305_3053,
                 rseq_cs_pointer: None,
             }),
+            // rcr extension: crit knows nothing of it, so the crit cross-check leaves it out.
+            rcr_no_new_privs: None,
         }),
         ..Default::default()
     }

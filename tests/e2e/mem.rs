@@ -27,3 +27,20 @@ fn mem_anon_two_cycles() {
     s.signal(libc::SIGTERM);
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
+
+/// A file the process maps changed size after the dump: restore refuses with an error naming the
+/// file, and no process is left at the pid.
+#[test]
+fn mapped_file_changed_size() {
+    use crate::harness::{Subject, READY_TIMEOUT};
+    let mut s = Subject::spawn("mem_file", &[]);
+    s.wait_ready(READY_TIMEOUT);
+    s.dump(&[]);
+    let shared = s.path().join("shared.dat");
+    let f = std::fs::OpenOptions::new().write(true).open(&shared).unwrap();
+    f.set_len(4096).unwrap();
+    let run = s.try_restore(&[]);
+    assert!(!run.ok(), "restore should fail: {}", run.stderr);
+    assert!(run.stderr.contains("shared.dat") && run.stderr.contains("changed size"), "error should name the file: {}", run.stderr);
+    assert!(!std::path::Path::new(&format!("/proc/{}", s.pid())).exists(), "a process was left at pid {}", s.pid());
+}
