@@ -90,45 +90,96 @@ fn fstat(fd: &impl AsRawFd, what: &str) -> Result<libc::stat> {
     Ok(st)
 }
 
-/// Dumps the process `opts.pid` into `opts.images_dir`.
+/// A frozen process of the tree: its threads are seized (leader first), or it is a zombie.
+pub struct Frozen {
+    pub pid: i32,
+    /// Parent's pid; 0 for the root of the dump.
+    pub ppid: i32,
+    pub proc: ProcDir,
+    pub stat: crate::proc::Stat,
+    pub zombie: bool,
+    pub threads: Vec<Tracee>,
+}
+
+/// Freezes the tree rooted at `root`: every thread of every descendant. Threads and children that
+/// appear while rcr freezes are caught by scanning again until a scan finds nothing new.
+fn freeze_tree(root: i32, timeout: Duration) -> Result<Vec<Frozen>> {
+    let mut tree: Vec<Frozen> = Vec::new();
+    loop {
+        let mut changed = false;
+        let mut queue = std::collections::VecDeque::from([(root, 0)]);
+        while let Some((pid, ppid)) = queue.pop_front() {
+            let idx = match tree.iter().position(|f| f.pid == pid) {
+                Some(i) => i,
+                None => {
+                    let proc = ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+                    let stat = proc.stat()?;
+                    tree.push(Frozen { pid, ppid, zombie: stat.state == 'Z', stat, proc, threads: Vec::new() });
+                    changed = true;
+                    tree.len() - 1
+                }
+            };
+            if tree[idx].zombie {
+                continue;
+            }
+            let mut tids = tree[idx].proc.task_ids()?;
+            tids.sort_by_key(|&t| (t != pid, t));
+            for tid in tids {
+                if tree[idx].threads.iter().any(|t| t.tid() == tid) {
+                    continue;
+                }
+                let t = Tracee::seize(tid, timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid} (thread {tid}): {e}")))?;
+                tree[idx].threads.push(t);
+                changed = true;
+            }
+            let tids: Vec<i32> = tree[idx].threads.iter().map(|t| t.tid()).collect();
+            for tid in tids {
+                for child in tree[idx].proc.children(tid).unwrap_or_default() {
+                    queue.push_back((child, pid));
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Leader first in every process (a late-seized leader cannot happen: it is seized first).
+    tracing::info!(
+        "froze {} process(es), {} thread(s)",
+        tree.len(),
+        tree.iter().map(|f| f.threads.len()).sum::<usize>()
+    );
+    Ok(tree)
+}
+
+/// Dumps the process tree rooted at `opts.pid` into `opts.images_dir`.
 pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let pid = opts.pid;
     let dir = opts.images_dir.as_path();
     prepare_dir(dir)?;
-    let proc = ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
-    let tids = proc.task_ids()?;
-    if tids.len() > 1 {
-        return Err(Error::Msg(format!(
-            "pid {pid} has {} threads; multi-threaded processes are not supported yet",
-            tids.len()
-        )));
-    }
-    let children = proc.children(pid).unwrap_or_default();
-    if !children.is_empty() {
-        return Err(Error::Msg(format!(
-            "pid {pid} has child processes {children:?}; process trees are not supported yet"
-        )));
-    }
+    ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
     let started = Instant::now();
-    let tracee = Tracee::seize(pid, opts.freeze_timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid}: {e}")))?;
-    tracing::info!("pid {pid} frozen");
+    let tree = freeze_tree(pid, opts.freeze_timeout)?;
+    if tree[0].zombie {
+        return Err(Error::Msg(format!("pid {pid} is a zombie; there is nothing to dump")));
+    }
     let mut stats = DumpStats { pid, ..Default::default() };
-    let r = dump_task(opts, &proc, &tracee, &mut stats);
+    let r = dump_tree(opts, &tree, &mut stats);
     stats.frozen = started.elapsed();
     match r {
         Ok(()) => {
             write_stats(dir, &stats)?;
             if opts.leave_running {
-                tracee.detach()?;
+                drop(tree);
                 tracing::info!("pid {pid} left running");
             } else {
-                kill_dumped(pid, tracee)?;
+                kill_dumped(tree)?;
             }
             Ok(stats)
         }
         Err(e) => {
-            // Dropping the tracee detaches; the target goes on as if nothing happened.
-            drop(tracee);
+            // Dropping the tracees detaches; the tree goes on as if nothing happened.
+            drop(tree);
             Err(e)
         }
     }
@@ -142,15 +193,22 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn kill_dumped(pid: i32, tracee: Tracee) -> Result<()> {
-    let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
-    sys::pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL)?;
-    drop(tracee);
-    // Wait (bounded) until it is gone, so that its PID is free for a restore as soon as its parent reaps it.
-    if !wait_readable(pidfd.as_fd(), Duration::from_secs(10))? {
-        return Err(Error::Msg(format!("pid {pid} did not exit within 10 s of SIGKILL after the dump")));
+fn kill_dumped(tree: Vec<Frozen>) -> Result<()> {
+    let mut fds = Vec::new();
+    for f in tree.iter().filter(|f| !f.zombie) {
+        let pidfd = sys::pidfd_open(Pid::from_raw(f.pid), 0)?;
+        sys::pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL)?;
+        fds.push((f.pid, pidfd));
     }
-    tracing::info!("pid {pid} killed after the dump");
+    drop(tree);
+    // Wait (bounded) until they are gone, so that their PIDs are free for a restore as soon as their
+    // parents reap them.
+    for (pid, pidfd) in fds {
+        if !wait_readable(pidfd.as_fd(), Duration::from_secs(10))? {
+            return Err(Error::Msg(format!("pid {pid} did not exit within 10 s of SIGKILL after the dump")));
+        }
+        tracing::info!("pid {pid} killed after the dump");
+    }
     Ok(())
 }
 
@@ -191,32 +249,200 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
     Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
 }
 
-fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpStats) -> Result<()> {
-    let pid = opts.pid;
+/// State shared by the processes of one dump: file ids, fd sharing, namespace-like ids.
+#[derive(Default)]
+struct TreeCtx {
+    files: FileTable,
+    /// (pid, fd, file id) of every fd dumped so far, to find descriptions shared across fds and processes.
+    seen_fds: Vec<(i32, i32, u32)>,
+    /// (pid, ids) of the processes dumped so far.
+    ids: Vec<(i32, pb::TaskKobjIdsEntry)>,
+    next_ids: [u32; 4],
+    seccomp: Vec<pb::SeccompFilter>,
+    pstree: Vec<pb::PstreeEntry>,
+}
+
+impl TreeCtx {
+    /// vm/files/fs/sighand ids of `pid`: shared with an earlier process when kcmp says the object is the
+    /// same (CLONE_VM, CLONE_FILES, CLONE_FS, CLONE_SIGHAND), new otherwise.
+    fn kobj_ids(&mut self, pid: i32) -> pb::TaskKobjIdsEntry {
+        use sys::KcmpType::{Files, Fs, Sighand, Vm};
+        let mut out = [0u32; 4];
+        for (k, kind) in [Vm, Files, Fs, Sighand].into_iter().enumerate() {
+            let shared = self.ids.iter().find(|(q, _)| {
+                matches!(sys::kcmp(Pid::from_raw(pid), Pid::from_raw(*q), kind, 0, 0), Ok(sys::KcmpResult::Equal))
+            });
+            out[k] = match shared {
+                Some((_, e)) => [e.vm_id, e.files_id, e.fs_id, e.sighand_id][k],
+                None => {
+                    self.next_ids[k] += 1;
+                    self.next_ids[k]
+                }
+            };
+        }
+        let e = pb::TaskKobjIdsEntry { vm_id: out[0], files_id: out[1], fs_id: out[2], sighand_id: out[3], ..Default::default() };
+        self.ids.push((pid, e));
+        e
+    }
+}
+
+fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats) -> Result<()> {
     let dir = opts.images_dir.as_path();
-    let stat = proc.stat()?;
-    let status = proc.status()?;
-    let vmas = proc.smaps()?;
-    let blocked = tracee.sigmask()?;
-    let mut regs = tracee.regs()?;
+    let mut ctx = TreeCtx::default();
+    for (idx, f) in tree.iter().enumerate() {
+        check_interrupted(f.pid)?;
+        let entry = pb::PstreeEntry {
+            pid: f.pid as u32,
+            ppid: f.ppid as u32,
+            pgid: f.stat.pgrp as u32,
+            sid: f.stat.session as u32,
+            threads: if f.zombie { vec![f.pid as u32] } else { f.threads.iter().map(|t| t.tid() as u32).collect() },
+        };
+        if f.zombie {
+            let core = pb::CoreEntry {
+                mtype: pb::core_entry::March::X8664 as i32,
+                tc: Some(pb::TaskCoreEntry {
+                    task_state: TASK_DEAD,
+                    exit_code: f.stat.exit_code as u32,
+                    comm: f.stat.comm.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            write_one(dir, &format!("core-{}.img", f.pid), Kind::Core, &core)?;
+        } else {
+            dump_process(opts, f, idx as u32 + 1, &mut ctx, stats)?;
+        }
+        ctx.pstree.push(entry);
+    }
+    let root = &tree[0];
+    if !ctx.seccomp.is_empty() {
+        write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: std::mem::take(&mut ctx.seccomp) })?;
+    }
+    let (clocks, had_offsets) = crate::kinds::timens::dump(&root.proc)?;
+    write_one(dir, "timens-1.img", Kind::Timens, &clocks)?;
+    write_all(dir, "files.img", Kind::Files, &ctx.files.files)?;
+    if !ctx.files.ttys.is_empty() {
+        write_all(dir, "tty-info.img", Kind::TtyInfo, &ctx.files.ttys)?;
+    }
+    write_all(dir, "pstree.img", Kind::Pstree, &ctx.pstree)?;
+    let mut root_ids = ctx.ids.first().map(|(_, e)| *e).unwrap_or_default();
+    root_ids.time_ns_id = had_offsets.then_some(1);
+    let inv = pb::InventoryEntry {
+        img_version: 2,
+        fdinfo_per_id: Some(true),
+        root_ids: Some(root_ids),
+        ns_per_id: Some(true),
+        lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+        ..Default::default()
+    };
+    write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
+    Ok(())
+}
+
+/// CRIU's task states (core_entry.tc.task_state).
+pub const TASK_ALIVE: u32 = 1;
+pub const TASK_DEAD: u32 = 2;
+pub const TASK_STOPPED: u32 = 3;
+
+/// Per-thread state, read from a stopped thread.
+struct ThreadDump {
+    info: pb::ThreadInfoX86,
+    core: pb::ThreadCoreEntry,
+}
+
+/// What a non-leader thread runs remotely: its sigaltstack, clear_child_tid address, pdeath signal.
+fn thread_remote(t: &Tracee) -> Result<(pb::ThreadSasEntry, u64, u32)> {
+    let mut remote = Remote::inject(t)?;
+    let sas = signals::dump_sas(&mut remote)?;
+    let tid_addr = remote.get_tid_address()?;
+    let pdeath = remote.scratch_put(&[0u8; 8])?;
+    remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_PDEATHSIG as u64, pdeath])?;
+    let mut w = [0u8; 4];
+    remote.scratch_get(pdeath, &mut w)?;
+    remote.cure()?;
+    Ok((sas, tid_addr, u32::from_le_bytes(w)))
+}
+
+fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::SeccompFilter>, leader: Option<&TaskState>) -> Result<ThreadDump> {
+    let tid = t.tid();
+    let tproc = proc.task(tid)?;
+    let status = tproc.status()?;
+    let blocked = t.sigmask()?;
+    let mut regs = t.regs()?;
     cpu::fixup_syscall_restart(&mut regs);
     let mut gpregs = cpu::regs_to_pb(&regs);
-    let rseq = task::dump_rseq(tracee, pid, &mut gpregs)?;
-    let fpregs = cpu::xsave_to_pb(&tracee.xstate()?)?;
-    let signals_p = signals::dump_queue(tracee, false)?;
-    let signals_s = signals::dump_queue(tracee, true)?;
-    let mut seccomp = Vec::new();
-    let seccomp_filter = task::dump_seccomp(tracee, &mut seccomp)?;
+    let rseq = task::dump_rseq(t, tid, &mut gpregs)?;
+    let fpregs = cpu::xsave_to_pb(&t.xstate()?)?;
+    let signals_p = signals::dump_queue(t, false)?;
+    let seccomp_filter = task::dump_seccomp(t, seccomp)?;
+    let (sas, clear_tid_addr, pdeath_sig, secbits) = match leader {
+        Some(ts) => (ts.sas.clone(), ts.prctls.clear_tid_addr, ts.prctls.pdeath_sig, ts.prctls.secbits),
+        None => {
+            let (sas, a, p) = thread_remote(t)?;
+            (sas, a, p, leader.map_or(0, |l| l.prctls.secbits))
+        }
+    };
+    let (policy, prio, nice) = task::dump_sched(tid)?;
+    let comm = tproc.comm()?;
+    let _ = pid;
+    Ok(ThreadDump {
+        info: pb::ThreadInfoX86 { clear_tid_addr, gpregs, fpregs, tls: Vec::new() },
+        core: pb::ThreadCoreEntry {
+            futex_rla: 0,
+            futex_rla_len: 0,
+            sched_nice: Some(nice),
+            sched_policy: Some(policy),
+            sched_prio: Some(prio),
+            blk_sigset: Some(blocked),
+            sas: Some(sas),
+            pdeath_sig: Some(pdeath_sig),
+            signals_p,
+            creds: Some(task::dump_creds(&status, secbits)),
+            seccomp_mode: Some(if seccomp_filter.is_some() { pb::SeccompMode::Filter } else { pb::SeccompMode::Disabled } as i32),
+            seccomp_filter,
+            comm: Some(comm),
+            rseq_entry: rseq,
+            rcr_no_new_privs: status.no_new_privs.then_some(true),
+            ..Default::default()
+        },
+    })
+}
+
+fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, stats: &mut DumpStats) -> Result<()> {
+    let pid = f.pid;
+    let dir = opts.images_dir.as_path();
+    let proc = &f.proc;
+    let stat = &f.stat;
+    let status = proc.status()?;
+    let vmas = proc.smaps()?;
+    let leader = &f.threads[0];
     let ptimers = proc.timers()?;
     posix_timers::check(pid, &ptimers)?;
+    let signals_s = signals::dump_queue(leader, true)?;
+    let ts = remote_phase(leader, pid, &ptimers)?;
     check_interrupted(pid)?;
-    let ts = remote_phase(tracee, pid, &ptimers)?;
+    let mut threads = Vec::with_capacity(f.threads.len());
+    for (i, t) in f.threads.iter().enumerate() {
+        threads.push(dump_thread(t, pid, proc, &mut ctx.seccomp, (i == 0).then_some(&ts))?);
+    }
+    let secbits = ts.prctls.secbits;
+    for th in threads.iter_mut().skip(1) {
+        if let Some(c) = th.core.creds.as_mut() {
+            c.secbits = secbits;
+        }
+    }
     check_interrupted(pid)?;
 
+    let ids = ctx.kobj_ids(pid);
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
-    let mut files = FileTable::default();
-    let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), &stat, &mut files)?;
-    let (cwd_id, root_id) = dump_fs_files(proc, &mut files)?;
+    let shares_files = ctx.ids[..ctx.ids.len() - 1].iter().any(|(_, e)| e.files_id == ids.files_id);
+    if !shares_files {
+        let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), stat, ctx)?;
+        write_all(dir, &format!("fdinfo-{}.img", ids.files_id), Kind::Fdinfo, &fdinfos)?;
+    }
+    let files = &mut ctx.files;
+    let (cwd_id, root_id) = dump_fs_files(proc, files)?;
     let exe_id = {
         let exe = proc.exe()?.to_string_lossy().into_owned();
         regfile::check_path(pid, "the executable", &exe)?;
@@ -224,14 +450,14 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
         let st = fstat(&f, &exe)?;
         files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
     };
-    let areas = dump_vmas(pid, proc, &vmas, &mut files)?;
+    let areas = dump_vmas(pid, proc, &vmas, files)?;
     check_interrupted(pid)?;
 
     let t0 = Instant::now();
-    let ms = mem::dump_pages(dir, pid, 1, &areas)?;
-    stats.memdump = t0.elapsed();
-    stats.pages_scanned = ms.pages_scanned;
-    stats.pages_written = ms.pages_written;
+    let ms = mem::dump_pages(dir, pid, pages_id, &areas)?;
+    stats.memdump += t0.elapsed();
+    stats.pages_scanned += ms.pages_scanned;
+    stats.pages_written += ms.pages_written;
     check_interrupted(pid)?;
 
     let mm = pb::MmEntry {
@@ -254,79 +480,37 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
         thp_disabled: Some(ts.prctls.thp_disabled),
     };
     write_one(dir, &format!("mm-{pid}.img"), Kind::Mm, &mm)?;
-
-    let (policy, prio, nice) = task::dump_sched(pid)?;
-    let comm = proc.comm()?;
-    let core = pb::CoreEntry {
-        mtype: pb::core_entry::March::X8664 as i32,
-        thread_info: Some(pb::ThreadInfoX86 {
-            clear_tid_addr: ts.prctls.clear_tid_addr,
-            gpregs,
-            fpregs,
-            tls: Vec::new(),
-        }),
-        tc: Some(pb::TaskCoreEntry {
-            task_state: 1, // TASK_ALIVE
-            exit_code: 0,
-            personality: proc.personality()?,
-            flags: stat.flags,
-            blk_sigset: blocked,
-            comm: comm.clone(),
-            timers: Some(ts.itimers),
-            rlimits: Some(ts.rlimits),
-            signals_s,
-            old_seccomp_mode: None,
-            oom_score_adj: proc.oom_score_adj().ok(),
-            loginuid: proc.loginuid().ok(),
-            sigactions: ts.sigactions,
-            child_subreaper: Some(ts.prctls.child_subreaper),
-            ..Default::default()
-        }),
-        thread_core: Some(pb::ThreadCoreEntry {
-            futex_rla: 0,
-            futex_rla_len: 0,
-            sched_nice: Some(nice),
-            sched_policy: Some(policy),
-            sched_prio: Some(prio),
-            blk_sigset: Some(blocked),
-            sas: Some(ts.sas),
-            pdeath_sig: Some(ts.prctls.pdeath_sig),
-            signals_p,
-            creds: Some(task::dump_creds(&status, ts.prctls.secbits)),
-            seccomp_mode: Some(if seccomp_filter.is_some() { pb::SeccompMode::Filter } else { pb::SeccompMode::Disabled } as i32),
-            seccomp_filter,
-            comm: Some(comm),
-            rseq_entry: rseq,
-            rcr_no_new_privs: status.no_new_privs.then_some(true),
-            ..Default::default()
-        }),
+    let task_state = if leader.was_stopped() { TASK_STOPPED } else { TASK_ALIVE };
+    let tc = pb::TaskCoreEntry {
+        task_state,
+        exit_code: 0,
+        personality: proc.personality()?,
+        flags: stat.flags,
+        blk_sigset: threads[0].core.blk_sigset.unwrap_or(0),
+        comm: stat.comm.clone(),
+        timers: Some(ts.itimers),
+        rlimits: Some(ts.rlimits),
+        signals_s,
+        old_seccomp_mode: None,
+        oom_score_adj: proc.oom_score_adj().ok(),
+        loginuid: proc.loginuid().ok(),
+        sigactions: ts.sigactions,
+        child_subreaper: Some(ts.prctls.child_subreaper),
         ..Default::default()
     };
-    write_one(dir, &format!("core-{pid}.img"), Kind::Core, &core)?;
-    if !seccomp.is_empty() {
-        write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: seccomp })?;
+    let mut tc = Some(tc);
+    for (t, th) in f.threads.iter().zip(threads) {
+        let core = pb::CoreEntry {
+            mtype: pb::core_entry::March::X8664 as i32,
+            thread_info: Some(th.info),
+            tc: tc.take(),
+            thread_core: Some(th.core),
+            ..Default::default()
+        };
+        write_one(dir, &format!("core-{}.img", t.tid()), Kind::Core, &core)?;
     }
-    let (clocks, had_offsets) = crate::kinds::timens::dump(proc)?;
-    write_one(dir, "timens-1.img", Kind::Timens, &clocks)?;
-    let ids = pb::TaskKobjIdsEntry { time_ns_id: had_offsets.then_some(1), vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ..Default::default() };
     write_one(dir, &format!("ids-{pid}.img"), Kind::Ids, &ids)?;
     write_one(dir, &format!("fs-{pid}.img"), Kind::Fs, &pb::FsEntry { cwd_id, root_id, umask: status.umask })?;
-    write_all(dir, "fdinfo-1.img", Kind::Fdinfo, &fdinfos)?;
-    write_all(dir, "files.img", Kind::Files, &files.files)?;
-    if !files.ttys.is_empty() {
-        write_all(dir, "tty-info.img", Kind::TtyInfo, &files.ttys)?;
-    }
-    let pstree = pb::PstreeEntry { pid: pid as u32, ppid: 0, pgid: stat.pgrp as u32, sid: stat.session as u32, threads: vec![pid as u32] };
-    write_one(dir, "pstree.img", Kind::Pstree, &pstree)?;
-    let inv = pb::InventoryEntry {
-        img_version: 2,
-        fdinfo_per_id: Some(true),
-        root_ids: Some(ids),
-        ns_per_id: Some(true),
-        lsmtype: Some(pb::Lsmtype::NoLsm as i32),
-        ..Default::default()
-    };
-    write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
     Ok(())
 }
 
@@ -363,22 +547,22 @@ fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
 
 /// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and
 /// described by its module. Two fds sharing one open file description (dup) share one file id.
-fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, files: &mut FileTable) -> Result<Vec<pb::FdinfoEntry>> {
-    let pid = opts.pid;
+fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, ctx: &mut TreeCtx) -> Result<Vec<pb::FdinfoEntry>> {
+    let pid = proc.pid();
+    let files = &mut ctx.files;
+    let seen = &mut ctx.seen_fds;
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    let mut seen: Vec<(i32, u32)> = Vec::new(); // (fd, file id)
     for (fd, link) in proc.fds()? {
         let link = link.to_string_lossy().into_owned();
         let info = proc.fdinfo(fd)?;
         let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
         let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
-        let same = |other: i32| {
-            let p = Pid::from_raw(pid);
-            matches!(sys::kcmp(p, p, sys::KcmpType::File, fd as u64, other as u64), Ok(sys::KcmpResult::Equal))
+        let same = |opid: i32, other: i32| {
+            matches!(sys::kcmp(Pid::from_raw(pid), Pid::from_raw(opid), sys::KcmpType::File, fd as u64, other as u64), Ok(sys::KcmpResult::Equal))
         };
-        if let Some(&(_, id)) = seen.iter().find(|(other, _)| same(*other)) {
-            let ty = out.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
+        if let Some(&(_, _, id)) = seen.iter().find(|(opid, other, _)| same(*opid, *other)) {
+            let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
         }
@@ -417,7 +601,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
                 id
             }
         };
-        seen.push((fd, id));
+        seen.push((pid, fd, id));
         out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: kind.fd_type() as i32, fd: fd as u32, ..Default::default() });
     }
     Ok(out)

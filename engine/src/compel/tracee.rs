@@ -130,6 +130,25 @@ impl Tracee {
     /// if we exit while it is traced (PTRACE_O_EXITKILL). Its pending stop signal is
     /// discarded when it is next resumed.
     pub fn from_traced_child(tid: i32, timeout: Duration) -> Result<Tracee> {
+        Self::adopt(tid, timeout, true)
+    }
+
+    /// Takes over a task that ptrace attached automatically (PTRACE_O_TRACEFORK/TRACECLONE: a child or
+    /// thread a tracee created); waits at most `timeout` for its first stop. It keeps the options it
+    /// inherited.
+    pub fn from_auto_attached(tid: i32, timeout: Duration) -> Result<Tracee> {
+        Self::adopt(tid, timeout, false)
+    }
+
+    /// Adds ptrace options (PTRACE_O_*) to the ones rcr sets.
+    pub fn set_options(&self, extra: i32) -> Result<()> {
+        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL | extra;
+        sys::ptrace_plain(libc::PTRACE_SETOPTIONS, self.tid, 0, opts as u64)
+            .map_err(|source| CompelError::Ptrace { tid: self.tid, op: "SETOPTIONS", source })?;
+        Ok(())
+    }
+
+    fn adopt(tid: i32, timeout: Duration, set_options: bool) -> Result<Tracee> {
         if tid <= 0 {
             return Err(CompelError::Invalid {
                 tid,
@@ -151,14 +170,9 @@ impl Tracee {
         };
         let stop = t.wait_stop(timeout)?;
         tracing::debug!(tid, ?stop, "traced child stopped");
-        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
-        sys::ptrace_plain(libc::PTRACE_SETOPTIONS, tid, 0, opts as u64).map_err(|source| {
-            CompelError::Ptrace {
-                tid,
-                op: "SETOPTIONS",
-                source,
-            }
-        })?;
+        if set_options {
+            t.set_options(0)?;
+        }
         Ok(t)
     }
 
