@@ -626,6 +626,10 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> R
     for v in vmas {
         let kind = mem::classify(pid, v)?;
         let mut e = mem::vma_entry(v, kind);
+        if kind == mem::AreaKind::AnonShared {
+            // The shmem inode identifies the memory: processes sharing it map one object at restore.
+            e.shmid = v.inode;
+        }
         if matches!(kind, mem::AreaKind::FilePrivate | mem::AreaKind::FileShared) {
             let path = v.path.clone().unwrap_or_default();
             regfile::check_path(pid, &format!("the file mapped at {:#x}", v.start), &path)?;

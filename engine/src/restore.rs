@@ -1,11 +1,12 @@
 //! `restore`: bring a dumped process back at its original PID.
 //!
 //! Two phases, as CRIU: *collect* reads and checks every image and opens every file in rcr (nothing is
-//! started if any of it fails); *create* forks the task at its PID with clone3(set_tid) and drives its
-//! last steps from rcr through ptrace and remote system calls: it unmaps rcr's memory from the new task,
-//! maps the dumped areas and reads their pages in, installs the fds, credentials, signals and the rest,
-//! then loads the registers and lets it run. The task runs none of its own code until every step
-//! succeeded; if one fails, it is killed ([`ChildGuard`]) and the error names the step.
+//! started if any of it fails); *create* forks the root task at its PID with clone3(set_tid), has each
+//! task create its children (and later its threads) at their PIDs with remote clone3 calls, top-down,
+//! and drives every task's last steps from rcr through ptrace and remote system calls: unmap rcr's memory,
+//! map the dumped areas and read their pages in, install the fds, credentials, signals and the rest, load
+//! the registers. No task runs its own code until every task is ready; then all are let go together. If
+//! a step fails, every task created is killed ([`ChildGuard`]) and the error names the step.
 
 use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgReader, Kind};
@@ -26,20 +27,29 @@ pub struct RestoreOutcome {
     pub exit_code: Option<i32>,
 }
 
-/// Every image of a checkpoint, read and checked before anything is started.
-pub struct Images {
+/// The images of one process.
+pub struct ProcImages {
     pub pstree: pb::PstreeEntry,
-    pub core: pb::CoreEntry,
+    /// One core per thread, the leader's first (a zombie has one, with its exit code only).
+    pub cores: Vec<pb::CoreEntry>,
+    pub zombie: bool,
     pub mm: pb::MmEntry,
+    pub ids: pb::TaskKobjIdsEntry,
     pub fs: pb::FsEntry,
     pub fdinfo: Vec<pb::FdinfoEntry>,
+    pub pages_id: u32,
+    pub runs: Vec<mem::PageRun>,
+}
+
+/// Every image of a checkpoint, read and checked before anything is started.
+pub struct Images {
+    /// In tree order: a parent before its children, the root first.
+    pub procs: Vec<ProcImages>,
     pub files: BTreeMap<u32, pb::FileEntry>,
     pub ttys: Vec<pb::TtyInfoEntry>,
     pub seccomp: Vec<pb::SeccompFilter>,
-    /// The task's clocks at dump time, and whether its time namespace had offsets.
+    /// The root's clocks at dump time, and whether its time namespace had offsets.
     pub clocks: Option<(pb::TimensEntry, bool)>,
-    pub pages_id: u32,
-    pub runs: Vec<mem::PageRun>,
 }
 
 fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
@@ -63,29 +73,74 @@ impl Images {
         if inv.img_version != 2 {
             return Err(Error::Msg(format!("{}: image version {} is not supported (rcr reads version 2)", dir.join("inventory.img").display(), inv.img_version)));
         }
-        let trees: Vec<pb::PstreeEntry> = read_all(dir, "pstree.img", Kind::Pstree, false)?;
-        let [pstree] = <[pb::PstreeEntry; 1]>::try_from(trees).map_err(|t| {
-            Error::Msg(format!("{}: {} processes; restoring process trees is not supported yet", dir.join("pstree.img").display(), t.len()))
-        })?;
-        if pstree.threads.len() > 1 {
-            return Err(Error::Msg(format!("pid {}: {} threads; multi-threaded processes are not supported yet", pstree.pid, pstree.threads.len())));
+        let tree: Vec<pb::PstreeEntry> = read_all(dir, "pstree.img", Kind::Pstree, false)?;
+        if tree.is_empty() {
+            return Err(Error::Msg(format!("{}: no process", dir.join("pstree.img").display())));
         }
-        let pid = pstree.pid;
-        let core: pb::CoreEntry = read_one(dir, &format!("core-{pid}.img"), Kind::Core)?;
-        if core.mtype != pb::core_entry::March::X8664 as i32 || core.thread_info.is_none() || core.tc.is_none() {
-            return Err(Error::Msg(format!("{}: not an x86_64 task core", dir.join(format!("core-{pid}.img")).display())));
+        let mut procs = Vec::with_capacity(tree.len());
+        for (i, ps) in tree.into_iter().enumerate() {
+            if i > 0 && !procs.iter().any(|p: &ProcImages| p.pstree.pid == ps.ppid) {
+                return Err(Error::Msg(format!("pstree.img: the parent {} of pid {} comes after it or is missing", ps.ppid, ps.pid)));
+            }
+            procs.push(ProcImages::load(dir, ps)?);
         }
-        let mm: pb::MmEntry = read_one(dir, &format!("mm-{pid}.img"), Kind::Mm)?;
-        let ids: pb::TaskKobjIdsEntry = read_one(dir, &format!("ids-{pid}.img"), Kind::Ids)?;
-        let fs: pb::FsEntry = read_one(dir, &format!("fs-{pid}.img"), Kind::Fs)?;
-        let fdinfo = read_all(dir, &format!("fdinfo-{}.img", ids.files_id), Kind::Fdinfo, false)?;
+        if procs[0].zombie {
+            return Err(Error::Msg("pstree.img: the root process is a zombie".into()));
+        }
         let files = read_all::<pb::FileEntry>(dir, "files.img", Kind::Files, false)?.into_iter().map(|f| (f.id, f)).collect();
         let ttys = read_all(dir, "tty-info.img", Kind::TtyInfo, true)?;
         let seccomp = read_all::<pb::SeccompEntry>(dir, "seccomp.img", Kind::Seccomp, true)?
             .into_iter()
             .flat_map(|s| s.seccomp_filters)
             .collect();
-        let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, ids.time_ns_id.is_some()));
+        let had_offsets = inv.root_ids.as_ref().is_some_and(|i| i.time_ns_id.is_some());
+        let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, had_offsets));
+        Ok(Images { procs, files, ttys, seccomp, clocks })
+    }
+
+    fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
+        self.files.get(&id).and_then(|f| f.reg.as_ref()).ok_or_else(|| Error::Msg(format!("files.img has no regular file with id {id}")))
+    }
+}
+
+impl ProcImages {
+    fn load(dir: &Path, pstree: pb::PstreeEntry) -> Result<ProcImages> {
+        let pid = pstree.pid;
+        let core_name = |tid: u32| format!("core-{tid}.img");
+        let first: pb::CoreEntry = read_one(dir, &core_name(pid), Kind::Core)?;
+        let zombie = first.tc.as_ref().is_some_and(|tc| tc.task_state == crate::dump::TASK_DEAD);
+        if zombie {
+            return Ok(ProcImages {
+                pstree,
+                cores: vec![first],
+                zombie,
+                mm: Default::default(),
+                ids: Default::default(),
+                fs: Default::default(),
+                fdinfo: Vec::new(),
+                pages_id: 0,
+                runs: Vec::new(),
+            });
+        }
+        if pstree.threads.first() != Some(&pid) {
+            return Err(Error::Msg(format!("pstree.img: pid {pid}: its first thread is not its leader")));
+        }
+        let mut cores = vec![first];
+        for &tid in &pstree.threads[1..] {
+            cores.push(read_one(dir, &core_name(tid), Kind::Core)?);
+        }
+        for (tid, c) in pstree.threads.iter().zip(&cores) {
+            if c.mtype != pb::core_entry::March::X8664 as i32 || c.thread_info.is_none() {
+                return Err(Error::Msg(format!("{}: not an x86_64 task core", dir.join(core_name(*tid)).display())));
+            }
+        }
+        if cores[0].tc.is_none() {
+            return Err(Error::Msg(format!("{}: the leader's core has no task core", dir.join(core_name(pid)).display())));
+        }
+        let mm: pb::MmEntry = read_one(dir, &format!("mm-{pid}.img"), Kind::Mm)?;
+        let ids: pb::TaskKobjIdsEntry = read_one(dir, &format!("ids-{pid}.img"), Kind::Ids)?;
+        let fs: pb::FsEntry = read_one(dir, &format!("fs-{pid}.img"), Kind::Fs)?;
+        let fdinfo = read_all(dir, &format!("fdinfo-{}.img", ids.files_id), Kind::Fdinfo, false)?;
         let (pages_id, runs) = mem::read_pagemap(dir, pid as i32)?;
         let pages_len = std::fs::metadata(dir.join(format!("pages-{pages_id}.img"))).map(|m| m.len()).unwrap_or(0);
         let need = runs.last().map_or(0, |r| r.file_off + r.len);
@@ -95,29 +150,38 @@ impl Images {
                 dir.join(format!("pages-{pages_id}.img")).display(), pages_len
             )));
         }
-        Ok(Images { pstree, core, mm, fs, fdinfo, files, ttys, seccomp, clocks, pages_id, runs })
+        Ok(ProcImages { pstree, cores, zombie, mm, ids, fs, fdinfo, pages_id, runs })
     }
 
-    fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
-        self.files.get(&id).and_then(|f| f.reg.as_ref()).ok_or_else(|| Error::Msg(format!("files.img has no regular file with id {id}")))
+    fn pid(&self) -> i32 {
+        self.pstree.pid as i32
     }
 }
 
-/// Kills and reaps the task being restored unless disarmed: half a restore never runs.
+/// Kills every task created so far unless disarmed (and reaps the root, rcr's child): half a restore
+/// never runs.
 struct ChildGuard {
-    pid: i32,
+    root: i32,
+    pids: std::cell::RefCell<Vec<i32>>,
     armed: bool,
+}
+
+impl ChildGuard {
+    fn kill_all(&self) {
+        for &pid in self.pids.borrow().iter().rev() {
+            // SAFETY: kill takes integers only; these are the tasks this restore created.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if self.armed {
-            // SAFETY: kill and waitpid on our own child's pid; no memory is involved.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, std::ptr::null_mut(), libc::__WALL);
-            }
-            tracing::info!("pid {}: killed the half-restored task", self.pid);
+            self.kill_all();
+            // SAFETY: waitpid on our own child with a null status pointer.
+            unsafe { libc::waitpid(self.root, std::ptr::null_mut(), libc::__WALL) };
+            tracing::info!("killed the half-restored tasks {:?}", self.pids.borrow());
         }
     }
 }
@@ -158,20 +222,31 @@ fn fd_above(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
+/// Files a process needs at restore, opened in rcr before the tree is created.
+struct ProcFiles {
+    pages: std::fs::File,
+    exe: OwnedFd,
+    cwd: OwnedFd,
+    root: String,
+}
+
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let dir = opts.images_dir.as_path();
     let img = Images::load(dir)?;
-    let pid = img.pstree.pid as i32;
-    check_pid_free(pid, opts.step_timeout)?;
+    let pid = img.procs[0].pid();
+    for p in &img.procs {
+        check_pid_free(p.pid(), opts.step_timeout)?;
+        for &tid in p.pstree.threads.iter().skip(1) {
+            check_pid_free(tid as i32, opts.step_timeout)?;
+        }
+    }
 
-    // Collect: open everything in rcr before the task exists.
-    let pages = std::fs::File::open(dir.join(format!("pages-{}.img", img.pages_id)))
-        .map_err(|e| Error::Io { ctx: format!("opening {}", dir.join(format!("pages-{}.img", img.pages_id)).display()), source: e })?;
+    // Collect: open everything in rcr before any task exists.
     let mut by_id: BTreeMap<u32, Inherited> = BTreeMap::new();
     // Sources sit above every target fd number, so moving one into place never overwrites another.
-    let base = img.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2) + 1;
-    for fi in &img.fdinfo {
+    let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
+    for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
         }
@@ -189,22 +264,35 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
     }
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
-    for v in &img.mm.vmas {
-        if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
-            let mut e = img.reg(v.shmid as u32)?.clone();
-            e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-            map_fds.insert(v.shmid, regfile::open(&e, true)?);
+    let mut pfiles = Vec::with_capacity(img.procs.len());
+    for p in &img.procs {
+        if p.zombie {
+            pfiles.push(None);
+            continue;
         }
+        for v in &p.mm.vmas {
+            if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
+                let mut e = img.reg(v.shmid as u32)?.clone();
+                e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
+                map_fds.insert(v.shmid, regfile::open(&e, true)?);
+            }
+        }
+        let pages_path = dir.join(format!("pages-{}.img", p.pages_id));
+        let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
+        pfiles.push(Some(ProcFiles {
+            pages,
+            exe: regfile::open(img.reg(p.mm.exe_file_id)?, false)?,
+            cwd: regfile::open(img.reg(p.fs.cwd_id)?, false)?,
+            root: img.reg(p.fs.root_id)?.name.clone(),
+        }));
     }
-    let exe = regfile::open(img.reg(img.mm.exe_file_id)?, false)?;
-    let cwd = regfile::open(img.reg(img.fs.cwd_id)?, false)?;
-    let root = img.reg(img.fs.root_id)?.name.clone();
-    let tramp = pick_trampoline(&img.mm.vmas)?;
+    let all_vmas: Vec<pb::VmaEntry> = img.procs.iter().flat_map(|p| p.mm.vmas.iter().cloned()).collect();
+    let tramp = pick_trampoline(&all_vmas)?;
     if let Some((clocks, had_offsets)) = &img.clocks {
         crate::kinds::timens::prepare_restore(clocks, *had_offsets)?;
     }
 
-    // Create.
+    // Create the root.
     // SAFETY: the child runs only the raw system calls below (async-signal-safe) and then stops for
     // rcr to take over; it never returns into rcr's code.
     let child = unsafe { sys::clone3_set_tid(&[pid], 0, Some(nix::sys::signal::Signal::SIGCHLD)) }.map_err(|e| match e.errno() {
@@ -221,18 +309,23 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         }
         unreachable!("the new task returned from exit_group");
     }
-    let mut guard = ChildGuard { pid, armed: true };
-    let tracee = Tracee::from_traced_child(pid, opts.step_timeout).map_err(|e| Error::Msg(format!("pid {pid}: the new task did not stop: {e}")))?;
-    let ctx = Ctx { img: &img, pid, tramp, pages: pages.as_raw_fd(), pages_file: &pages, exe: exe.as_raw_fd(), cwd: cwd.as_raw_fd(), root: &root, by_id: &by_id, map_fds: &map_fds, opts };
-    if let Err(e) = build_task(&tracee, &ctx) {
-        // Kill before the tracee guard detaches: the half-built task must never run.
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        return Err(e);
+    let mut guard = ChildGuard { root: pid, pids: std::cell::RefCell::new(vec![pid]), armed: true };
+    let ctx = Ctx { img: &img, tramp, by_id: &by_id, map_fds: &map_fds, pfiles: &pfiles, opts, shm_owners: Default::default() };
+    match create_and_build(&ctx, &guard) {
+        Ok(tasks) => {
+            // Every task is ready: let them all go.
+            for t in tasks {
+                t.release()?;
+            }
+        }
+        Err(e) => {
+            // Kill before the tracees detach: half-built tasks must never run.
+            guard.kill_all();
+            return Err(e);
+        }
     }
-    tracee.detach()?;
     guard.armed = false;
-    tracing::info!("pid {pid} restored and running");
+    tracing::info!("pid {pid} restored and running ({} process(es))", img.procs.len());
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{pid}\n")).map_err(|e| Error::Io { ctx: format!("writing pidfile {}", p.display()), source: e })?;
     }
@@ -242,18 +335,175 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     Ok(RestoreOutcome { pid, exit_code: Some(wait_exit(pid)?) })
 }
 
+/// A created task waiting to be let go, and how.
+enum Ready {
+    Run(Tracee),
+    Stopped(Tracee),
+    /// A zombie-to-be: its registers call exit_group (or kill) when it is detached.
+    Exit(Tracee),
+}
+
+impl Ready {
+    fn release(self) -> Result<()> {
+        match self {
+            Ready::Run(t) | Ready::Exit(t) => t.detach()?,
+            Ready::Stopped(t) => t.detach_with_signal(libc::SIGSTOP)?,
+        }
+        Ok(())
+    }
+}
+
 struct Ctx<'a> {
     img: &'a Images,
-    pid: i32,
     tramp: u64,
-    pages: i32,
-    pages_file: &'a std::fs::File,
-    exe: i32,
-    cwd: i32,
-    root: &'a str,
     by_id: &'a BTreeMap<u32, Inherited>,
     map_fds: &'a BTreeMap<u64, OwnedFd>,
+    pfiles: &'a [Option<ProcFiles>],
     opts: &'a RestoreOpts,
+    /// MAP_SHARED anonymous memory already mapped, by shmem inode: (owner pid, start, end).
+    shm_owners: std::cell::RefCell<BTreeMap<u64, (i32, u64, u64)>>,
+}
+
+/// struct clone_args for clone3 with set_tid (CLONE_ARGS_SIZE_VER2, 88 bytes).
+fn clone_args(flags: u64, exit_signal: u64, set_tid: u64) -> Vec<u8> {
+    let fields = [flags, 0, 0, 0, exit_signal, 0, 0, 0, set_tid, 1, 0];
+    fields.iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+/// In the task of `r`, creates a child process (or, with `thread`, a thread) with id `tid`; it starts
+/// stopped and traced by rcr.
+fn remote_clone(r: &mut Remote<'_>, tid: i32, thread: bool, timeout: Duration) -> Result<Tracee> {
+    const THREAD_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD | libc::CLONE_SYSVSEM;
+    let set_tid = r.scratch_put(&(tid as u64).to_le_bytes())?;
+    let (flags, sig) = if thread { (THREAD_FLAGS as u64, 0) } else { (0, libc::SIGCHLD as u64) };
+    let args = r.scratch_put(&clone_args(flags, sig, set_tid))?;
+    let got = r.syscall(libc::SYS_clone3, &[args, 88])?;
+    if got != tid as i64 {
+        let what = if thread { "thread" } else { "process" };
+        return Err(Error::Msg(if got == -(libc::EEXIST as i64) {
+            format!("{what} {tid} is in use; stop that process first, rcr restores at the original ids")
+        } else {
+            format!("creating {what} {tid} failed: {}", mem::errno_str(got))
+        }));
+    }
+    Ok(Tracee::from_auto_attached(tid, timeout)?)
+}
+
+fn idx_of(img: &Images, pid: i32) -> Option<usize> {
+    img.procs.iter().position(|p| p.pid() == pid)
+}
+
+/// Creates the whole tree top-down (each task creates its children, a session leader calls setsid
+/// before), then builds every task. Returns the tasks ready to be let go.
+fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
+    let img = c.img;
+    let root_pid = img.procs[0].pid();
+    let root = Tracee::from_traced_child(root_pid, c.opts.step_timeout).map_err(|e| Error::Msg(format!("pid {root_pid}: the new task did not stop: {e}")))?;
+    root.set_options(libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACECLONE)?;
+    step(root_pid, "trampoline", make_trampoline(&root, c.tramp))?;
+    let mut tasks: Vec<Option<Tracee>> = (0..img.procs.len()).map(|_| None).collect();
+    tasks[0] = Some(root);
+    // Create, top-down: procs are in tree order, so a parent exists before its children.
+    for i in 0..img.procs.len() {
+        let p = &img.procs[i];
+        let pid = p.pid();
+        let t = tasks[i].take().ok_or_else(|| Error::Msg(format!("pid {pid}: its parent {} did not create it", p.pstree.ppid)))?;
+        {
+            let mut r = step(pid, "remote", Remote::at_site(&t, c.tramp))?;
+            if p.pstree.sid == p.pstree.pid && !p.zombie && !(i == 0 && c.opts.shell_job && img.ttys.is_empty()) {
+                step(pid, "setsid", r.syscall_ok(libc::SYS_setsid, &[]))?;
+            }
+            for (j, child) in img.procs.iter().enumerate().skip(i + 1) {
+                if child.pstree.ppid as i32 != pid {
+                    continue;
+                }
+                let ct = step(child.pid(), "create", remote_clone(&mut r, child.pid(), false, c.opts.step_timeout))?;
+                guard.pids.borrow_mut().push(child.pid());
+                tasks[j] = Some(ct);
+            }
+            step(pid, "release scratch", r.release_scratch())?;
+            step(pid, "cure", r.cure())?;
+        }
+        tasks[i] = Some(t);
+    }
+    // Process groups: leaders first, then members (a group must exist before anyone joins it).
+    for leaders_pass in [true, false] {
+        for (i, p) in img.procs.iter().enumerate() {
+            let (pid, pgid) = (p.pid(), p.pstree.pgid as i32);
+            if p.zombie || pgid == p.pstree.sid as i32 && pgid == pid || (pgid == pid) != leaders_pass || idx_of(img, pgid).is_none() {
+                continue;
+            }
+            if let Some(t) = &tasks[i] {
+                let mut r = step(pid, "remote", Remote::at_site(t, c.tramp))?;
+                step(pid, "setpgid", r.syscall_ok(libc::SYS_setpgid, &[0, pgid as u64]))?;
+                step(pid, "cure", r.cure())?;
+            }
+        }
+    }
+    // Build every task; zombies last, so that their exit does not disturb the others' build.
+    let mut ready = Vec::new();
+    for (i, p) in img.procs.iter().enumerate() {
+        let Some(t) = tasks[i].take() else { continue };
+        if p.zombie {
+            step(p.pid(), "zombie", prepare_exit(&t, c.tramp, &p.cores[0]))?;
+            tasks[i] = Some(t);
+            continue;
+        }
+        let threads = build_process(&t, c, i, guard)?;
+        let stopped = p.cores[0].tc.as_ref().is_some_and(|tc| tc.task_state == crate::dump::TASK_STOPPED);
+        ready.extend(threads.into_iter().map(Ready::Run));
+        ready.push(if stopped { Ready::Stopped(t) } else { Ready::Run(t) });
+    }
+    ready.extend(tasks.into_iter().flatten().map(Ready::Exit));
+    Ok(ready)
+}
+
+/// Sets up a zombie-to-be: when let go, it exits with its recorded status (or is killed by its signal).
+fn prepare_exit(t: &Tracee, tramp: u64, core: &pb::CoreEntry) -> Result<()> {
+    let status = core.tc.as_ref().map_or(0, |tc| tc.exit_code as i32);
+    let mut regs = t.regs()?;
+    regs.rip = tramp;
+    regs.orig_rax = u64::MAX;
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        {
+            // The signal must kill it: default disposition, and no core file.
+            let mut r = Remote::at_site(t, tramp)?;
+            let dfl = crate::compel::KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+            r.rt_sigaction_set(sig, &dfl)?;
+            let zero = r.scratch_put(&[0u8; 16])?;
+            r.syscall_ok(libc::SYS_prlimit64, &[0, libc::RLIMIT_CORE as u64, zero, 0])?;
+            r.release_scratch()?;
+            r.cure()?;
+        }
+        regs.rax = libc::SYS_kill as u64;
+        regs.rdi = t.tid() as u64;
+        regs.rsi = sig as u64;
+    } else {
+        regs.rax = libc::SYS_exit_group as u64;
+        regs.rdi = libc::WEXITSTATUS(status) as u64;
+    }
+    t.set_regs(&regs)?;
+    Ok(())
+}
+
+/// Puts the trampoline page (`syscall; int3`) into the root task, which still runs rcr's memory.
+fn make_trampoline(tracee: &Tracee, tramp: u64) -> Result<()> {
+    let mut remote = Remote::inject(tracee)?;
+    let got = remote.syscall(libc::SYS_mmap, &[tramp, TRAMP_LEN, (libc::PROT_READ | libc::PROT_WRITE) as u64,
+        (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64, u64::MAX, 0])?;
+    if got != tramp as i64 {
+        return Err(Error::Msg(format!("mapping the restore trampoline at {tramp:#x} failed: {}", mem::errno_str(got))));
+    }
+    tracee.write_mem(tramp, &[0x0f, 0x05, 0xcc])?;
+    // The new task inherited rcr's rseq registration, whose area is about to be unmapped: the kernel
+    // would fault on it on every return to user space. (Its children inherit the unregistered state.)
+    if let Some(rs) = tracee.rseq_config()?.filter(|r| r.abi_pointer != 0) {
+        remote.syscall_ok(libc::SYS_rseq, &[rs.abi_pointer, rs.abi_size as u64, 1 /* RSEQ_FLAG_UNREGISTER */, rs.signature as u64])?;
+    }
+    remote.syscall_ok(libc::SYS_mprotect, &[tramp, TRAMP_LEN, (libc::PROT_READ | libc::PROT_EXEC) as u64])?;
+    remote.cure()?;
+    Ok(())
 }
 
 const PAGE: u64 = mem::PAGE_SIZE;
@@ -289,74 +539,85 @@ fn step<T, E: std::fmt::Display>(pid: i32, what: &str, r: std::result::Result<T,
     r.map_err(|e| Error::Msg(format!("pid {pid}: restore step '{what}' failed: {e}")))
 }
 
-fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
-    let pid = c.pid;
+/// Builds process `i` (created, still running rcr's memory) and its threads. Returns the threads other
+/// than the leader, ready to run; the leader is ready too when this returns.
+fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> Result<Vec<Tracee>> {
     let img = c.img;
-    // 1. A trampoline page with `syscall; int3` at an address the dumped memory does not use.
-    {
-        let mut remote = step(pid, "inject", Remote::inject(tracee))?;
-        let got = remote.syscall(libc::SYS_mmap, &[c.tramp, TRAMP_LEN, (libc::PROT_READ | libc::PROT_WRITE) as u64,
-            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64, u64::MAX, 0])?;
-        if got != c.tramp as i64 {
-            return Err(Error::Msg(format!("pid {pid}: mapping the restore trampoline at {:#x} failed: {}", c.tramp, mem::errno_str(got))));
-        }
-        tracee.write_mem(c.tramp, &[0x0f, 0x05, 0xcc])?;
-        // The new task inherited rcr's rseq registration, whose area is about to be unmapped: the
-        // kernel would fault on it on every return to user space.
-        if let Some(rs) = tracee.rseq_config()?.filter(|r| r.abi_pointer != 0) {
-            remote.syscall_ok(libc::SYS_rseq, &[rs.abi_pointer, rs.abi_size as u64, 1 /* RSEQ_FLAG_UNREGISTER */, rs.signature as u64])?;
-        }
-        remote.syscall_ok(libc::SYS_mprotect, &[c.tramp, TRAMP_LEN, (libc::PROT_READ | libc::PROT_EXEC) as u64])?;
-        step(pid, "cure", remote.cure())?;
-    }
-    let mut remote = step(pid, "trampoline", Remote::at_site(tracee, c.tramp))?;
-    if tracing::enabled!(tracing::Level::TRACE) {
-        let mut b = [0u8; 3];
-        tracee.read_mem(c.tramp, &mut b)?;
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        tracing::trace!("trampoline bytes {b:x?}; maps:\n{maps}");
-    }
+    let p = &img.procs[i];
+    let pf = c.pfiles[i].as_ref().ok_or_else(|| Error::Msg("internal: no files for a live process".into()))?;
+    let pid = p.pid();
+    let mut remote = step(pid, "remote", Remote::at_site(tracee, c.tramp))?;
     let r = &mut remote;
-    // 2. Replace rcr's memory with the dumped areas.
+    // MAP_SHARED anonymous memory another process of the tree already mapped: open that object while
+    // /proc is reachable by path, to map it again below.
+    let mut shm_fds: BTreeMap<u64, i32> = BTreeMap::new();
+    for v in p.mm.vmas.iter().filter(|v| v.status & mem::VMA_ANON_SHARED != 0 && v.shmid != 0) {
+        let owner = c.shm_owners.borrow().get(&v.shmid).copied();
+        if let (Some((opid, s, e)), false) = (owner, shm_fds.contains_key(&v.shmid)) {
+            let path = r.scratch_put(&nul(&format!("/proc/{opid}/map_files/{s:x}-{e:x}")))?;
+            let fd = step(pid, "open shared memory", r.syscall_ok(libc::SYS_openat, &[libc::AT_FDCWD as u64, path, libc::O_RDWR as u64, 0]))?;
+            shm_fds.insert(v.shmid, fd as i32);
+        }
+    }
+    step(pid, "release scratch", r.release_scratch())?;
+    // Replace rcr's memory with the dumped areas.
     step(pid, "unmap rcr's memory", (|| {
         r.syscall_ok(libc::SYS_munmap, &[0, c.tramp])?;
         r.syscall_ok(libc::SYS_munmap, &[c.tramp + TRAMP_LEN, TASK_SIZE - c.tramp - TRAMP_LEN])
     })())?;
-    if let Some(vvar) = img.mm.vmas.iter().filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR) != 0).map(|v| v.start).min() {
+    if let Some(vvar) = p.mm.vmas.iter().filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR) != 0).map(|v| v.start).min() {
         let got = r.syscall(libc::SYS_arch_prctl, &[ARCH_MAP_VDSO_64, vvar])?;
         if got < 0 {
             return Err(Error::Msg(format!("pid {pid}: mapping the vDSO at {vvar:#x} failed: {}", mem::errno_str(got))));
         }
     }
-    let areas: Vec<&pb::VmaEntry> = img.mm.vmas.iter()
+    let areas: Vec<&pb::VmaEntry> = p.mm.vmas.iter()
         .filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR | mem::VMA_AREA_VSYSCALL) == 0)
         .collect();
     let mut filled = Vec::with_capacity(areas.len());
+    let mut runs = Vec::new();
     for v in &areas {
+        if let Some(&fd) = shm_fds.get(&v.shmid).filter(|_| v.status & mem::VMA_ANON_SHARED != 0) {
+            // The same shmem object as its owner's: map it, its pages are already there.
+            let got = r.syscall(libc::SYS_mmap, &[v.start, v.end - v.start, v.prot as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, fd as u64, 0])?;
+            if got != v.start as i64 {
+                return Err(Error::Msg(format!("pid {pid}: mapping shared memory at {:#x} failed: {}", v.start, mem::errno_str(got))));
+            }
+            filled.push(false);
+            continue;
+        }
         let fd = c.map_fds.get(&v.shmid).filter(|_| v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0).map(|f| f.as_raw_fd());
-        let has_pages = !mem::runs_in(&img.runs, v.start, v.end).is_empty();
+        let mine = mem::runs_in(&p.runs, v.start, v.end);
+        let has_pages = !mine.is_empty();
         step(pid, &format!("map area {:#x}-{:#x}", v.start, v.end), mem::map_area(r, v, mem::AreaFd(fd), has_pages))?;
+        if v.status & mem::VMA_ANON_SHARED != 0 && v.shmid != 0 {
+            c.shm_owners.borrow_mut().entry(v.shmid).or_insert((pid, v.start, v.end));
+        }
+        runs.extend(mine);
         filled.push(has_pages);
     }
-    step(pid, "fill memory", mem::fill_pages(r, pid, &img.runs, c.pages, c.pages_file))?;
+    step(pid, "fill memory", mem::fill_pages(r, pid, &runs, pf.pages.as_raw_fd(), &pf.pages))?;
     for (v, had) in areas.iter().zip(filled) {
         step(pid, &format!("protect area {:#x}-{:#x}", v.start, v.end), mem::protect_area(r, v, had))?;
     }
-    check_vdso_layout(pid, &img.mm.vmas)?;
-    // 3. mm fields, exe link, auxv.
-    step(pid, "PR_SET_MM_MAP", set_mm_map(r, &img.mm, c.exe))?;
-    // 4. fs: cwd, root, umask.
-    step(pid, "cwd", r.syscall_ok(libc::SYS_fchdir, &[c.cwd as u64]))?;
-    if c.root != "/" {
-        let p = r.scratch_put(&nul(c.root))?;
-        step(pid, "chroot", r.syscall_ok(libc::SYS_chroot, &[p]))?;
+    for fd in shm_fds.values() {
+        r.syscall(libc::SYS_close, &[*fd as u64])?;
     }
-    if let Some(u) = img.fs.umask {
+    check_vdso_layout(pid, &p.mm.vmas)?;
+    // mm fields, exe link, auxv.
+    step(pid, "PR_SET_MM_MAP", set_mm_map(r, &p.mm, pf.exe.as_raw_fd()))?;
+    // fs: cwd, root, umask.
+    step(pid, "cwd", r.syscall_ok(libc::SYS_fchdir, &[pf.cwd.as_raw_fd() as u64]))?;
+    if pf.root != "/" {
+        let path = r.scratch_put(&nul(&pf.root))?;
+        step(pid, "chroot", r.syscall_ok(libc::SYS_chroot, &[path]))?;
+    }
+    if let Some(u) = p.fs.umask {
         r.syscall(libc::SYS_umask, &[u as u64])?;
     }
-    // 5. fds: move each inherited fd to its number, then close everything else.
+    // fds: move each inherited fd to its number, then close everything else.
     let mut keep = Vec::new();
-    for fi in &img.fdinfo {
+    for fi in &p.fdinfo {
         let src = c.by_id.get(&fi.id).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
         let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
         // dup3 refuses equal fds; an fd already at its place only needs its flag.
@@ -370,19 +631,24 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
         keep.push(fi.fd as i32);
     }
     close_others(r, pid, &keep)?;
-    // 6. Session and process group.
-    let ps = &img.pstree;
-    if ps.sid == ps.pid && !(c.opts.shell_job && img.ttys.is_empty()) {
-        step(pid, "setsid", r.syscall_ok(libc::SYS_setsid, &[]))?;
-        if let Some(fi) = img.fdinfo.iter().find(|f| img.files.get(&f.id).is_some_and(|f| f.tty.is_some())) {
+    // A session leader with a terminal takes it as its controlling terminal.
+    if p.pstree.sid == p.pstree.pid {
+        if let Some(fi) = p.fdinfo.iter().find(|f| img.files.get(&f.id).is_some_and(|f| f.tty.is_some())) {
             step(pid, "take the terminal", r.syscall_ok(libc::SYS_ioctl, &[fi.fd as u64, libc::TIOCSCTTY, 1]))?;
         }
-    } else if ps.pgid == ps.pid {
-        step(pid, "setpgid", r.syscall_ok(libc::SYS_setpgid, &[0, 0]))?;
     }
-    // 7. Task attributes.
-    let tc = img.core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
-    let th = img.core.thread_core.clone().unwrap_or_default();
+    // Threads, while the task still has the privileges clone3(set_tid) needs.
+    let mut threads = Vec::new();
+    for (core, &tid) in p.cores.iter().zip(&p.pstree.threads).skip(1) {
+        let t = step(tid as i32, "create thread", remote_clone(r, tid as i32, true, c.opts.step_timeout))?;
+        guard.pids.borrow_mut().push(tid as i32);
+        step(tid as i32, "thread", build_thread(&t, c, core))?;
+        threads.push(t);
+    }
+    // Task attributes.
+    let core = &p.cores[0];
+    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let th = core.thread_core.clone().unwrap_or_default();
     if let Some(rl) = &tc.rlimits {
         task::restore_rlimits(pid, rl)?;
     }
@@ -393,51 +659,85 @@ fn build_task(tracee: &Tracee, c: &Ctx<'_>) -> Result<()> {
         let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string());
     }
     step(pid, "personality", r.syscall_ok(libc::SYS_personality, &[tc.personality as u64]))?;
-    let comm = r.scratch_put(&nul(th.comm.as_deref().unwrap_or(&tc.comm)))?;
-    step(pid, "comm", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NAME as u64, comm]))?;
-    if img.mm.thp_disabled == Some(true) {
+    if p.mm.thp_disabled == Some(true) {
         step(pid, "THP", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_THP_DISABLE as u64, 1, 0, 0, 0]))?;
     }
     if tc.child_subreaper == Some(true) {
         step(pid, "subreaper", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_CHILD_SUBREAPER as u64, 1]))?;
     }
     step(pid, "sigactions", signals::restore_sigactions(r, &tc.sigactions))?;
-    step(pid, "sigaltstack", signals::restore_sas(r, th.sas.as_ref()))?;
     if let Some(t) = &tc.timers {
         step(pid, "itimers", task::restore_itimers(r, t))?;
         step(pid, "POSIX timers", posix_timers::restore(r, pid, &t.posix))?;
     }
-    step(pid, "pending signals", signals::restore_queue(r, pid, pid, th.signals_p.as_ref(), false))?;
-    step(pid, "pending signals", signals::restore_queue(r, pid, pid, tc.signals_s.as_ref(), true))?;
-    let ti = img.core.thread_info.as_ref().ok_or_else(|| Error::Msg("core has no thread_info".into()))?;
-    step(pid, "clear_child_tid", r.syscall_ok(libc::SYS_set_tid_address, &[ti.clear_tid_addr]).map(|_| ()))?;
-    step(pid, "rseq", task::restore_rseq(r, th.rseq_entry.as_ref()))?;
-    if let Some(creds) = &th.creds {
-        step(pid, "credentials", task::restore_creds(r, creds))?;
+    // Pending signals of every thread are queued by the leader: only a thread whose id is the process id
+    // may queue signals with any siginfo.
+    for (tcore, &tid) in p.cores.iter().zip(&p.pstree.threads) {
+        let q = tcore.thread_core.as_ref().and_then(|t| t.signals_p.as_ref());
+        step(pid, "pending signals", signals::restore_queue(r, pid, tid as i32, q, false))?;
     }
-    if let Some(d) = img.mm.dumpable {
+    step(pid, "pending signals", signals::restore_queue(r, pid, pid, tc.signals_s.as_ref(), true))?;
+    if let Some(d) = p.mm.dumpable {
         step(pid, "dumpable", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_DUMPABLE as u64, d as u64]))?;
     }
     if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
-        if c.opts.detached {
+        if c.opts.detached && i == 0 {
             tracing::warn!("pid {pid}: its parent-death signal {sig} is restored; its parent is now rcr, so it is sent when rcr restore -d exits");
         }
-        step(pid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, sig as u64]))?;
     }
-    if th.rcr_no_new_privs == Some(true) {
-        step(pid, "no_new_privs", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0]))?;
-    }
-    // seccomp filters come last: they apply to every later call, rcr's too.
-    if let (Some(idx), Some(mode)) = (th.seccomp_filter, th.seccomp_mode) {
-        if mode == pb::SeccompMode::Filter as i32 {
-            step(pid, "seccomp", task::restore_seccomp(r, &img.seccomp, idx))?;
-        }
-    }
-    step(pid, "release scratch memory", r.release_scratch())?;
-    // 8. The last call unmaps the trampoline; the task stops at its syscall exit, never returning there.
+    thread_attrs(r, pid, &th, core.thread_info.as_ref(), &img.seccomp)?;
+    // The last call unmaps the trampoline; the task stops at its syscall exit, never returning there.
     step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[c.tramp, TRAMP_LEN]))?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg("core has no thread_info".into()))?;
     step(pid, "registers", cpu::restore(tracee, ti))?;
     step(pid, "signal mask", tracee.set_sigmask(th.blk_sigset.unwrap_or(tc.blk_sigset)))?;
+    Ok(threads)
+}
+
+/// The per-thread attributes set in the thread itself, in an order that keeps the privileges each step
+/// needs: sigaltstack, clear_child_tid, rseq, name, credentials, pdeath signal, no_new_privs, seccomp
+/// (last: it applies to every later call). Scratch memory is released at the end.
+fn thread_attrs(r: &mut Remote<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Option<&pb::ThreadInfoX86>, seccomp: &[pb::SeccompFilter]) -> Result<()> {
+    step(tid, "sigaltstack", signals::restore_sas(r, th.sas.as_ref()))?;
+    if let Some(ti) = ti {
+        step(tid, "clear_child_tid", r.syscall_ok(libc::SYS_set_tid_address, &[ti.clear_tid_addr]).map(|_| ()))?;
+    }
+    step(tid, "rseq", task::restore_rseq(r, th.rseq_entry.as_ref()))?;
+    if let Some(comm) = &th.comm {
+        let name = r.scratch_put(&nul(comm))?;
+        step(tid, "comm", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NAME as u64, name]))?;
+    }
+    if let Some(creds) = &th.creds {
+        step(tid, "credentials", task::restore_creds(r, creds))?;
+    }
+    if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
+        step(tid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, sig as u64]))?;
+    }
+    if th.rcr_no_new_privs == Some(true) {
+        step(tid, "no_new_privs", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0]))?;
+    }
+    if let (Some(idx), Some(mode)) = (th.seccomp_filter, th.seccomp_mode) {
+        if mode == pb::SeccompMode::Filter as i32 {
+            step(tid, "seccomp", task::restore_seccomp(r, seccomp, idx))?;
+        }
+    }
+    step(tid, "release scratch memory", r.release_scratch())?;
+    Ok(())
+}
+
+/// Builds a thread created in a restored process: its attributes, then its registers and mask.
+fn build_thread(t: &Tracee, c: &Ctx<'_>, core: &pb::CoreEntry) -> Result<()> {
+    let tid = t.tid();
+    let th = core.thread_core.clone().unwrap_or_default();
+    if let (Some(policy), Some(prio), Some(nice)) = (th.sched_policy, th.sched_prio, th.sched_nice) {
+        task::restore_sched(tid, policy, prio, nice)?;
+    }
+    let mut r = Remote::at_site(t, c.tramp)?;
+    thread_attrs(&mut r, tid, &th, core.thread_info.as_ref(), &c.img.seccomp)?;
+    r.cure()?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg(format!("thread {tid}: core has no thread_info")))?;
+    cpu::restore(t, ti)?;
+    t.set_sigmask(th.blk_sigset.unwrap_or(0))?;
     Ok(())
 }
 

@@ -427,14 +427,20 @@ impl Tracee {
 
     /// Detaches; see the type's documentation for the state the task is left in.
     pub fn detach(self) -> Result<()> {
-        self.detach_inner()
+        self.detach_inner(0)
     }
 
-    fn detach_inner(&self) -> Result<()> {
+    /// Detaches delivering `sig` as the task resumes (SIGSTOP: it goes straight into a group stop,
+    /// as a restored stopped process must, without running any of its code).
+    pub fn detach_with_signal(self, sig: i32) -> Result<()> {
+        self.detach_inner(sig)
+    }
+
+    fn detach_inner(&self, with: i32) -> Result<()> {
         if self.detached.replace(true) {
             return Ok(());
         }
-        let mut sig = 0;
+        let mut sig = with;
         if self.running.get() {
             if self.seized {
                 self.interrupt()?;
@@ -444,7 +450,7 @@ impl Tracee {
             }
             if let Stop::Signal(s) = self.wait_stop(self.timeout)? {
                 // Deliver a signal that arrived meanwhile, but not our own SIGSTOP.
-                if self.seized || s != libc::SIGSTOP {
+                if (self.seized || s != libc::SIGSTOP) && with == 0 {
                     sig = s;
                 }
             }
@@ -466,7 +472,7 @@ impl Tracee {
 
 impl Drop for Tracee {
     fn drop(&mut self) {
-        if let Err(e) = self.detach_inner() {
+        if let Err(e) = self.detach_inner(0) {
             tracing::warn!(tid = self.tid, "detaching on drop failed: {e}");
         }
     }
