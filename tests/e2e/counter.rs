@@ -138,7 +138,6 @@ fn shell_counter(argv: Vec<String>, expect_no_children: bool) {
 
 /// `sh -c 'i=0; while true; do echo $i; i=$((i+1)); sleep 1; done'`: forks `sleep` every second.
 #[test]
-#[ignore = "sh forks a `sleep` child every second: needs process trees (a later issue)"]
 fn shell_loop_with_sleep_child() {
     let script = "i=0; while true; do echo $i; i=$((i+1)); sleep 1; done";
     shell_counter(vec!["/bin/sh".into(), "-c".into(), script.into()], false);

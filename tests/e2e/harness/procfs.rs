@@ -118,6 +118,27 @@ pub fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Every descendant of `pid` (children of all its threads, recursively), parents before children.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        let tasks: Vec<i32> = std::fs::read_dir(format!("/proc/{p}/task"))
+            .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        for t in tasks {
+            let kids = std::fs::read_to_string(format!("/proc/{p}/task/{t}/children")).unwrap_or_default();
+            for k in kids.split_whitespace().filter_map(|s| s.parse::<i32>().ok()) {
+                if !out.contains(&k) {
+                    out.push(k);
+                    queue.push(k);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Pids of all processes whose command line contains `needle` (e.g. a subject's unique OUTFILE).
 pub fn pids_with_arg(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();

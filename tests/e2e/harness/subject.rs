@@ -115,6 +115,7 @@ impl Spawn {
             pty,
             restore_pty: None,
             exit: None,
+            tree: Vec::new(),
         }
     }
 }
@@ -136,6 +137,9 @@ pub struct Subject {
     pty: Option<Pty>,
     restore_pty: Option<Pty>,
     exit: Option<Exit>,
+    /// Descendants of the subject seen at the last dump: re-parented to the test process (a
+    /// subreaper) when the dump kills the tree, and reaped here.
+    tree: Vec<i32>,
 }
 
 impl Subject {
@@ -278,6 +282,7 @@ impl Subject {
             std::thread::sleep(Duration::from_millis(100));
             return fake_run("dump");
         }
+        self.tree = procfs::descendants(self.pid);
         let run = self.try_dump(extra);
         assert!(run.ok(), "rcr dump failed\n{}\n{}", run.describe(), self.context());
         if leave_running {
@@ -316,6 +321,16 @@ impl Subject {
         }
         self.live = false;
         assert!(procfs::stat(pid).is_none(), "pid {pid} still exists after dump (not reaped?)");
+        for &d in &self.tree {
+            let r = wait_until(GONE_TIMEOUT, "a dumped descendant to disappear", || match try_reap(d) {
+                Reap::Exited(..) => true,
+                Reap::NotChild => !matches!(procfs::stat(d), Some(s) if !s.dead()),
+                Reap::Running => false,
+            });
+            if let Err(e) = r {
+                panic!("{e}: rcr dump succeeded but descendant {d} of {pid} still runs\n{}", run.describe());
+            }
+        }
     }
 
     /// The subject runs: not stopped, not traced, not a zombie.
@@ -511,7 +526,15 @@ impl Subject {
 impl Drop for Subject {
     fn drop(&mut self) {
         if self.live {
+            let mut tree = procfs::descendants(self.pid);
+            tree.extend(self.tree.iter().copied());
+            for &d in &tree {
+                let _ = kill(d, libc::SIGKILL);
+            }
             let _ = kill(self.pid, libc::SIGKILL);
+            for &d in &tree {
+                let _ = reap_timeout(d, Duration::from_millis(200));
+            }
             if self.fg.is_none() {
                 let _ = reap_timeout(self.pid, Duration::from_secs(10));
             }
