@@ -153,11 +153,18 @@ pub fn dump_itimers(remote: &mut Remote<'_>) -> Result<pb::TaskTimersEntry> {
 /// Arms the itimers again with the time they had left.
 pub fn restore_itimers(remote: &mut Remote<'_>, t: &pb::TaskTimersEntry) -> Result<()> {
     for (which, it) in [(libc::ITIMER_REAL, &t.real), (libc::ITIMER_VIRTUAL, &t.virt), (libc::ITIMER_PROF, &t.prof)] {
-        if it.vsec == 0 && it.vusec == 0 {
-            continue;
-        }
         let tv = |s: u64, us: u64| Timeval { sec: s as i64, usec: us as i64 };
-        remote.setitimer(which, &Itimerval { interval: tv(it.isec, it.iusec), value: tv(it.vsec, it.vusec) })?;
+        let (interval, mut value) = (tv(it.isec, it.iusec), tv(it.vsec, it.vusec));
+        if value == Timeval::default() {
+            if interval == Timeval::default() {
+                continue;
+            }
+            // Dumped between an expiry and the delivery of its signal (the kernel re-arms a periodic
+            // timer only then): the signal is pending and restored as such; the timer goes on from the
+            // next period. (setitimer with a zero value would disarm it and drop the interval.)
+            value = interval;
+        }
+        remote.setitimer(which, &Itimerval { interval, value })?;
     }
     Ok(())
 }
