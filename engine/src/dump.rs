@@ -200,6 +200,16 @@ fn kill_dumped(tree: Vec<Frozen>) -> Result<()> {
         sys::pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL)?;
         fds.push((f.pid, pidfd));
     }
+    // Killed threads stay ptrace zombies until their tracer collects them: collect them, or the
+    // processes never finish exiting.
+    // Other threads first: a leader's exit is reported only after all its threads have exited.
+    for t in tree.iter().flat_map(|f| f.threads.iter().rev()) {
+        for _ in 0..3 {
+            if t.wait_stop(Duration::from_secs(5)).is_err() {
+                break;
+            }
+        }
+    }
     drop(tree);
     // Wait (bounded) until they are gone, so that their PIDs are free for a restore as soon as their
     // parents reap them.
