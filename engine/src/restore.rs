@@ -186,8 +186,8 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Says who holds `pid`, if anyone. A zombie whose parent is PID 1 is waited for (bounded): PID 1 here may
-/// reap orphans lazily, and such a PID is about to be free.
+/// Says who holds `pid`, if anyone. A zombie is waited for (bounded): it is dead and its parent (PID 1
+/// here reaps orphans lazily) is about to free the PID.
 fn check_pid_free(pid: i32, timeout: Duration) -> Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
@@ -197,9 +197,10 @@ fn check_pid_free(pid: i32, timeout: Duration) -> Result<()> {
         };
         let comm = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")).map(|(c, _)| c.to_string()).unwrap_or_default();
         let rest: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
-        let zombie_of_init = rest.first() == Some(&"Z") && rest.get(1) == Some(&"1");
-        if !zombie_of_init || std::time::Instant::now() >= deadline {
-            return Err(Error::Msg(format!("pid {pid} is in use by '{comm}'; stop that process first, rcr restores at the original PID")));
+        let zombie = rest.first() == Some(&"Z");
+        if !zombie || std::time::Instant::now() >= deadline {
+            let what = if zombie { format!("a zombie '{comm}' that its parent {} has not reaped", rest.get(1).unwrap_or(&"?")) } else { format!("'{comm}'") };
+            return Err(Error::Msg(format!("pid {pid} is in use by {what}; stop that process first, rcr restores at the original PID")));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -103,6 +103,12 @@ pub fn wait_stop(tid: i32, timeout: Duration, what: &'static str) -> Result<Stop
         if elapsed >= timeout {
             return Err(CompelError::Timeout { tid, what, timeout });
         }
+        // A remote syscall is usually over within microseconds: poll by yielding the CPU first (a
+        // sleep would cost far more than the call), and back off to sleeping only after that.
+        if elapsed < Duration::from_micros(500) {
+            std::thread::yield_now();
+            continue;
+        }
         std::thread::sleep(delay.min(timeout - elapsed));
         delay = (delay * 2).min(Duration::from_millis(10));
     }

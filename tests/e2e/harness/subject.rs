@@ -322,9 +322,11 @@ impl Subject {
         self.live = false;
         assert!(procfs::stat(pid).is_none(), "pid {pid} still exists after dump (not reaped?)");
         for &d in &self.tree {
+            // Orphans come to the test process (a subreaper) once their parent is gone: reap them, so
+            // that their pids are free for the restore.
             let r = wait_until(GONE_TIMEOUT, "a dumped descendant to disappear", || match try_reap(d) {
                 Reap::Exited(..) => true,
-                Reap::NotChild => !matches!(procfs::stat(d), Some(s) if !s.dead()),
+                Reap::NotChild => procfs::stat(d).is_none(),
                 Reap::Running => false,
             });
             if let Err(e) = r {
