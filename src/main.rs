@@ -17,12 +17,29 @@ fn main() {
     let code = match run() {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("rcr: error: {e:#}");
+            let msg = error_text(&e);
+            tracing::error!("{msg}");
+            eprintln!("rcr: error: {msg}");
             1
         }
     };
     std::process::exit(code);
+}
+
+/// The error and its causes, each cause only if the text so far does not already say it (the engine's
+/// errors usually include their source in their own message).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 /// The command line with config-file options placed right after the subcommand word, so that options given

@@ -263,8 +263,9 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
 #[derive(Default)]
 struct TreeCtx {
     files: FileTable,
-    /// (pid, fd, file id) of every fd dumped so far, to find descriptions shared across fds and processes.
-    seen_fds: Vec<(i32, i32, u32)>,
+    /// File ids of the fds dumped so far, by (device, inode) of their file: (pid, fd, file id). Only fds
+    /// of the same file can share an open file description, so kcmp compares only those.
+    seen_fds: std::collections::HashMap<(u64, u64), Vec<(i32, i32, u32)>>,
     /// (pid, ids) of the processes dumped so far.
     ids: Vec<(i32, pb::TaskKobjIdsEntry)>,
     next_ids: [u32; 4],
@@ -571,7 +572,9 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let same = |opid: i32, other: i32| {
             matches!(sys::kcmp(Pid::from_raw(pid), Pid::from_raw(opid), sys::KcmpType::File, fd as u64, other as u64), Ok(sys::KcmpResult::Equal))
         };
-        if let Some(&(_, _, id)) = seen.iter().find(|(opid, other, _)| same(*opid, *other)) {
+        let key = (st.st_dev, st.st_ino);
+        let shared = seen.get(&key).and_then(|v| v.iter().find(|(opid, other, _)| same(*opid, *other)).copied());
+        if let Some((_, _, id)) = shared {
             let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
@@ -611,7 +614,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
                 id
             }
         };
-        seen.push((pid, fd, id));
+        seen.entry(key).or_default().push((pid, fd, id));
         out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: kind.fd_type() as i32, fd: fd as u32, ..Default::default() });
     }
     Ok(out)

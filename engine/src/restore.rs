@@ -411,6 +411,12 @@ fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
         let t = tasks[i].take().ok_or_else(|| Error::Msg(format!("pid {pid}: its parent {} did not create it", p.pstree.ppid)))?;
         {
             let mut r = step(pid, "remote", Remote::at_site(&t, c.tramp))?;
+            if i == 0 {
+                // The root drops rcr's memory before it creates anything: its descendants then start
+                // with nothing but the trampoline, instead of each sharing (and later unmapping) rcr's
+                // pages, which costs time in proportion to the number of tasks sharing them.
+                step(pid, "unmap rcr's memory", unmap_all_but_trampoline(&mut r, c.tramp))?;
+            }
             if p.pstree.sid == p.pstree.pid && !p.zombie && !(i == 0 && c.opts.shell_job && img.ttys.is_empty()) {
                 step(pid, "setsid", r.syscall_ok(libc::SYS_setsid, &[]))?;
             }
@@ -427,6 +433,7 @@ fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
         }
         tasks[i] = Some(t);
     }
+    tracing::debug!("created {} processes", img.procs.len());
     // Process groups: leaders first, then members (a group must exist before anyone joins it).
     for leaders_pass in [true, false] {
         for (i, p) in img.procs.iter().enumerate() {
@@ -451,6 +458,7 @@ fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
             continue;
         }
         let threads = build_process(&t, c, i, guard)?;
+        tracing::debug!("pid {}: built", p.pid());
         let stopped = p.cores[0].tc.as_ref().is_some_and(|tc| tc.task_state == crate::dump::TASK_STOPPED);
         ready.extend(threads.into_iter().map(Ready::Run));
         ready.push(if stopped { Ready::Stopped(t) } else { Ready::Run(t) });
@@ -485,6 +493,13 @@ fn prepare_exit(t: &Tracee, tramp: u64, core: &pb::CoreEntry) -> Result<()> {
         regs.rdi = libc::WEXITSTATUS(status) as u64;
     }
     t.set_regs(&regs)?;
+    Ok(())
+}
+
+/// Unmaps everything in the task of `r` but the trampoline page.
+fn unmap_all_but_trampoline(r: &mut Remote<'_>, tramp: u64) -> Result<()> {
+    r.syscall_ok(libc::SYS_munmap, &[0, tramp])?;
+    r.syscall_ok(libc::SYS_munmap, &[tramp + TRAMP_LEN, TASK_SIZE - tramp - TRAMP_LEN])?;
     Ok(())
 }
 
@@ -562,10 +577,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     }
     step(pid, "release scratch", r.release_scratch())?;
     // Replace rcr's memory with the dumped areas.
-    step(pid, "unmap rcr's memory", (|| {
-        r.syscall_ok(libc::SYS_munmap, &[0, c.tramp])?;
-        r.syscall_ok(libc::SYS_munmap, &[c.tramp + TRAMP_LEN, TASK_SIZE - c.tramp - TRAMP_LEN])
-    })())?;
+    step(pid, "unmap what is left of rcr's memory", unmap_all_but_trampoline(r, c.tramp))?;
     if let Some(vvar) = p.mm.vmas.iter().filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR) != 0).map(|v| v.start).min() {
         let got = r.syscall(libc::SYS_arch_prctl, &[ARCH_MAP_VDSO_64, vvar])?;
         if got < 0 {
@@ -780,17 +792,43 @@ fn set_mm_map(r: &mut Remote<'_>, mm: &pb::MmEntry, exe_fd: i32) -> Result<()> {
     Ok(())
 }
 
+/// Closes every fd of the task but `keep`, with one close_range per gap: the task inherited every file
+/// rcr opened for the whole tree, so closing them one by one would cost each task as many calls as the
+/// tree has files.
 fn close_others(r: &mut Remote<'_>, pid: i32, keep: &[i32]) -> Result<()> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io { ctx: format!("listing {dir}"), source: e })?;
-    for e in entries.flatten() {
-        if let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-            if !keep.contains(&fd) {
-                r.syscall(libc::SYS_close, &[fd as u64])?;
-            }
-        }
+    for (lo, hi) in gaps(keep) {
+        step(pid, "close inherited fds", r.syscall_ok(libc::SYS_close_range, &[lo as u64, hi as u64, 0]))?;
     }
     Ok(())
+}
+
+/// The ranges [lo, hi] of fd numbers not in `keep` (hi = u32::MAX for the last).
+fn gaps(keep: &[i32]) -> Vec<(u32, u32)> {
+    let mut k: Vec<u32> = keep.iter().map(|&f| f as u32).collect();
+    k.sort_unstable();
+    k.dedup();
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    for f in k {
+        if f > next {
+            out.push((next, f - 1));
+        }
+        next = f + 1;
+    }
+    out.push((next, u32::MAX));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gaps;
+
+    #[test]
+    fn gaps_between_kept_fds() {
+        assert_eq!(gaps(&[]), vec![(0, u32::MAX)]);
+        assert_eq!(gaps(&[0, 1, 2]), vec![(3, u32::MAX)]);
+        assert_eq!(gaps(&[2, 0, 10]), vec![(1, 1), (3, 9), (11, u32::MAX)]);
+    }
 }
 
 /// Waits for the restored task (rcr's child) to end; its exit status, or 128 + the signal that killed it.

@@ -39,6 +39,25 @@ int main(int argc, char **argv)
 		pids[created++] = p;
 		made += 1 + grand;
 	}
+	/* Wait until every grandchild exists, so that the tree is complete when READY is seen. */
+	for (int tries = 0; tries < 10000; tries++) {
+		int have = created;
+		for (int i = 0; i < created; i++) {
+			char path[64], buf[4096];
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pids[i], pids[i]);
+			FILE *f = fopen(path, "re");
+			if (!f)
+				continue;
+			size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+			fclose(f);
+			buf[len] = 0;
+			for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+				have++;
+		}
+		if (have >= n - 1)
+			break;
+		usleep(1000);
+	}
 	ready();
 	wait_term();
 	int dead = 0;
