@@ -17,3 +17,4 @@ mod shell_job;
 mod signals;
 mod syscalls;
 mod timers;
+mod tree;
