@@ -348,7 +348,19 @@ impl Ready {
     fn release(self) -> Result<()> {
         match self {
             Ready::Run(t) | Ready::Exit(t) => t.detach()?,
-            Ready::Stopped(t) => t.detach_with_signal(libc::SIGSTOP)?,
+            Ready::Stopped(t) => {
+                let pid = t.tid();
+                t.detach_with_signal(libc::SIGSTOP)?;
+                // Return only once it is stopped: whoever looks right after the restore sees it stopped.
+                let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                while std::time::Instant::now() < deadline {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    if stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T')) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
         Ok(())
     }
@@ -470,6 +482,13 @@ fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
 /// Sets up a zombie-to-be: when let go, it exits with its recorded status (or is killed by its signal).
 fn prepare_exit(t: &Tracee, tramp: u64, core: &pb::CoreEntry) -> Result<()> {
     let status = core.tc.as_ref().map_or(0, |tc| tc.exit_code as i32);
+    if let Some(tc) = &core.tc {
+        let mut r = Remote::at_site(t, tramp)?;
+        let name = r.scratch_put(&nul(&tc.comm))?;
+        r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NAME as u64, name])?;
+        r.release_scratch()?;
+        r.cure()?;
+    }
     let mut regs = t.regs()?;
     regs.rip = tramp;
     regs.orig_rax = u64::MAX;
@@ -488,6 +507,8 @@ fn prepare_exit(t: &Tracee, tramp: u64, core: &pb::CoreEntry) -> Result<()> {
         regs.rax = libc::SYS_kill as u64;
         regs.rdi = t.tid() as u64;
         regs.rsi = sig as u64;
+        // Nothing blocked: the signal is taken on the way out of kill(), before the int3 after it.
+        t.set_sigmask(0)?;
     } else {
         regs.rax = libc::SYS_exit_group as u64;
         regs.rdi = libc::WEXITSTATUS(status) as u64;
@@ -591,12 +612,16 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     let mut runs = Vec::new();
     for v in &areas {
         if let Some(&fd) = shm_fds.get(&v.shmid).filter(|_| v.status & mem::VMA_ANON_SHARED != 0) {
-            // The same shmem object as its owner's: map it, its pages are already there.
-            let got = r.syscall(libc::SYS_mmap, &[v.start, v.end - v.start, v.prot as u64, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, fd as u64, 0])?;
+            // The same shmem object as its owner's: map it. Its pages are filled again from this
+            // process's own dump too: pages only this process had touched are not in the owner's.
+            let mine = mem::runs_in(&p.runs, v.start, v.end);
+            let prot = if mine.is_empty() { v.prot as u64 } else { (v.prot as i32 | libc::PROT_READ | libc::PROT_WRITE) as u64 };
+            let got = r.syscall(libc::SYS_mmap, &[v.start, v.end - v.start, prot, (libc::MAP_SHARED | libc::MAP_FIXED) as u64, fd as u64, 0])?;
             if got != v.start as i64 {
                 return Err(Error::Msg(format!("pid {pid}: mapping shared memory at {:#x} failed: {}", v.start, mem::errno_str(got))));
             }
-            filled.push(false);
+            filled.push(!mine.is_empty());
+            runs.extend(mine);
             continue;
         }
         let fd = c.map_fds.get(&v.shmid).filter(|_| v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0).map(|f| f.as_raw_fd());
