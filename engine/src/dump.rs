@@ -274,14 +274,15 @@ struct TreeCtx {
 }
 
 impl TreeCtx {
-    /// vm/files/fs/sighand ids of `pid`: shared with an earlier process when kcmp says the object is the
-    /// same (CLONE_VM, CLONE_FILES, CLONE_FS, CLONE_SIGHAND), new otherwise.
-    fn kobj_ids(&mut self, pid: i32) -> pb::TaskKobjIdsEntry {
+    /// vm/files/fs/sighand ids of `pid`: shared with its parent's when kcmp says the object is the same
+    /// (a child made with CLONE_VM, CLONE_FILES, CLONE_FS or CLONE_SIGHAND shares its creator's), new
+    /// otherwise. Comparing with the parent only keeps the cost linear in the number of processes.
+    fn kobj_ids(&mut self, pid: i32, ppid: i32) -> pb::TaskKobjIdsEntry {
         use sys::KcmpType::{Files, Fs, Sighand, Vm};
         let mut out = [0u32; 4];
         for (k, kind) in [Vm, Files, Fs, Sighand].into_iter().enumerate() {
             let shared = self.ids.iter().find(|(q, _)| {
-                matches!(sys::kcmp(Pid::from_raw(pid), Pid::from_raw(*q), kind, 0, 0), Ok(sys::KcmpResult::Equal))
+                *q == ppid && matches!(sys::kcmp(Pid::from_raw(pid), Pid::from_raw(*q), kind, 0, 0), Ok(sys::KcmpResult::Equal))
             });
             out[k] = match shared {
                 Some((_, e)) => [e.vm_id, e.files_id, e.fs_id, e.sighand_id][k],
@@ -396,12 +397,13 @@ fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::Secco
     };
     let (policy, prio, nice) = task::dump_sched(tid)?;
     let comm = tproc.comm()?;
+    let (futex_rla, futex_rla_len) = task::robust_list(tid)?;
     let _ = pid;
     Ok(ThreadDump {
         info: pb::ThreadInfoX86 { clear_tid_addr, gpregs, fpregs, tls: Vec::new() },
         core: pb::ThreadCoreEntry {
-            futex_rla: 0,
-            futex_rla_len: 0,
+            futex_rla,
+            futex_rla_len,
             sched_nice: Some(nice),
             sched_policy: Some(policy),
             sched_prio: Some(prio),
@@ -445,7 +447,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     }
     check_interrupted(pid)?;
 
-    let ids = ctx.kobj_ids(pid);
+    let ids = ctx.kobj_ids(pid, f.ppid);
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
     let shares_files = ctx.ids[..ctx.ids.len() - 1].iter().any(|(_, e)| e.files_id == ids.files_id);
     if !shares_files {

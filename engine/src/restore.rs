@@ -741,6 +741,9 @@ fn thread_attrs(r: &mut Remote<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Opti
         step(tid, "clear_child_tid", r.syscall_ok(libc::SYS_set_tid_address, &[ti.clear_tid_addr]).map(|_| ()))?;
     }
     step(tid, "rseq", task::restore_rseq(r, th.rseq_entry.as_ref()))?;
+    if th.futex_rla != 0 {
+        step(tid, "robust futex list", r.syscall_ok(libc::SYS_set_robust_list, &[th.futex_rla, th.futex_rla_len as u64]).map(|_| ()))?;
+    }
     if let Some(comm) = &th.comm {
         let name = r.scratch_put(&nul(comm))?;
         step(tid, "comm", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NAME as u64, name]))?;

@@ -67,6 +67,16 @@ struct Thread {
     tid: i32,
     comm: String,
     sigblk: String,
+    /// The thread's robust futex list head (glibc registers one per thread).
+    robust_list: u64,
+}
+
+fn robust_list_of(tid: i32) -> u64 {
+    let mut head: u64 = 0;
+    let mut len: usize = 0;
+    // SAFETY: get_robust_list writes one pointer and one size_t into the two locations given.
+    let r = unsafe { libc::syscall(libc::SYS_get_robust_list, tid, &mut head as *mut u64, &mut len as *mut usize) };
+    if r < 0 { 0 } else { head }
 }
 
 fn threads_of(pid: i32) -> Vec<Thread> {
@@ -78,7 +88,7 @@ fn threads_of(pid: i32) -> Vec<Thread> {
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim_end().to_string();
         let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
         let sigblk = procfs::parse_status_field(&status, "SigBlk").unwrap_or_default();
-        out.push(Thread { tid, comm, sigblk });
+        out.push(Thread { tid, comm, sigblk, robust_list: robust_list_of(tid) });
     }
     out.sort_by_key(|t| t.tid);
     out

@@ -117,6 +117,19 @@ pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
     Ok(())
 }
 
+/// The thread's robust futex list head and length (get_robust_list works from outside on a task rcr
+/// may ptrace).
+pub fn robust_list(tid: i32) -> Result<(u64, u32)> {
+    let mut head: u64 = 0;
+    let mut len: usize = 0;
+    // SAFETY: get_robust_list writes one pointer and one size_t into the two valid locations given.
+    let r = unsafe { libc::syscall(libc::SYS_get_robust_list, tid, &mut head as *mut u64, &mut len as *mut usize) };
+    if r < 0 {
+        return Err(Error::Io { ctx: format!("get_robust_list of thread {tid}"), source: std::io::Error::last_os_error() });
+    }
+    Ok((head, len as u32))
+}
+
 /// Scheduling policy, priority and nice value.
 pub fn dump_sched(pid: i32) -> Result<(u32, u32, i32)> {
     let a = sys::sched_getattr(nix::unistd::Pid::from_raw(pid))?;
