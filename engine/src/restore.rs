@@ -385,10 +385,11 @@ fn clone_args(flags: u64, exit_signal: u64, set_tid: u64) -> Vec<u8> {
 
 /// In the task of `r`, creates a child process (or, with `thread`, a thread) with id `tid`; it starts
 /// stopped and traced by rcr.
-fn remote_clone(r: &mut Remote<'_>, tid: i32, thread: bool, timeout: Duration) -> Result<Tracee> {
+/// `share` adds clone flags for a process (CLONE_FILES, CLONE_FS: tables it shares with its creator).
+fn remote_clone(r: &mut Remote<'_>, tid: i32, thread: bool, share: u64, timeout: Duration) -> Result<Tracee> {
     const THREAD_FLAGS: i32 = libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD | libc::CLONE_SYSVSEM;
     let set_tid = r.scratch_put(&(tid as u64).to_le_bytes())?;
-    let (flags, sig) = if thread { (THREAD_FLAGS as u64, 0) } else { (0, libc::SIGCHLD as u64) };
+    let (flags, sig) = if thread { (THREAD_FLAGS as u64, 0) } else { (share, libc::SIGCHLD as u64) };
     let args = r.scratch_put(&clone_args(flags, sig, set_tid))?;
     let got = r.syscall(libc::SYS_clone3, &[args, 88])?;
     if got != tid as i64 {
@@ -436,7 +437,20 @@ fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
                 if child.pstree.ppid as i32 != pid {
                     continue;
                 }
-                let ct = step(child.pid(), "create", remote_clone(&mut r, child.pid(), false, c.opts.step_timeout))?;
+                if !child.zombie && (child.ids.vm_id == p.ids.vm_id || child.ids.sighand_id == p.ids.sighand_id) {
+                    return Err(Error::Msg(format!(
+                        "pid {} shares its memory or signal handlers with its parent {pid} without being a thread of it (vfork, CLONE_VM); rcr cannot restore that yet",
+                        child.pid()
+                    )));
+                }
+                let mut share = 0u64;
+                if !child.zombie && child.ids.files_id == p.ids.files_id {
+                    share |= libc::CLONE_FILES as u64;
+                }
+                if !child.zombie && child.ids.fs_id == p.ids.fs_id {
+                    share |= libc::CLONE_FS as u64;
+                }
+                let ct = step(child.pid(), "create", remote_clone(&mut r, child.pid(), false, share, c.opts.step_timeout))?;
                 guard.pids.borrow_mut().push(child.pid());
                 tasks[j] = Some(ct);
             }
@@ -653,9 +667,12 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     if let Some(u) = p.fs.umask {
         r.syscall(libc::SYS_umask, &[u as u64])?;
     }
-    // fds: move each inherited fd to its number, then close everything else.
+    // fds: move each inherited fd to its number, then close everything else. A table shared with
+    // other processes (CLONE_FILES) is set up by the last of them to be built: the others still need
+    // the files rcr handed down.
+    let last_sharer = img.procs.iter().enumerate().rev().find(|(_, q)| !q.zombie && q.ids.files_id == p.ids.files_id).map(|(j, _)| j);
     let mut keep = Vec::new();
-    for fi in &p.fdinfo {
+    for fi in p.fdinfo.iter().filter(|_| last_sharer == Some(i)) {
         let src = c.by_id.get(&fi.id).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
         let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
         // dup3 refuses equal fds; an fd already at its place only needs its flag.
@@ -668,7 +685,9 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
         }
         keep.push(fi.fd as i32);
     }
-    close_others(r, pid, &keep)?;
+    if last_sharer == Some(i) {
+        close_others(r, pid, &keep)?;
+    }
     // A session leader with a terminal takes it as its controlling terminal.
     if p.pstree.sid == p.pstree.pid {
         if let Some(fi) = p.fdinfo.iter().find(|f| img.files.get(&f.id).is_some_and(|f| f.tty.is_some())) {
@@ -678,7 +697,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     // Threads, while the task still has the privileges clone3(set_tid) needs.
     let mut threads = Vec::new();
     for (core, &tid) in p.cores.iter().zip(&p.pstree.threads).skip(1) {
-        let t = step(tid as i32, "create thread", remote_clone(r, tid as i32, true, c.opts.step_timeout))?;
+        let t = step(tid as i32, "create thread", remote_clone(r, tid as i32, true, 0, c.opts.step_timeout))?;
         guard.pids.borrow_mut().push(tid as i32);
         step(tid as i32, "thread", build_thread(&t, c, core))?;
         threads.push(t);

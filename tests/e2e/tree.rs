@@ -549,3 +549,26 @@ fn single_pid_taken() {
     }
     t.finish();
 }
+
+/// A child made with clone(CLONE_FILES | CLONE_FS) shares its parent's fd table and fs info after
+/// restore: kcmp says the tables are one, and each sees the fds the other opens.
+#[test]
+fn shared_fd_table_and_fs() {
+    use crate::harness::{Subject, READY_TIMEOUT, RESULT_TIMEOUT};
+    let mut s = Subject::spawn("clone_files", &[]);
+    s.wait_ready(READY_TIMEOUT);
+    let child: i32 = s
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("child ").and_then(|n| n.trim().parse().ok()))
+        .expect("the program prints its child's pid");
+    s.dump(&[]);
+    s.restore(&[]);
+    for (kind, name) in [(2, "KCMP_FILES"), (3, "KCMP_FS")] {
+        // SAFETY: kcmp takes integers only for these types.
+        let r = unsafe { libc::syscall(libc::SYS_kcmp, s.pid(), child, kind, 0, 0) };
+        assert_eq!(r, 0, "{name}: parent {} and child {child} do not share after restore", s.pid());
+    }
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
+}
