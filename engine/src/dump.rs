@@ -10,6 +10,7 @@ use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgWriter, Kind};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty, FdKind};
 use crate::options::DumpOpts;
+use crate::plugins::Plugins;
 use crate::proc::{PosixTimer, ProcDir, Vma};
 use crate::{sys, Error, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -95,6 +96,9 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let pid = opts.pid;
     let dir = opts.images_dir.as_path();
     prepare_dir(dir)?;
+    // plugins: load and init them; a failing plugin stops the dump before anything is frozen.
+    let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_DUMP, dir, &opts.to_json())?;
+    plugins.init()?;
     let proc = ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
     let tids = proc.task_ids()?;
     if tids.len() > 1 {
@@ -109,11 +113,13 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
             "pid {pid} has child processes {children:?}; process trees are not supported yet"
         )));
     }
+    plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
     let tracee = Tracee::seize(pid, opts.freeze_timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid}: {e}")))?;
     tracing::info!("pid {pid} frozen");
     let mut stats = DumpStats { pid, ..Default::default() };
-    let r = dump_task(opts, &proc, &tracee, &mut stats);
+    // plugins: fini(ok) after a good dump (its failure fails the dump); on errors, fini(failed) on drop.
+    let r = dump_task(opts, &proc, &tracee, &mut stats, &plugins).and_then(|()| Ok(plugins.fini(true)?));
     stats.frozen = started.elapsed();
     match r {
         Ok(()) => {
@@ -191,9 +197,10 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
     Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
 }
 
-fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpStats) -> Result<()> {
+fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let pid = opts.pid;
     let dir = opts.images_dir.as_path();
+    plugins.checkpoint_devices(pid)?; // plugins: frozen, before files and memory
     let stat = proc.stat()?;
     let status = proc.status()?;
     let vmas = proc.smaps()?;
@@ -215,7 +222,7 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
 
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
     let mut files = FileTable::default();
-    let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), &stat, &mut files)?;
+    let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), &stat, &mut files, plugins)?;
     let (cwd_id, root_id) = dump_fs_files(proc, &mut files)?;
     let exe_id = {
         let exe = proc.exe()?.to_string_lossy().into_owned();
@@ -318,12 +325,14 @@ fn dump_task(opts: &DumpOpts, proc: &ProcDir, tracee: &Tracee, stats: &mut DumpS
     }
     let pstree = pb::PstreeEntry { pid: pid as u32, ppid: 0, pgid: stat.pgrp as u32, sid: stat.session as u32, threads: vec![pid as u32] };
     write_one(dir, "pstree.img", Kind::Pstree, &pstree)?;
+    plugins.dump_devices_late(pid)?; // plugins: every task dumped, before the inventory
     let inv = pb::InventoryEntry {
         img_version: 2,
         fdinfo_per_id: Some(true),
         root_ids: Some(ids),
         ns_per_id: Some(true),
         lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+        rcr_plugins: plugins.needed(), // plugins: restore refuses to start without these
         ..Default::default()
     };
     write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
@@ -363,7 +372,7 @@ fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
 
 /// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and
 /// described by its module. Two fds sharing one open file description (dup) share one file id.
-fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, files: &mut FileTable) -> Result<Vec<pb::FdinfoEntry>> {
+fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, files: &mut FileTable, plugins: &Plugins) -> Result<Vec<pb::FdinfoEntry>> {
     let pid = opts.pid;
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
     let mut seen: Vec<(i32, u32)> = Vec::new(); // (fd, file id)
@@ -380,6 +389,12 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         if let Some(&(_, id)) = seen.iter().find(|(other, _)| same(*other)) {
             let ty = out.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
+            continue;
+        }
+        // plugins: every fd is offered to the plugins (in order) before the core handles it.
+        if let Some(id) = plugins.dump_file(pid, fd, &link, copy.as_fd(), &st, info.flags, info.pos, files)? {
+            seen.push((fd, id));
+            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
         }
         let kind = FdKind::of(&st).ok_or_else(|| {

@@ -11,6 +11,7 @@ use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgReader, Kind};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty};
 use crate::options::RestoreOpts;
+use crate::plugins::Plugins;
 use crate::{sys, Error, Result};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -40,6 +41,8 @@ pub struct Images {
     pub clocks: Option<(pb::TimensEntry, bool)>,
     pub pages_id: u32,
     pub runs: Vec<mem::PageRun>,
+    /// The plugins this checkpoint cannot be restored without (inventory).
+    pub plugins: Vec<String>,
 }
 
 fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
@@ -95,7 +98,7 @@ impl Images {
                 dir.join(format!("pages-{pages_id}.img")).display(), pages_len
             )));
         }
-        Ok(Images { pstree, core, mm, fs, fdinfo, files, ttys, seccomp, clocks, pages_id, runs })
+        Ok(Images { pstree, core, mm, fs, fdinfo, files, ttys, seccomp, clocks, pages_id, runs, plugins: inv.rcr_plugins })
     }
 
     fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
@@ -161,7 +164,12 @@ fn fd_above(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let dir = opts.images_dir.as_path();
+    // plugins: load and init them; then nothing starts if the checkpoint needs a plugin that is missing.
+    let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_RESTORE, dir, &opts.to_json())?;
+    plugins.init()?;
     let img = Images::load(dir)?;
+    plugins.check_needed(&img.plugins)?;
+    plugins.restore_init()?;
     let pid = img.pstree.pid as i32;
     check_pid_free(pid, opts.step_timeout)?;
 
@@ -171,6 +179,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let mut by_id: BTreeMap<u32, Inherited> = BTreeMap::new();
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2) + 1;
+    let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
     for fi in &img.fdinfo {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -183,10 +192,19 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
                 return Err(Error::Msg(format!("fd {} of pid {pid} is a terminal: restore this shell job with --shell-job", fi.fd)));
             }
             tty::own_terminal()?
+        } else if let Some(ext) = &f.ext {
+            // plugins: a file a plugin dumped; opened by that plugin below.
+            if !plugin_files.iter().any(|p| p.0 == fi.id) {
+                plugin_files.push((fi.id, fi.fd, ext));
+            }
+            continue;
         } else {
             return Err(Error::Msg(format!("fd {}: file {} is of a kind rcr cannot restore yet (type {})", fi.fd, fi.id, f.r#type)));
         };
         by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
+    }
+    for (id, fd) in plugins.restore_files(&plugin_files)? {
+        by_id.insert(id, Inherited { fd: fd_above(fd, base)? }); // plugins: opened in rcr, inherited
     }
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     for v in &img.mm.vmas {
@@ -224,7 +242,9 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let mut guard = ChildGuard { pid, armed: true };
     let tracee = Tracee::from_traced_child(pid, opts.step_timeout).map_err(|e| Error::Msg(format!("pid {pid}: the new task did not stop: {e}")))?;
     let ctx = Ctx { img: &img, pid, tramp, pages: pages.as_raw_fd(), pages_file: &pages, exe: exe.as_raw_fd(), cwd: cwd.as_raw_fd(), root: &root, by_id: &by_id, map_fds: &map_fds, opts };
-    if let Err(e) = build_task(&tracee, &ctx) {
+    // plugins: post_forking before the task is built, resume_devices_late once it is (before it runs).
+    let built = plugins.post_forking(pid).map_err(Error::from).and_then(|()| build_task(&tracee, &ctx));
+    if let Err(e) = built.and_then(|()| Ok(plugins.resume_devices_late(pid)?)) {
         // Kill before the tracee guard detaches: the half-built task must never run.
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -233,6 +253,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     tracee.detach()?;
     guard.armed = false;
     tracing::info!("pid {pid} restored and running");
+    plugins.fini(true)?; // plugins: the task already runs; an error here only fails the command
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{pid}\n")).map_err(|e| Error::Io { ctx: format!("writing pidfile {}", p.display()), source: e })?;
     }

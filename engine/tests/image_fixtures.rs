@@ -727,6 +727,7 @@ pub fn write_realistic(dir: &Path) -> Vec<String> {
         pre_dump_mode: None,
         tcp_close: Some(false),
         network_lock_method: Some(1),
+        rcr_plugins: Vec::new(),
     };
     w("inventory.img".into(), Kind::Inventory, &[&inventory], &[]);
     w(
