@@ -29,6 +29,9 @@ fn populate_depth(d: &MessageDescriptor, v: u32, depth: u32) -> DynamicMessage {
     let mut m = DynamicMessage::new(d.clone());
     for f in d.fields() {
         let n = f.number();
+        if n >= 1000 {
+            continue; // rcr's own extension fields: crit knows nothing of them
+        }
         let recursive = matches!(f.kind(), PKind::Message(_)) && f.cardinality() != Cardinality::Required;
         if recursive && depth >= 3 {
             continue; // cgroup_dir_entry nests itself
