@@ -16,11 +16,19 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A Rust plugin built by the workspace, next to the rcr binary.
+/// A Rust plugin built by the workspace: next to the rcr binary (`cargo build`) or in its deps/
+/// (`cargo test --workspace` builds it there without copying it up); the newer of the two.
 fn rust_plugin(lib: &str) -> PathBuf {
-    let p = rcr_bin().parent().map(|d| d.join(format!("lib{lib}.so"))).unwrap_or_default();
-    assert!(p.is_file(), "{} is missing: build the workspace first (cargo build --workspace, same profile)", p.display());
-    p
+    let bin_dir = rcr_bin().parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = format!("lib{lib}.so");
+    let found = [bin_dir.join(&name), bin_dir.join("deps").join(&name)]
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(&p).and_then(|m| m.modified()).ok().map(|t| (t, p)))
+        .max();
+    match found {
+        Some((_, p)) => p,
+        None => panic!("{name} is missing in {} and its deps/: build the workspace first (cargo test --workspace, same profile)", bin_dir.display()),
+    }
 }
 
 /// Compiles a C plugin to `out` (cc -shared -fPIC, the plugin-api header on the include path).
@@ -256,6 +264,22 @@ fn rcr_plugins_lists_plugins_and_their_hooks() {
     assert!(out.contains("example-eventfd 0.1.0 (Rust, plugin ABI 1)") && out.contains("hooks: init, dump_file, restore_file"), "{out}");
     assert!(out.contains("fixture 0.0.1 (C, plugin ABI 1)") && out.contains("hooks: init, dump_file\n"), "{out}");
     // RCR_LIBS_DIR is the default plugin directory.
-    let out = Command::new(rcr_bin()).arg("plugins").env("RCR_LIBS_DIR", &dir.path).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("example-eventfd"), "RCR_LIBS_DIR ignored");
+    let out = dir.path.join("env.out");
+    let mut child = Command::new(rcr_bin())
+        .arg("plugins")
+        .env("RCR_LIBS_DIR", &dir.path)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill(); // by pid: our own child
+            let _ = child.wait();
+            panic!("rcr plugins did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("example-eventfd"), "RCR_LIBS_DIR ignored: {text}");
 }
