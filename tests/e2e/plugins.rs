@@ -54,8 +54,11 @@ fn fixture(defines: &[&str], out: &Path) {
     c_plugin(&root().join("tests/progs/plugin_fixture.c"), defines, out);
 }
 
+/// Makes one file of a plugin directory at the given path.
+type Make<'a> = &'a dyn Fn(&Path);
+
 /// A plugin directory holding `files` (name in the dir, built by the closure).
-fn libdir(tag: &str, files: &[(&str, &dyn Fn(&Path))]) -> TestDir {
+fn libdir(tag: &str, files: &[(&str, Make<'_>)]) -> TestDir {
     let d = TestDir::new(&format!("libdir-{tag}"));
     for (name, make) in files {
         make(&d.path.join(name));

@@ -281,9 +281,12 @@ fn probe(file: &Path) -> Result<(PluginInfo, Hooks, Option<libloading::Library>)
     Ok((info, hooks, lib))
 }
 
+/// One file of a plugin directory: its plugin, or why it would not load.
+pub type Listed = (PathBuf, Result<PluginInfo, PluginError>);
+
 /// What `rcr plugins` lists: each file of `dir` with its plugin or why it would not load.
-pub fn list(dir: &Path) -> Result<Vec<(PathBuf, Result<PluginInfo, PluginError>)>, PluginError> {
-    let mut out: Vec<(PathBuf, Result<PluginInfo, PluginError>)> = Vec::new();
+pub fn list(dir: &Path) -> Result<Vec<Listed>, PluginError> {
+    let mut out: Vec<Listed> = Vec::new();
     for file in plugin_files(dir)? {
         let r = probe(&file).map(|(i, _, _)| i).and_then(|i| {
             match out.iter().find_map(|(f, r)| r.as_ref().ok().filter(|o| o.name == i.name).map(|_| f.clone())) {

@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn state_round_trips_through_its_image_text() {
-        let s = DeviceState { count: 0xffff_ffff_ff, nonblock: true, semaphore: false };
+        let s = DeviceState { count: 0x00ff_ffff_ffff, nonblock: true, semaphore: false };
         assert_eq!(DeviceState::from_text(&s.to_text()), Ok(s));
         assert!(DeviceState::from_text("count=x\n").is_err());
     }
