@@ -32,6 +32,9 @@ pub struct Global {
     /// Seconds to wait for a task to freeze or for a restore step.
     #[arg(long = "timeout", global = true, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Load every plugin (*.so) in DIR (default: $RCR_LIBS_DIR, else /usr/lib/rcr/plugins if it exists).
+    #[arg(short = 'L', long = "libdir", global = true, value_name = "DIR")]
+    pub libdir: Option<PathBuf>,
 }
 
 /// Where the log goes, for the commands that act on processes (decode and encode use -o for their
@@ -60,6 +63,8 @@ pub enum Cmd {
     Encode(EncodeArgs),
     /// Print a human summary of a checkpoint.
     Show(ShowArgs),
+    /// List the plugins that would load (from --libdir DIR) and the hooks each has.
+    Plugins,
 }
 
 #[derive(Args, Debug)]
@@ -142,7 +147,7 @@ pub const UNSUPPORTED_CRIU_OPTIONS: &[&str] = &[
     "--work-dir", "-W", "--ghost-limit", "--ghost-fiemap", "--no-ghost-fiemap", "--link-remap",
     "--evasive-devices", "--auto-dedup", "--skip-mnt", "--enable-fs", "--enable-external-sharing",
     "--enable-external-masters", "--freeze-cgroup", "--stream", "--network-lock", "--skip-in-flight",
-    "--libdir", "-L", "--pre-dump", "--lsm-profile", "--lsm-mount-context", "--veth-pair", "--cpu-cap",
+    "--pre-dump", "--lsm-profile", "--lsm-mount-context", "--veth-pair", "--cpu-cap",
     "--weak-sysctls", "--tls", "--tls-cacert", "--tls-cert", "--tls-key", "--status-fd", "--empty-ns",
     "--join-ns", "--mntns-compat-mode", "--orphan-pts-master", "--display-stats", "--compress",
 ];
@@ -217,6 +222,16 @@ mod tests {
         let cli = Cli::try_parse_from(s(&["rcr", "--verbosity=2", "restore", "--images-dir", "/x", "-d", "--pidfile", "p"])).unwrap();
         assert_eq!(cli.global.verbosity, Some(2));
         assert!(matches!(cli.cmd, Cmd::Restore(RestoreArgs { detached: true, .. })));
+    }
+
+    #[test]
+    fn libdir_is_global() {
+        for args in [["rcr", "-L", "/p", "plugins"], ["rcr", "plugins", "--libdir", "/p"]] {
+            let cli = Cli::try_parse_from(s(&args)).unwrap();
+            assert_eq!(cli.global.libdir.as_deref(), Some(std::path::Path::new("/p")));
+            assert!(matches!(cli.cmd, Cmd::Plugins));
+        }
+        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--libdir", "/p"])), None);
     }
 
     #[test]

@@ -11,7 +11,21 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SUBCOMMANDS: &[&str] = &["dump", "restore", "check", "decode", "encode", "show"];
+const SUBCOMMANDS: &[&str] = &["dump", "restore", "check", "decode", "encode", "show", "plugins"];
+
+/// Where installed plugins live when neither --libdir nor RCR_LIBS_DIR names a directory.
+const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/rcr/plugins";
+
+/// The plugin directory: `--libdir`, else `RCR_LIBS_DIR`, else the default one if it exists.
+fn plugin_dir(g: &cli::Global) -> Option<PathBuf> {
+    if let Some(d) = &g.libdir {
+        return Some(d.clone());
+    }
+    match std::env::var_os("RCR_LIBS_DIR") {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => Some(PathBuf::from(DEFAULT_PLUGIN_DIR)).filter(|d| d.is_dir()),
+    }
+}
 
 fn main() {
     let code = match run() {
@@ -108,6 +122,7 @@ fn run() -> Result<i32> {
             let mut opts = DumpOpts::new(a.tree, images_dir()?);
             opts.leave_running = a.leave_running;
             opts.shell_job = a.shell_job;
+            opts.plugin_dir = plugin_dir(&cli.global);
             if let Some(t) = timeout {
                 opts.freeze_timeout = t;
             }
@@ -120,6 +135,7 @@ fn run() -> Result<i32> {
             opts.detached = a.detached;
             opts.pidfile = a.pidfile;
             opts.shell_job = a.shell_job;
+            opts.plugin_dir = plugin_dir(&cli.global);
             if let Some(t) = timeout {
                 opts.step_timeout = t;
             }
@@ -127,6 +143,7 @@ fn run() -> Result<i32> {
             Ok(outcome.exit_code.unwrap_or(0))
         }
         Cmd::Check(a) => check(a),
+        Cmd::Plugins => list_plugins(plugin_dir(&cli.global)),
         Cmd::Decode(a) => {
             let value = if a.input.is_dir() {
                 rcr_engine::image::json::decode_dir(&a.input, a.pretty)?
@@ -175,6 +192,35 @@ fn catch_interrupts() {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
+}
+
+/// `rcr plugins`: each plugin file of the directory, what it is and its hooks, or why it would not load.
+/// Exit status 1 if any would not load.
+fn list_plugins(dir: Option<PathBuf>) -> Result<i32> {
+    let Some(dir) = dir else {
+        println!("no plugin directory ({DEFAULT_PLUGIN_DIR} does not exist; give --libdir DIR or set RCR_LIBS_DIR)");
+        return Ok(0);
+    };
+    let entries = rcr_engine::plugins::list(&dir)?;
+    println!("plugins in {}: {}", dir.display(), entries.len());
+    let mut bad = 0;
+    for (file, r) in entries {
+        match r {
+            Ok(p) => {
+                let route = match p.route {
+                    rcr_engine::plugins::Route::Rust => "Rust",
+                    rcr_engine::plugins::Route::C => "C",
+                };
+                println!("{} {} ({}, plugin ABI {}) {}", p.name, p.version, route, p.abi_version, file.display());
+                println!("    hooks: {}", if p.hooks.is_empty() { "none".to_string() } else { p.hooks.join(", ") });
+            }
+            Err(e) => {
+                bad += 1;
+                println!("ERROR {}: {e}", file.display());
+            }
+        }
+    }
+    Ok(i32::from(bad > 0))
 }
 
 fn check(a: cli::CheckArgs) -> Result<i32> {

@@ -10,6 +10,7 @@ use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgWriter, Kind};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty, FdKind};
 use crate::options::DumpOpts;
+use crate::plugins::Plugins;
 use crate::proc::{PosixTimer, ProcDir, Vma};
 use crate::{sys, Error, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -157,14 +158,19 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let pid = opts.pid;
     let dir = opts.images_dir.as_path();
     prepare_dir(dir)?;
+    // plugins: load and init them; a failing plugin stops the dump before anything is frozen.
+    let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_DUMP, dir, &opts.to_json())?;
+    plugins.init()?;
     ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+    plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
     let tree = freeze_tree(pid, opts.freeze_timeout)?;
     if tree[0].zombie {
         return Err(Error::Msg(format!("pid {pid} is a zombie; there is nothing to dump")));
     }
     let mut stats = DumpStats { pid, ..Default::default() };
-    let r = dump_tree(opts, &tree, &mut stats);
+    // plugins: fini(ok) after a good dump (its failure fails the dump); on errors, fini(failed) on drop.
+    let r = dump_tree(opts, &tree, &mut stats, &plugins).and_then(|()| Ok(plugins.fini(true)?));
     stats.frozen = started.elapsed();
     match r {
         Ok(()) => {
@@ -298,7 +304,7 @@ impl TreeCtx {
     }
 }
 
-fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats) -> Result<()> {
+fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let dir = opts.images_dir.as_path();
     let mut ctx = TreeCtx::default();
     for (idx, f) in tree.iter().enumerate() {
@@ -323,7 +329,8 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats) -> Result<
             };
             write_one(dir, &format!("core-{}.img", f.pid), Kind::Core, &core)?;
         } else {
-            dump_process(opts, f, idx as u32 + 1, &mut ctx, stats)?;
+            plugins.checkpoint_devices(f.pid)?; // plugins: frozen, before files and memory
+            dump_process(opts, f, idx as u32 + 1, &mut ctx, stats, plugins)?;
         }
         ctx.pstree.push(entry);
     }
@@ -338,6 +345,7 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats) -> Result<
         write_all(dir, "tty-info.img", Kind::TtyInfo, &ctx.files.ttys)?;
     }
     write_all(dir, "pstree.img", Kind::Pstree, &ctx.pstree)?;
+    plugins.dump_devices_late(root.pid)?; // plugins: every task dumped, before the inventory
     let mut root_ids = ctx.ids.first().map(|(_, e)| *e).unwrap_or_default();
     root_ids.time_ns_id = had_offsets.then_some(1);
     let inv = pb::InventoryEntry {
@@ -346,6 +354,7 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats) -> Result<
         root_ids: Some(root_ids),
         ns_per_id: Some(true),
         lsmtype: Some(pb::Lsmtype::NoLsm as i32),
+        rcr_plugins: plugins.needed(), // plugins: restore refuses to start without these
         ..Default::default()
     };
     write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
@@ -422,7 +431,7 @@ fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::Secco
     })
 }
 
-fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, stats: &mut DumpStats) -> Result<()> {
+fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let pid = f.pid;
     let dir = opts.images_dir.as_path();
     let proc = &f.proc;
@@ -451,7 +460,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
     let shares_files = ctx.ids[..ctx.ids.len() - 1].iter().any(|(_, e)| e.files_id == ids.files_id);
     if !shares_files {
-        let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), stat, ctx)?;
+        let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), stat, ctx, plugins)?;
         write_all(dir, &format!("fdinfo-{}.img", ids.files_id), Kind::Fdinfo, &fdinfos)?;
     }
     let files = &mut ctx.files;
@@ -560,7 +569,7 @@ fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
 
 /// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and
 /// described by its module. Two fds sharing one open file description (dup) share one file id.
-fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, ctx: &mut TreeCtx) -> Result<Vec<pb::FdinfoEntry>> {
+fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, ctx: &mut TreeCtx, plugins: &Plugins) -> Result<Vec<pb::FdinfoEntry>> {
     let pid = proc.pid();
     let files = &mut ctx.files;
     let seen = &mut ctx.seen_fds;
@@ -579,6 +588,12 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         if let Some((_, _, id)) = shared {
             let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
+            continue;
+        }
+        // plugins: every fd is offered to the plugins (in order) before the core handles it.
+        if let Some(id) = plugins.dump_file(pid, fd, &link, copy.as_fd(), &st, info.flags, info.pos, files)? {
+            seen.entry(key).or_default().push((pid, fd, id));
+            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
         }
         let kind = FdKind::of(&st).ok_or_else(|| {

@@ -24,4 +24,6 @@ pub enum Error {
     Sys(#[from] crate::sys::SysError),
     #[error(transparent)]
     Check(#[from] crate::check::CheckError),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugins::PluginError),
 }

@@ -8,6 +8,7 @@
 //! - [`compel`]: ptrace control of a stopped task and remote system calls in it.
 //! - [`kinds`]: one module per kernel object kind, dump and restore side by side.
 //! - [`dump`] and [`restore`]: only sequence the stages.
+//! - [`plugins`]: the plugin host (loads plugins, calls their hooks from dump and restore).
 
 pub mod check;
 pub mod compel;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod image;
 pub mod kinds;
 pub mod options;
+pub mod plugins;
 pub mod proc;
 pub mod restore;
 pub mod show;

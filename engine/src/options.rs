@@ -17,6 +17,8 @@ pub struct DumpOpts {
     pub shell_job: bool,
     /// How long to wait for the tree to freeze (`--timeout`).
     pub freeze_timeout: Duration,
+    /// Load every plugin in this directory (`-L/--libdir`, `RCR_LIBS_DIR`); None: no plugins.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl DumpOpts {
@@ -28,6 +30,7 @@ impl DumpOpts {
             leave_running: false,
             shell_job: false,
             freeze_timeout: Duration::from_secs(10),
+            plugin_dir: None,
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct RestoreOpts {
     pub shell_job: bool,
     /// How long each step in the restored task may take (`--timeout`).
     pub step_timeout: Duration,
+    /// Load every plugin in this directory (`-L/--libdir`, `RCR_LIBS_DIR`); None: no plugins.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl RestoreOpts {
@@ -56,6 +61,36 @@ impl RestoreOpts {
             pidfile: None,
             shell_job: false,
             step_timeout: Duration::from_secs(10),
+            plugin_dir: None,
         }
+    }
+}
+
+impl DumpOpts {
+    /// What plugins see as the command's options (`rcr_host.options_json`).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "command": "dump",
+            "pid": self.pid,
+            "images_dir": self.images_dir,
+            "leave_running": self.leave_running,
+            "shell_job": self.shell_job,
+            "timeout_ms": self.freeze_timeout.as_millis() as u64,
+        })
+        .to_string()
+    }
+}
+
+impl RestoreOpts {
+    /// What plugins see as the command's options (`rcr_host.options_json`).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "command": "restore",
+            "images_dir": self.images_dir,
+            "detached": self.detached,
+            "shell_job": self.shell_job,
+            "timeout_ms": self.step_timeout.as_millis() as u64,
+        })
+        .to_string()
     }
 }

@@ -12,6 +12,7 @@ use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgReader, Kind};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty};
 use crate::options::RestoreOpts;
+use crate::plugins::Plugins;
 use crate::{sys, Error, Result};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -50,6 +51,8 @@ pub struct Images {
     pub seccomp: Vec<pb::SeccompFilter>,
     /// The root's clocks at dump time, and whether its time namespace had offsets.
     pub clocks: Option<(pb::TimensEntry, bool)>,
+    /// The plugins this checkpoint cannot be restored without (inventory).
+    pub plugins: Vec<String>,
 }
 
 fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
@@ -95,7 +98,7 @@ impl Images {
             .collect();
         let had_offsets = inv.root_ids.as_ref().is_some_and(|i| i.time_ns_id.is_some());
         let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, had_offsets));
-        Ok(Images { procs, files, ttys, seccomp, clocks })
+        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins })
     }
 
     fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
@@ -234,7 +237,12 @@ struct ProcFiles {
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let dir = opts.images_dir.as_path();
+    // plugins: load and init them; then nothing starts if the checkpoint needs a plugin that is missing.
+    let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_RESTORE, dir, &opts.to_json())?;
+    plugins.init()?;
     let img = Images::load(dir)?;
+    plugins.check_needed(&img.plugins)?;
+    plugins.restore_init()?;
     let pid = img.procs[0].pid();
     for p in &img.procs {
         check_pid_free(p.pid(), opts.step_timeout)?;
@@ -247,6 +255,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let mut by_id: BTreeMap<u32, Inherited> = BTreeMap::new();
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
+    let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -259,10 +268,19 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
                 return Err(Error::Msg(format!("fd {} of pid {pid} is a terminal: restore this shell job with --shell-job", fi.fd)));
             }
             tty::own_terminal()?
+        } else if let Some(ext) = &f.ext {
+            // plugins: a file a plugin dumped; opened by that plugin below.
+            if !plugin_files.iter().any(|p| p.0 == fi.id) {
+                plugin_files.push((fi.id, fi.fd, ext));
+            }
+            continue;
         } else {
             return Err(Error::Msg(format!("fd {}: file {} is of a kind rcr cannot restore yet (type {})", fi.fd, fi.id, f.r#type)));
         };
         by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
+    }
+    for (id, fd) in plugins.restore_files(&plugin_files)? {
+        by_id.insert(id, Inherited { fd: fd_above(fd, base)? }); // plugins: opened in rcr, inherited
     }
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     let mut pfiles = Vec::with_capacity(img.procs.len());
@@ -312,7 +330,9 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     }
     let mut guard = ChildGuard { root: pid, pids: std::cell::RefCell::new(vec![pid]), armed: true };
     let ctx = Ctx { img: &img, tramp, by_id: &by_id, map_fds: &map_fds, pfiles: &pfiles, opts, shm_owners: Default::default() };
-    match create_and_build(&ctx, &guard) {
+    // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
+    let built = plugins.post_forking(pid).map_err(Error::from).and_then(|()| create_and_build(&ctx, &guard));
+    match built.and_then(|tasks| Ok(plugins.resume_devices_late(pid).map(|()| tasks)?)) {
         Ok(tasks) => {
             // Every task is ready: let them all go.
             for t in tasks {
@@ -327,6 +347,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     }
     guard.armed = false;
     tracing::info!("pid {pid} restored and running ({} process(es))", img.procs.len());
+    plugins.fini(true)?; // plugins: the tasks already run; an error here only fails the command
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{pid}\n")).map_err(|e| Error::Io { ctx: format!("writing pidfile {}", p.display()), source: e })?;
     }

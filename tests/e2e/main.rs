@@ -12,6 +12,7 @@ mod failures;
 mod files;
 mod identity;
 mod mem;
+mod plugins;
 mod selfcheck;
 mod shell_job;
 mod signals;

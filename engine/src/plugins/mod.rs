@@ -1,0 +1,770 @@
+//! The plugin host: loads the plugins of a directory and calls their hooks (the ABI is the
+//! `rcr-plugin-api` crate; its README describes the hooks for plugin authors).
+//!
+//! Every `*.so` in the plugin directory is loaded, in sorted file-name order, by one of two routes:
+//! a library that exports `abi_stable`'s root module is a Rust plugin (its layout and version are
+//! checked by `abi_stable`), one that exports `rcr_plugin_entry` is a C plugin. Both give the same
+//! hooks ([`Hooks`]). A plugin reporting a newer ABI than this rcr knows, a duplicate name, a library
+//! with neither entry symbol, and a failing `init` are errors naming the file.
+//!
+//! Claim hooks (`dump_file`, `restore_file`) ask the plugins in load order and stop at the first that
+//! says "mine"; broadcast hooks call every plugin, collect the errors and fail if there was any.
+//! Libraries stay loaded until rcr exits (their code may be referenced by what they returned).
+
+use crate::image::pb;
+use rcr_plugin_api as api;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::{c_void, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Errors of the plugin host; each names the plugin (by name and file) or the directory.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin directory {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plugin {file}: cannot load it: {msg}")]
+    Load { file: PathBuf, msg: String },
+    #[error("plugin {file}: exports no plugin entry (neither rcr_plugin_entry for a C plugin nor abi_stable's root module for a Rust plugin)")]
+    NoEntry { file: PathBuf },
+    #[error("plugin {file}: {msg}")]
+    Invalid { file: PathBuf, msg: String },
+    #[error("plugin '{name}' ({file}) was built for plugin ABI version {plugin}, but this rcr supports plugin ABI versions up to {host}; use a plugin built for this rcr")]
+    AbiTooNew { name: String, file: PathBuf, plugin: u32, host: u32 },
+    #[error("plugin {file}: incompatible with this rcr (plugin-api {host_api}): {msg}")]
+    Incompatible { file: PathBuf, host_api: &'static str, msg: String },
+    #[error("two plugins are named '{name}': {first} and {second}")]
+    Duplicate { name: String, first: PathBuf, second: PathBuf },
+    #[error("plugin '{name}' ({file}): {hook} failed: {msg}")]
+    Hook { name: String, file: PathBuf, hook: &'static str, msg: String },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Many(Vec<PluginError>),
+    #[error("this checkpoint needs plugin '{name}' ({where_})")]
+    Missing { name: String, where_: String },
+    #[error("file id {id} (fd {fd}): {msg}")]
+    File { id: u32, fd: u32, msg: String },
+    #[error("cannot write plugin image {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The hooks of one plugin, whichever route it came by (the same `extern "C"` signatures).
+#[derive(Clone, Copy, Default)]
+pub struct Hooks {
+    pub init: Option<api::InitFn>,
+    pub fini: Option<api::FiniFn>,
+    pub pause_devices: Option<api::PidFn>,
+    pub checkpoint_devices: Option<api::PidFn>,
+    pub dump_file: Option<api::DumpFileFn>,
+    pub dump_devices_late: Option<api::PidFn>,
+    pub restore_init: Option<api::RestoreInitFn>,
+    pub restore_file: Option<api::RestoreFileFn>,
+    pub post_forking: Option<api::PidFn>,
+    pub resume_devices_late: Option<api::PidFn>,
+}
+
+impl Hooks {
+    /// Names of the hooks present, in ABI order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let present = [
+            self.init.is_some(),
+            self.fini.is_some(),
+            self.pause_devices.is_some(),
+            self.checkpoint_devices.is_some(),
+            self.dump_file.is_some(),
+            self.dump_devices_late.is_some(),
+            self.restore_init.is_some(),
+            self.restore_file.is_some(),
+            self.post_forking.is_some(),
+            self.resume_devices_late.is_some(),
+        ];
+        api::HOOK_NAMES.iter().zip(present).filter(|(_, p)| *p).map(|(n, _)| *n).collect()
+    }
+}
+
+/// How a plugin was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Rust,
+    C,
+}
+
+/// What `rcr plugins` shows of a plugin.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub file: PathBuf,
+    pub route: Route,
+    pub abi_version: u32,
+    pub hooks: Vec<&'static str>,
+}
+
+/// The per-plugin state behind `rcr_host.ctx`.
+struct Ctx {
+    plugin: String,
+    images_dir: PathBuf,
+    /// The message set by the hook being run.
+    error: RefCell<Option<String>>,
+    needed: Rc<RefCell<BTreeSet<String>>>,
+}
+
+struct Loaded {
+    info: PluginInfo,
+    hooks: Hooks,
+    /// Boxed so that the pointers handed to the plugin stay put.
+    ctx: Box<Ctx>,
+    table: Box<api::RcrHost>,
+    /// The C route's library handle (the Rust route's is kept by abi_stable).
+    _lib: Option<libloading::Library>,
+}
+
+/// The loaded plugins of one rcr command.
+pub struct Plugins {
+    dir: Option<PathBuf>,
+    stage: u32,
+    plugins: Vec<Loaded>,
+    needed: Rc<RefCell<BTreeSet<String>>>,
+    _strings: Vec<CString>,
+    initialized: bool,
+    finished: bool,
+}
+
+/// A unique id of this rcr run.
+fn make_run_id() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}-{}", t.as_nanos(), std::process::id())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The `*.so` files of `dir`, sorted by name.
+pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| PluginError::Dir { dir: dir.to_path_buf(), source: e })?;
+    let mut files = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| PluginError::Dir { dir: dir.to_path_buf(), source: e })?;
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "so") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads one library: its descriptor and hooks (no hook is called).
+fn open_plugin(file: &Path) -> Result<(PluginInfo, Hooks, Option<libloading::Library>), PluginError> {
+    // SAFETY: loading a library runs its initialisers; a plugin directory holds trusted code only,
+    // as rcr runs with the privileges to checkpoint processes anyway.
+    let lib = unsafe { libloading::Library::new(file) }.map_err(|e| PluginError::Load { file: file.to_path_buf(), msg: e.to_string() })?;
+    // SAFETY: only the symbol's presence is checked; it is not used through this type.
+    let is_rust = unsafe { lib.get::<*const c_void>(abi_stable::library::ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }.is_ok();
+    if is_rust {
+        let m = abi_stable::library::lib_header_from_path(file)
+            .and_then(|h| h.init_root_module::<api::RcrPluginModRef>())
+            .map_err(|e| PluginError::Incompatible { file: file.to_path_buf(), host_api: env!("CARGO_PKG_VERSION"), msg: e.to_string() })?;
+        let info = PluginInfo {
+            name: m.name().as_str().to_string(),
+            version: m.version().as_str().to_string(),
+            file: file.to_path_buf(),
+            route: Route::Rust,
+            abi_version: m.abi_version(),
+            hooks: Vec::new(),
+        };
+        let hooks = Hooks {
+            init: m.init(),
+            fini: m.fini(),
+            pause_devices: m.pause_devices(),
+            checkpoint_devices: m.checkpoint_devices(),
+            dump_file: m.dump_file(),
+            dump_devices_late: m.dump_devices_late(),
+            restore_init: m.restore_init(),
+            restore_file: m.restore_file(),
+            post_forking: m.post_forking(),
+            resume_devices_late: m.resume_devices_late(),
+        };
+        // abi_stable keeps its own handle of the library for the life of the process.
+        return Ok((info, hooks, None));
+    }
+    let entry: api::CEntryFn = {
+        let sym = format!("{}\0", api::C_ENTRY_SYMBOL);
+        // SAFETY: the C route's entry symbol has this type, per rcr_plugin.h.
+        let f = unsafe { lib.get::<api::CEntryFn>(sym.as_bytes()) }.map_err(|_| PluginError::NoEntry { file: file.to_path_buf() })?;
+        *f
+    };
+    let invalid = |msg: String| PluginError::Invalid { file: file.to_path_buf(), msg };
+    // SAFETY: calling the plugin's entry point, which takes no arguments and returns a static descriptor.
+    let p = unsafe { entry() };
+    if p.is_null() {
+        return Err(invalid(format!("{} returned NULL", api::C_ENTRY_SYMBOL)));
+    }
+    // SAFETY: every descriptor starts with abi_version and size (two u32s).
+    let (abi, size) = unsafe { ((*p).abi_version, (*p).size) };
+    let head = std::mem::offset_of!(api::RcrPluginC, init);
+    if (size as usize) < head {
+        return Err(invalid(format!("its struct rcr_plugin is {size} bytes, less than the {head} bytes of its header")));
+    }
+    // An older plugin's struct is shorter: copy only what it has; the hooks after it stay NULL.
+    let mut d = api::RcrPluginC {
+        abi_version: 0,
+        size: 0,
+        name: std::ptr::null(),
+        version: std::ptr::null(),
+        init: None,
+        fini: None,
+        pause_devices: None,
+        checkpoint_devices: None,
+        dump_file: None,
+        dump_devices_late: None,
+        restore_init: None,
+        restore_file: None,
+        post_forking: None,
+        resume_devices_late: None,
+    };
+    let n = (size as usize).min(std::mem::size_of::<api::RcrPluginC>());
+    // SAFETY: the plugin's descriptor has `size` readable bytes; `d` has at least `n` writable bytes, and
+    // every field is valid for any bit pattern a C compiler writes (pointers, NULL-able fn pointers).
+    unsafe { std::ptr::copy_nonoverlapping(p.cast::<u8>(), (&mut d as *mut api::RcrPluginC).cast::<u8>(), n) };
+    let text = |p: *const std::ffi::c_char, what: &str| -> Result<String, PluginError> {
+        if p.is_null() {
+            return Err(invalid(format!("its {what} is NULL")));
+        }
+        // SAFETY: the header requires NUL-terminated static strings.
+        Ok(unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    };
+    let info = PluginInfo {
+        name: text(d.name, "name")?,
+        version: text(d.version, "version")?,
+        file: file.to_path_buf(),
+        route: Route::C,
+        abi_version: abi,
+        hooks: Vec::new(),
+    };
+    let hooks = Hooks {
+        init: d.init,
+        fini: d.fini,
+        pause_devices: d.pause_devices,
+        checkpoint_devices: d.checkpoint_devices,
+        dump_file: d.dump_file,
+        dump_devices_late: d.dump_devices_late,
+        restore_init: d.restore_init,
+        restore_file: d.restore_file,
+        post_forking: d.post_forking,
+        resume_devices_late: d.resume_devices_late,
+    };
+    Ok((info, hooks, Some(lib)))
+}
+
+/// Loads and checks one plugin file.
+fn probe(file: &Path) -> Result<(PluginInfo, Hooks, Option<libloading::Library>), PluginError> {
+    let (mut info, hooks, lib) = open_plugin(file)?;
+    if info.abi_version > api::ABI_VERSION || info.abi_version == 0 {
+        return Err(PluginError::AbiTooNew { name: info.name, file: file.to_path_buf(), plugin: info.abi_version, host: api::ABI_VERSION });
+    }
+    if !valid_name(&info.name) {
+        return Err(PluginError::Invalid { file: file.to_path_buf(), msg: format!("its name '{}' is not 1-64 of [A-Za-z0-9._-]", info.name) });
+    }
+    info.hooks = hooks.names();
+    Ok((info, hooks, lib))
+}
+
+/// One file of a plugin directory: its plugin, or why it would not load.
+pub type Listed = (PathBuf, Result<PluginInfo, PluginError>);
+
+/// What `rcr plugins` lists: each file of `dir` with its plugin or why it would not load.
+pub fn list(dir: &Path) -> Result<Vec<Listed>, PluginError> {
+    let mut out: Vec<Listed> = Vec::new();
+    for file in plugin_files(dir)? {
+        let r = probe(&file).map(|(i, _, _)| i).and_then(|i| {
+            match out.iter().find_map(|(f, r)| r.as_ref().ok().filter(|o| o.name == i.name).map(|_| f.clone())) {
+                Some(first) => Err(PluginError::Duplicate { name: i.name, first, second: file.clone() }),
+                None => Ok(i),
+            }
+        });
+        out.push((file, r));
+    }
+    Ok(out)
+}
+
+// ---- host services (called by plugins; never unwind into them) -------------------------------------
+
+/// # Safety
+/// `ctx` is the `Ctx` of a loaded plugin; `p` has `len` readable bytes (or is NULL with `len` 0).
+unsafe fn text_arg(p: *const u8, len: usize) -> String {
+    if p.is_null() || len == 0 {
+        return String::new();
+    }
+    // SAFETY: guaranteed by the caller.
+    String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(p, len) }).into_owned()
+}
+
+unsafe extern "C" fn svc_log(ctx: *mut c_void, level: u32, msg: *const u8, len: usize) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the plugin passes back the ctx of its table and a buffer of `len` bytes.
+        let (c, m) = unsafe { (&*(ctx as *const Ctx), text_arg(msg, len)) };
+        match level {
+            api::RCR_LOG_ERROR => tracing::error!("plugin {}: {m}", c.plugin),
+            api::RCR_LOG_WARN => tracing::warn!("plugin {}: {m}", c.plugin),
+            api::RCR_LOG_INFO => tracing::info!("plugin {}: {m}", c.plugin),
+            _ => tracing::debug!("plugin {}: {m}", c.plugin),
+        }
+    }));
+}
+
+unsafe extern "C" fn svc_set_error(ctx: *mut c_void, msg: *const u8, len: usize) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let (c, m) = unsafe { (&*(ctx as *const Ctx), text_arg(msg, len)) };
+        *c.error.borrow_mut() = Some(m);
+    }));
+}
+
+fn image_path(c: &Ctx, name: &str) -> Option<PathBuf> {
+    valid_name(name).then(|| c.images_dir.join(format!("plugin-{}-{name}.data", c.plugin)))
+}
+
+unsafe extern "C" fn svc_write_image(ctx: *mut c_void, name: *const u8, name_len: usize, data: *const u8, len: usize) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let (c, name) = unsafe { (&*(ctx as *const Ctx), text_arg(name, name_len)) };
+        let Some(path) = image_path(c, &name) else {
+            *c.error.borrow_mut() = Some(format!("image name '{name}' is not 1-64 of [A-Za-z0-9._-]"));
+            return api::RCR_ERROR;
+        };
+        let bytes: &[u8] = if data.is_null() || len == 0 {
+            &[]
+        } else {
+            // SAFETY: the plugin passes `len` readable bytes.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        match std::fs::write(&path, bytes) {
+            Ok(()) => {
+                tracing::debug!("plugin {}: wrote {} ({} bytes)", c.plugin, path.display(), bytes.len());
+                api::RCR_OK
+            }
+            Err(e) => {
+                *c.error.borrow_mut() = Some(format!("writing {}: {e}", path.display()));
+                api::RCR_ERROR
+            }
+        }
+    }))
+    .unwrap_or(api::RCR_ERROR)
+}
+
+unsafe extern "C" fn svc_read_image(ctx: *mut c_void, name: *const u8, name_len: usize, buf: *mut u8, cap: usize, len: *mut usize) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let (c, name) = unsafe { (&*(ctx as *const Ctx), text_arg(name, name_len)) };
+        let Some(path) = image_path(c, &name) else {
+            *c.error.borrow_mut() = Some(format!("image name '{name}' is not 1-64 of [A-Za-z0-9._-]"));
+            return api::RCR_ERROR;
+        };
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return api::RCR_NOT_MINE,
+            Err(e) => {
+                *c.error.borrow_mut() = Some(format!("reading {}: {e}", path.display()));
+                return api::RCR_ERROR;
+            }
+        };
+        if !len.is_null() {
+            // SAFETY: the plugin passes a writable size_t.
+            unsafe { *len = data.len() };
+        }
+        let n = cap.min(data.len());
+        if n > 0 && !buf.is_null() {
+            // SAFETY: the plugin passes `cap` writable bytes at `buf`.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, n) };
+        }
+        api::RCR_OK
+    }))
+    .unwrap_or(api::RCR_ERROR)
+}
+
+unsafe extern "C" fn svc_need_plugin(ctx: *mut c_void, name: *const u8, len: usize) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let (c, name) = unsafe { (&*(ctx as *const Ctx), text_arg(name, len)) };
+        if !valid_name(&name) {
+            *c.error.borrow_mut() = Some(format!("plugin name '{name}' is not 1-64 of [A-Za-z0-9._-]"));
+            return api::RCR_ERROR;
+        }
+        c.needed.borrow_mut().insert(name);
+        api::RCR_OK
+    }))
+    .unwrap_or(api::RCR_ERROR)
+}
+
+// ---- calling hooks ------------------------------------------------------------------------------------
+
+impl Loaded {
+    fn err(&self, hook: &'static str, msg: String) -> PluginError {
+        PluginError::Hook { name: self.info.name.clone(), file: self.info.file.clone(), hook, msg }
+    }
+
+    /// Runs a hook with a fresh error slot; returns its status and message.
+    fn call(&self, f: impl FnOnce(*const api::RcrHost) -> i32) -> (i32, Option<String>) {
+        *self.ctx.error.borrow_mut() = None;
+        let r = f(&*self.table);
+        (r, self.ctx.error.borrow_mut().take())
+    }
+
+    /// A broadcast hook's status as a result.
+    fn status(&self, hook: &'static str, (r, msg): (i32, Option<String>)) -> Result<(), PluginError> {
+        match r {
+            api::RCR_OK => Ok(()),
+            api::RCR_ERROR => Err(self.err(hook, msg.unwrap_or_else(|| "failed (no message)".into()))),
+            other => Err(self.err(hook, format!("returned {other}, which this hook does not allow{}", msg.map(|m| format!(" ({m})")).unwrap_or_default()))),
+        }
+    }
+}
+
+impl Plugins {
+    /// No plugins (an engine caller that loads none).
+    pub fn none() -> Plugins {
+        Plugins { dir: None, stage: 0, plugins: Vec::new(), needed: Default::default(), _strings: Vec::new(), initialized: false, finished: false }
+    }
+
+    /// Loads every plugin of `dir` (sorted by file name) for `stage`; calls no hook. `options_json` is
+    /// what the plugins see as the command's options.
+    pub fn load(dir: Option<&Path>, stage: u32, images_dir: &Path, options_json: &str) -> Result<Plugins, PluginError> {
+        let mut me = Plugins::none();
+        me.dir = dir.map(Path::to_path_buf);
+        me.stage = stage;
+        let Some(dir) = dir else { return Ok(me) };
+        let cstr = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
+        let run_id = cstr(&make_run_id());
+        let images = cstr(&images_dir.to_string_lossy());
+        let options = cstr(options_json);
+        for file in plugin_files(dir)? {
+            let (info, hooks, lib) = probe(&file)?;
+            if let Some(first) = me.plugins.iter().find(|p| p.info.name == info.name) {
+                return Err(PluginError::Duplicate { name: info.name, first: first.info.file.clone(), second: file });
+            }
+            tracing::info!(
+                "plugin '{}' version {} loaded from {} ({}, ABI {}; hooks: {})",
+                info.name,
+                info.version,
+                file.display(),
+                if info.route == Route::Rust { "Rust" } else { "C" },
+                info.abi_version,
+                info.hooks.join(", ")
+            );
+            let ctx = Box::new(Ctx { plugin: info.name.clone(), images_dir: images_dir.to_path_buf(), error: RefCell::new(None), needed: me.needed.clone() });
+            let table = Box::new(api::RcrHost {
+                abi_version: api::ABI_VERSION,
+                size: std::mem::size_of::<api::RcrHost>() as u32,
+                ctx: (&*ctx as *const Ctx).cast_mut().cast::<c_void>(),
+                run_id: run_id.as_ptr(),
+                images_dir: images.as_ptr(),
+                options_json: options.as_ptr(),
+                log: svc_log,
+                set_error: svc_set_error,
+                write_image: svc_write_image,
+                read_image: svc_read_image,
+                need_plugin: svc_need_plugin,
+            });
+            me.plugins.push(Loaded { info, hooks, ctx, table, _lib: lib });
+        }
+        me._strings = vec![run_id, images, options];
+        Ok(me)
+    }
+
+    /// The loaded plugins, in order.
+    pub fn infos(&self) -> Vec<&PluginInfo> {
+        self.plugins.iter().map(|p| &p.info).collect()
+    }
+
+    /// Calls every plugin's `init`. A failing init is an error naming the plugin and its file.
+    pub fn init(&mut self) -> Result<(), PluginError> {
+        let stage = self.stage;
+        for p in &self.plugins {
+            if let Some(f) = p.hooks.init {
+                // SAFETY: a hook of a loaded plugin, called with its host table.
+                p.status("init", p.call(|h| unsafe { f(h, stage) }))?;
+            }
+        }
+        self.initialized = true;
+        Ok(())
+    }
+
+    /// Calls every plugin's `fini` once (later calls do nothing), with the stage's outcome.
+    pub fn fini(&mut self, ok: bool) -> Result<(), PluginError> {
+        if !self.initialized || self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let stage = self.stage;
+        let errs: Vec<PluginError> = self
+            .plugins
+            .iter()
+            .filter_map(|p| {
+                // SAFETY: as in init.
+                p.hooks.fini.and_then(|f| p.status("fini", p.call(|h| unsafe { f(h, stage, ok as i32) })).err())
+            })
+            .collect();
+        many(errs)
+    }
+
+    fn broadcast_pid(&self, hook: &'static str, pick: fn(&Hooks) -> Option<api::PidFn>, pid: i32) -> Result<(), PluginError> {
+        let errs: Vec<PluginError> = self
+            .plugins
+            .iter()
+            .filter_map(|p| {
+                // SAFETY: a hook of a loaded plugin, called with its host table.
+                pick(&p.hooks).and_then(|f| p.status(hook, p.call(|h| unsafe { f(h, pid) })).err())
+            })
+            .collect();
+        many(errs)
+    }
+
+    /// Dump: before the task is frozen.
+    pub fn pause_devices(&self, pid: i32) -> Result<(), PluginError> {
+        self.broadcast_pid("pause_devices", |h| h.pause_devices, pid)
+    }
+    /// Dump: the task is frozen; before its files and memory are dumped.
+    pub fn checkpoint_devices(&self, pid: i32) -> Result<(), PluginError> {
+        self.broadcast_pid("checkpoint_devices", |h| h.checkpoint_devices, pid)
+    }
+    /// Dump: every task is dumped; before the inventory is written.
+    pub fn dump_devices_late(&self, pid: i32) -> Result<(), PluginError> {
+        self.broadcast_pid("dump_devices_late", |h| h.dump_devices_late, pid)
+    }
+    /// Restore: the task was just created (stopped).
+    pub fn post_forking(&self, pid: i32) -> Result<(), PluginError> {
+        self.broadcast_pid("post_forking", |h| h.post_forking, pid)
+    }
+    /// Restore: memory and files are restored; before the task runs.
+    pub fn resume_devices_late(&self, pid: i32) -> Result<(), PluginError> {
+        self.broadcast_pid("resume_devices_late", |h| h.resume_devices_late, pid)
+    }
+    /// Restore: the images are read; before any file is opened or task created.
+    pub fn restore_init(&self) -> Result<(), PluginError> {
+        let errs: Vec<PluginError> = self
+            .plugins
+            .iter()
+            .filter_map(|p| {
+                // SAFETY: as in init.
+                p.hooks.restore_init.and_then(|f| p.status("restore_init", p.call(|h| unsafe { f(h) })).err())
+            })
+            .collect();
+        many(errs)
+    }
+
+    /// Plugins the checkpoint needs: those that claimed a file or were named with `need_plugin`.
+    pub fn needed(&self) -> Vec<String> {
+        self.needed.borrow().iter().cloned().collect()
+    }
+
+    /// Restore: fails unless every plugin in `needed` is loaded.
+    pub fn check_needed(&self, needed: &[String]) -> Result<(), PluginError> {
+        for name in needed {
+            if !self.plugins.iter().any(|p| &p.info.name == name) {
+                let where_ = match &self.dir {
+                    Some(d) => format!("not found in {}", d.display()),
+                    None => "no plugin directory: give --libdir DIR or set RCR_LIBS_DIR".into(),
+                };
+                return Err(PluginError::Missing { name: name.clone(), where_ });
+            }
+        }
+        Ok(())
+    }
+
+    /// Dump: offers fd `fd` of `pid` to the plugins in order. The first that claims it gets file id
+    /// `id`; its `ext_file_entry` (naming the plugin) is added to `files`. None if no plugin claimed it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dump_file(
+        &self,
+        pid: i32,
+        fd: i32,
+        path: &str,
+        local: BorrowedFd<'_>,
+        st: &libc::stat,
+        flags: u32,
+        pos: u64,
+        files: &mut crate::dump::FileTable,
+    ) -> Result<Option<u32>, PluginError> {
+        if !self.plugins.iter().any(|p| p.hooks.dump_file.is_some()) {
+            return Ok(None);
+        }
+        let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let id = files.next_id();
+        let raw = api::RcrFile {
+            pid,
+            fd,
+            local_fd: local.as_raw_fd(),
+            flags,
+            mode: st.st_mode,
+            reserved: 0,
+            pos,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            rdev: st.st_rdev,
+            path: path.as_ptr(),
+            path_len: path.len(),
+            fdinfo: fdinfo.as_ptr(),
+            fdinfo_len: fdinfo.len(),
+        };
+        for p in &self.plugins {
+            let Some(f) = p.hooks.dump_file else { continue };
+            // SAFETY: a hook of a loaded plugin, with its host table and a file valid for the call.
+            match p.call(|h| unsafe { f(h, &raw, id) }) {
+                (api::RCR_OK, _) => {
+                    tracing::info!("pid {pid}: fd {fd} ({path}) claimed by plugin '{}' as file id {id}", p.info.name);
+                    self.needed.borrow_mut().insert(p.info.name.clone());
+                    files.files.push(pb::FileEntry {
+                        r#type: pb::FdTypes::Ext as i32,
+                        id,
+                        ext: Some(pb::ExtFileEntry { id, fown: pb::FownEntry::default(), rcr_plugin: Some(p.info.name.clone()) }),
+                        ..Default::default()
+                    });
+                    return Ok(Some(id));
+                }
+                (api::RCR_NOT_MINE, _) => {}
+                other => {
+                    return Err(PluginError::File { id, fd: fd as u32, msg: p.status("dump_file", other).err().map(|e| e.to_string()).unwrap_or_default() });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Restore: opens the plugin files `(file id, fd number, ext entry)` in rcr. Each goes to the plugin
+    /// its entry names (or, for an entry naming none, to the plugins in order). A plugin may ask to be
+    /// retried: files are retried after the others until a round makes no progress.
+    pub fn restore_files(&self, wanted: &[(u32, u32, &pb::ExtFileEntry)]) -> Result<Vec<(u32, OwnedFd)>, PluginError> {
+        let mut out = Vec::new();
+        let mut pending: Vec<(u32, u32, &pb::ExtFileEntry, String)> = wanted.iter().map(|&(id, fd, e)| (id, fd, e, String::new())).collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut again = Vec::new();
+            for (id, fd, e, _) in pending {
+                match self.restore_one(id, fd, e)? {
+                    Ok(f) => out.push((id, f)),
+                    Err(why) => again.push((id, fd, e, why)),
+                }
+            }
+            if again.len() == before {
+                let what: Vec<String> = again.iter().map(|(id, fd, e, why)| format!("file id {id} (fd {fd}) of plugin '{}' waits for: {why}", e.rcr_plugin.as_deref().unwrap_or("?"))).collect();
+                return Err(PluginError::File { id: again[0].0, fd: again[0].1, msg: format!("no progress restoring plugin files: {}", what.join("; ")) });
+            }
+            pending = again;
+        }
+        Ok(out)
+    }
+
+    /// Ok(Ok(fd)), Ok(Err(retry reason)), or the error.
+    fn restore_one(&self, id: u32, fd: u32, e: &pb::ExtFileEntry) -> Result<Result<OwnedFd, String>, PluginError> {
+        let file_err = |msg: String| PluginError::File { id, fd, msg };
+        let candidates: Vec<&Loaded> = match &e.rcr_plugin {
+            Some(name) => {
+                let p = self.plugins.iter().find(|p| &p.info.name == name);
+                vec![p.ok_or_else(|| file_err(format!("needs plugin '{name}', which is not loaded")))?]
+            }
+            None => self.plugins.iter().collect(),
+        };
+        for p in candidates {
+            let Some(f) = p.hooks.restore_file else {
+                if e.rcr_plugin.is_some() {
+                    return Err(file_err(format!("plugin '{}' ({}) has no restore_file hook", p.info.name, p.info.file.display())));
+                }
+                continue;
+            };
+            let mut newfd: i32 = -1;
+            // SAFETY: a hook of a loaded plugin, with its host table and a writable int.
+            match p.call(|h| unsafe { f(h, id, &mut newfd) }) {
+                (api::RCR_OK, _) => {
+                    if newfd < 0 {
+                        return Err(file_err(format!("plugin '{}' ({}): restore_file returned success but no fd", p.info.name, p.info.file.display())));
+                    }
+                    // SAFETY: the plugin handed the fd over to rcr (restore_file's contract).
+                    let owned = unsafe { OwnedFd::from_raw_fd(newfd) };
+                    // The fd must be open: a plugin bug must not make rcr close someone else's fd later.
+                    // SAFETY: fcntl(F_GETFD) on an int; no memory involved.
+                    if unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_GETFD) } < 0 {
+                        std::mem::forget(owned);
+                        return Err(file_err(format!("plugin '{}': restore_file returned fd {newfd}, which is not open", p.info.name)));
+                    }
+                    tracing::info!("file id {id} (fd {fd}) restored by plugin '{}'", p.info.name);
+                    return Ok(Ok(owned));
+                }
+                (api::RCR_NOT_MINE, _) => {
+                    if e.rcr_plugin.is_some() {
+                        return Err(file_err(format!("plugin '{}' ({}) does not know this file (restore_file: not mine)", p.info.name, p.info.file.display())));
+                    }
+                }
+                (api::RCR_RETRY, why) => return Ok(Err(why.unwrap_or_else(|| "(no reason given)".into()))),
+                other => return Err(file_err(p.status("restore_file", other).err().map(|e| e.to_string()).unwrap_or_default())),
+            }
+        }
+        Err(file_err("no plugin restores this file".into()))
+    }
+}
+
+impl Drop for Plugins {
+    /// A stage that ended by an error still tells the plugins (fini with ok = 0).
+    fn drop(&mut self) {
+        if let Err(e) = self.fini(false) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn many(mut errs: Vec<PluginError>) -> Result<(), PluginError> {
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs.remove(0)),
+        _ => Err(PluginError::Many(errs)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("example-eventfd"));
+        assert!(valid_name("dev-12.state"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("../x"));
+        assert!(!valid_name(".hidden"));
+        assert!(!valid_name("a b"));
+    }
+
+    #[test]
+    fn missing_plugin_names_the_directory() {
+        let p = Plugins::load(Some(Path::new("/nonexistent-rcr-plugins")), api::RCR_STAGE_RESTORE, Path::new("/tmp"), "{}");
+        assert!(matches!(p, Err(PluginError::Dir { .. })));
+        let mut none = Plugins::none();
+        none.dir = Some(PathBuf::from("/opt/x"));
+        let e = none.check_needed(&["amdgpu".into()]).unwrap_err().to_string();
+        assert_eq!(e, "this checkpoint needs plugin 'amdgpu' (not found in /opt/x)");
+    }
+
+    #[test]
+    fn files_are_sorted_and_only_libraries() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["b.so", "a.so", "README", "c.so.txt"] {
+            std::fs::write(d.path().join(n), b"").unwrap();
+        }
+        let files: Vec<String> = plugin_files(d.path()).unwrap().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(files, ["a.so", "b.so"]);
+        // Not a library: an error naming the file.
+        let e = Plugins::load(Some(d.path()), api::RCR_STAGE_DUMP, d.path(), "{}").err().unwrap().to_string();
+        assert!(e.contains("a.so"), "{e}");
+    }
+}
