@@ -49,7 +49,7 @@ const FEATURES: &[(&str, Probe, &str)] = &[
     ("seccomp_filters", probe_seccomp_filters, "processes with seccomp filters cannot be dumped"),
     ("memfd", probe_memfd, "memfd files cannot be restored"),
     ("mem_dirty_track", probe_mem_dirty_track, "pre-dumps cannot use soft-dirty tracking"),
-    ("cap_sys_resource", probe_cap_sys_resource, "raising hard rlimits, prlimit on another user's process and PR_SET_MM_MAP will fail with EPERM"),
+    ("cap_sys_resource", probe_cap_sys_resource, "raising a hard rlimit above rcr's own and prlimit on another user's process fail with EPERM (rcr reads a task's rlimits from inside it and says which limit it cannot restore); the single PR_SET_MM_* calls fail too (rcr uses PR_SET_MM_MAP, which does not need it)"),
     ("kcmp", probe_kcmp, "shared file descriptions and shared fs/files/sighand between tasks cannot be detected"),
     ("mnt_id", probe_mnt_id, "files cannot be attributed to their mounts"),
     ("cgroupns", probe_cgroupns, "cgroup namespaces cannot be dumped"),
