@@ -89,10 +89,12 @@ fn free_pid() -> i32 {
         .trim()
         .parse()
         .unwrap();
-    // Spread parallel tests apart by thread id.
-    let mut p = last + 2000 + (nix::unistd::gettid().as_raw() % 1000) * 7;
+    let max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+    // Spread parallel tests apart by thread id; wrap below pid_max (the kernel refuses larger ones).
+    let wrap = |p: i32| 1000 + (p - 1000).rem_euclid(max - 1000);
+    let mut p = wrap(last + 2000 + (nix::unistd::gettid().as_raw() % 1000) * 7);
     while std::path::Path::new(&format!("/proc/{p}")).exists() {
-        p += 1;
+        p = wrap(p + 1);
     }
     p
 }
