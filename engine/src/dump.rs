@@ -277,6 +277,8 @@ struct TreeCtx {
     next_ids: [u32; 4],
     seccomp: Vec<pb::SeccompFilter>,
     pstree: Vec<pb::PstreeEntry>,
+    /// memfds behind mappings, saved once each (memfd.img).
+    memfds: Vec<pb::MemfdInodeEntry>,
 }
 
 impl TreeCtx {
@@ -335,6 +337,9 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
         ctx.pstree.push(entry);
     }
     let root = &tree[0];
+    if !ctx.memfds.is_empty() {
+        write_all(dir, "memfd.img", Kind::MemfdInode, &ctx.memfds)?;
+    }
     if !ctx.seccomp.is_empty() {
         write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: std::mem::take(&mut ctx.seccomp) })?;
     }
@@ -473,6 +478,15 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
         files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
     };
     let areas = dump_vmas(pid, proc, &vmas, files)?;
+    for (v, kind) in &areas {
+        if matches!(kind, mem::AreaKind::Memfd { .. }) && !ctx.memfds.iter().any(|m| m.inode_id == v.shmid) {
+            let src = vmas.iter().find(|m| m.start == v.start).and_then(|m| m.path.clone()).unwrap_or_default();
+            let name = src.strip_prefix("/memfd:").unwrap_or(&src).to_string();
+            let f = std::fs::File::from(proc.map_files_open(v.start, v.end, nix::fcntl::OFlag::O_RDONLY)?);
+            let e = crate::kinds::memfd::dump(dir, ctx.memfds.len(), &f, &name, v.shmid)?;
+            ctx.memfds.push(e);
+        }
+    }
     check_interrupted(pid)?;
 
     let t0 = Instant::now();
@@ -656,7 +670,7 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> R
     for v in vmas {
         let kind = mem::classify(pid, v)?;
         let mut e = mem::vma_entry(v, kind);
-        if kind == mem::AreaKind::AnonShared {
+        if matches!(kind, mem::AreaKind::AnonShared | mem::AreaKind::Memfd { .. }) {
             // The shmem inode identifies the memory: processes sharing it map one object at restore.
             e.shmid = v.inode;
         }

@@ -53,6 +53,8 @@ pub struct Images {
     pub clocks: Option<(pb::TimensEntry, bool)>,
     /// The plugins this checkpoint cannot be restored without (inventory).
     pub plugins: Vec<String>,
+    /// memfds behind mappings.
+    pub memfds: Vec<pb::MemfdInodeEntry>,
 }
 
 fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
@@ -98,7 +100,8 @@ impl Images {
             .collect();
         let had_offsets = inv.root_ids.as_ref().is_some_and(|i| i.time_ns_id.is_some());
         let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, had_offsets));
-        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins })
+        let memfds = read_all(dir, "memfd.img", Kind::MemfdInode, true)?;
+        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins, memfds })
     }
 
     fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
@@ -282,6 +285,11 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     for (id, fd) in plugins.restore_files(&plugin_files)? {
         by_id.insert(id, Inherited { fd: fd_above(fd, base)? }); // plugins: opened in rcr, inherited
     }
+    // memfds behind mappings: created here, inherited by every task, mapped by those that had them.
+    let mut memfd_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
+    for e in &img.memfds {
+        memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
+    }
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     let mut pfiles = Vec::with_capacity(img.procs.len());
     for p in &img.procs {
@@ -290,6 +298,12 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             continue;
         }
         for v in &p.mm.vmas {
+            if v.status & mem::VMA_AREA_MEMFD != 0 {
+                if !memfd_fds.contains_key(&v.shmid) {
+                    return Err(Error::Msg(format!("pid {}: memory area {:#x} maps memfd inode {}, which memfd.img lacks", p.pid(), v.start, v.shmid)));
+                }
+                continue;
+            }
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
@@ -329,7 +343,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         unreachable!("the new task returned from exit_group");
     }
     let mut guard = ChildGuard { root: pid, pids: std::cell::RefCell::new(vec![pid]), armed: true };
-    let ctx = Ctx { img: &img, tramp, by_id: &by_id, map_fds: &map_fds, pfiles: &pfiles, opts, shm_owners: Default::default() };
+    let ctx = Ctx { img: &img, tramp, by_id: &by_id, map_fds: &map_fds, memfd_fds: &memfd_fds, pfiles: &pfiles, opts, shm_owners: Default::default() };
     // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
     let built = plugins.post_forking(pid).map_err(Error::from).and_then(|()| create_and_build(&ctx, &guard));
     match built.and_then(|tasks| Ok(plugins.resume_devices_late(pid).map(|()| tasks)?)) {
@@ -392,6 +406,8 @@ struct Ctx<'a> {
     tramp: u64,
     by_id: &'a BTreeMap<u32, Inherited>,
     map_fds: &'a BTreeMap<u64, OwnedFd>,
+    /// memfds by shmem inode.
+    memfd_fds: &'a BTreeMap<u64, OwnedFd>,
     pfiles: &'a [Option<ProcFiles>],
     opts: &'a RestoreOpts,
     /// MAP_SHARED anonymous memory already mapped, by shmem inode: (owner pid, start, end).
@@ -659,7 +675,8 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
             runs.extend(mine);
             continue;
         }
-        let fd = c.map_fds.get(&v.shmid).filter(|_| v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0).map(|f| f.as_raw_fd());
+        let fds = if v.status & mem::VMA_AREA_MEMFD != 0 { c.memfd_fds } else { c.map_fds };
+        let fd = fds.get(&v.shmid).filter(|_| v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0).map(|f| f.as_raw_fd());
         let mine = mem::runs_in(&p.runs, v.start, v.end);
         let has_pages = !mine.is_empty();
         step(pid, &format!("map area {:#x}-{:#x}", v.start, v.end), mem::map_area(r, v, mem::AreaFd(fd), has_pages))?;

@@ -530,6 +530,19 @@ fn shared_anon() {
     t.finish();
 }
 
+/// The same with the shared area a memfd mapping (its fd closed): the memfd comes back with its name
+/// and content, and parent and child share it again.
+#[test]
+fn shared_memfd() {
+    let mut t = Tree::spawn("shared_anon", &["memfd"]);
+    t.ready();
+    let before = t.snapshot();
+    assert_eq!(before.len(), 2, "parent and child: {before:?}");
+    t.dump();
+    t.restore(&before);
+    t.finish();
+}
+
 /// The same refusal for a single process whose pid another process took. Today's engine passes
 /// it (run with --ignored): it checks `Holder` and `restore_blocked` on what works already.
 #[test]

@@ -59,7 +59,17 @@ int main(int argc, char **argv)
 {
 	init(argc, argv);
 	install_term();
-	g_sh = mmap(NULL, SH_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	/* With "memfd": the shared area is a memfd mapping (the fd itself is closed: only the mapping
+	 * holds the memfd), which must come back under the same name and still be shared. */
+	int use_memfd = argc > 2 && strcmp(argv[2], "memfd") == 0;
+	if (use_memfd) {
+		int mfd = memfd_create("rcr-shm", 0);
+		SETUP(mfd >= 0 && ftruncate(mfd, SH_PAGES * PAGE) == 0, "memfd_create + ftruncate");
+		g_sh = mmap(NULL, SH_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		close(mfd);
+	} else {
+		g_sh = mmap(NULL, SH_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
 	SETUP(g_sh != MAP_FAILED, "mmap shared");
 	g_priv = mmap(NULL, PRIV_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	SETUP(g_priv != MAP_FAILED, "mmap private");
@@ -97,6 +107,15 @@ int main(int argc, char **argv)
 	wait_term();
 
 	CHECK(kill(kid, SIGTERM) == 0, "forward SIGTERM to the child: %s", strerror(errno));
+	if (use_memfd) {
+		char maps[65536];
+		int mf = open("/proc/self/maps", O_RDONLY);
+		ssize_t n = mf >= 0 ? read(mf, maps, sizeof(maps) - 1) : -1;
+		if (mf >= 0)
+			close(mf);
+		maps[n > 0 ? n : 0] = 0;
+		CHECK(strstr(maps, "/memfd:rcr-shm (deleted)") != NULL, "parent: no '/memfd:rcr-shm (deleted)' mapping after restore");
+	}
 	check_areas("parent", 61);
 	__atomic_store_n(&mb->to_child, TOKEN_P, __ATOMIC_RELEASE);
 	CHECK(wait_word(&mb->to_parent, TOKEN_C, 6), "parent: the child's write to the shared area did not arrive (word 0x%llx)",

@@ -27,6 +27,7 @@ pub const VMA_FILE_SHARED: u32 = 1 << 7;
 pub const VMA_ANON_SHARED: u32 = 1 << 8;
 pub const VMA_ANON_PRIVATE: u32 = 1 << 9;
 pub const VMA_AREA_VVAR: u32 = 1 << 12;
+pub const VMA_AREA_MEMFD: u32 = 1 << 14;
 
 /// pagemap_entry flag: the pages of this range are in the pages image.
 pub const PE_PRESENT: u32 = 1 << 2;
@@ -49,6 +50,8 @@ pub enum AreaKind {
     AnonShared,
     FilePrivate,
     FileShared,
+    /// A mapping of a memfd (its content is saved once per memfd, see [`crate::kinds::memfd`]).
+    Memfd { shared: bool },
     Vdso,
     Vvar,
     Vsyscall,
@@ -73,6 +76,7 @@ pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
         _ if path.starts_with("/SYSV") => {
             return Err(Error::Msg(format!("{}: System V shared memory is not supported yet", name())))
         }
+        _ if v.deleted && path.starts_with("/memfd:") => AreaKind::Memfd { shared: v.shared },
         _ if v.deleted => {
             return Err(Error::Msg(format!(
                 "{}: the mapped file was deleted (or is a memfd); deleted mappings are not supported yet",
@@ -101,6 +105,7 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
         AreaKind::AnonShared => { status |= VMA_ANON_SHARED; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::FilePrivate => status |= VMA_FILE_PRIVATE,
         AreaKind::FileShared => status |= VMA_FILE_SHARED,
+        AreaKind::Memfd { shared } => status |= VMA_AREA_MEMFD | if shared { VMA_FILE_SHARED } else { VMA_FILE_PRIVATE },
         AreaKind::Vdso => { status |= VMA_AREA_VDSO | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Vvar => { status |= VMA_AREA_VVAR | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Vsyscall => status = VMA_AREA_VSYSCALL,
@@ -112,7 +117,7 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
     pb::VmaEntry {
         start: v.start,
         end: v.end,
-        pgoff: if matches!(kind, AreaKind::FilePrivate | AreaKind::FileShared) { v.pgoff } else { 0 },
+        pgoff: if matches!(kind, AreaKind::FilePrivate | AreaKind::FileShared | AreaKind::Memfd { .. }) { v.pgoff } else { 0 },
         shmid: 0,
         prot: prot as u32,
         flags: flags as u32,
@@ -125,7 +130,7 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
 
 /// Whether an area's pages go into the image.
 pub fn dumps_pages(kind: AreaKind) -> bool {
-    matches!(kind, AreaKind::AnonPrivate | AreaKind::AnonShared | AreaKind::FilePrivate)
+    matches!(kind, AreaKind::AnonPrivate | AreaKind::AnonShared | AreaKind::FilePrivate | AreaKind::Memfd { shared: false })
 }
 
 /// Counters of one memory dump.
@@ -151,7 +156,7 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
             continue;
         }
         stats.pages_scanned += (vma.end - vma.start) / PAGE_SIZE;
-        let want_anon_only = *kind == AreaKind::FilePrivate;
+        let want_anon_only = matches!(kind, AreaKind::FilePrivate | AreaKind::Memfd { .. });
         for r in present_ranges(&scan, vma.start, vma.end, want_anon_only)? {
             let nr = (r.end - r.start) / PAGE_SIZE;
             pagemap.write_entry(&pb::PagemapEntry {
@@ -322,7 +327,12 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 
 /// Reads the pagemap of task `pid` back: the present ranges with their offsets in the pages file.
 pub fn read_pagemap(dir: &Path, pid: i32) -> Result<(u32, Vec<PageRun>)> {
-    let path = dir.join(format!("pagemap-{pid}.img"));
+    read_pagemap_file(&dir.join(format!("pagemap-{pid}.img")))
+}
+
+/// Reads a pagemap image: its pages id and the present ranges with their offsets in the pages file.
+pub fn read_pagemap_file(path: &Path) -> Result<(u32, Vec<PageRun>)> {
+    let path = path.to_path_buf();
     let mut r = crate::image::ImgReader::open(&path, Kind::Pagemap)?;
     let head: pb::PagemapHead = r
         .read_entry()?

@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod mem;
+pub mod memfd;
 pub mod posix_timers;
 pub mod regfile;
 pub mod signals;

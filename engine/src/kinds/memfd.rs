@@ -1,0 +1,120 @@
+//! memfd files behind memory mappings: their content, name, size and seals are saved once per memfd
+//! (CRIU's `memfd.img` entry, and a shmem pagemap whose addresses are file offsets), and restore creates
+//! the memfd again in rcr before any task exists, so every task that maps it inherits the same one.
+
+use crate::image::{pb, ImgWriter, Kind};
+use crate::kinds::mem::{PageRun, PAGE_SIZE, PE_PRESENT};
+use crate::{Error, Result};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+/// The pages image id of the memfd with index `i` in memfd.img (apart from the processes' ids).
+pub fn pages_id(i: usize) -> u32 {
+    100_000 + i as u32
+}
+
+fn io(ctx: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::Io { ctx, source: e }
+}
+
+/// Saves the memfd open as `f` (named `name`, shmem inode `ino`) as entry `i` of memfd.img: its data
+/// extents (holes are skipped) go to `pagemap-shmem-<ino>.img` and `pages-<id>.img`.
+pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::MemfdInodeEntry> {
+    let md = f.metadata().map_err(io(format!("stat of memfd {name}")))?;
+    let size = md.len();
+    // SAFETY: F_GET_SEALS takes no pointer.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) }.max(0) as u32;
+    let pages_id = pages_id(i);
+    let mut pagemap = ImgWriter::create(&dir.join(format!("pagemap-shmem-{ino}.img")), Kind::Pagemap)?;
+    pagemap.write_entry(&pb::PagemapHead { pages_id })?;
+    let pages_path = dir.join(format!("pages-{pages_id}.img"));
+    let mut pages = std::io::BufWriter::new(File::create(&pages_path).map_err(io(format!("creating {}", pages_path.display())))?);
+    let mut off = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    while off < size {
+        // SAFETY: lseek takes integers only.
+        let data = unsafe { libc::lseek(f.as_raw_fd(), off as i64, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: only a hole is left
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(f.as_raw_fd(), data, libc::SEEK_HOLE) }.max(data);
+        let start = (data as u64) / PAGE_SIZE * PAGE_SIZE;
+        let end = ((hole as u64).min(size)).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        if end <= start {
+            break;
+        }
+        pagemap.write_entry(&pb::PagemapEntry {
+            vaddr: start,
+            nr_pages: ((end - start) / PAGE_SIZE) as u32,
+            flags: Some(PE_PRESENT),
+            ..Default::default()
+        })?;
+        let mut at = start;
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            let chunk = &mut buf[..n];
+            chunk.fill(0);
+            let got = f.read_at(chunk, at).map_err(io(format!("reading memfd {name} at {at}")))?;
+            let _ = got; // past the end of the file the page reads as zeros, as it would in memory
+            pages.write_all(chunk).map_err(io(format!("writing {}", pages_path.display())))?;
+            at += n as u64;
+        }
+        off = end;
+    }
+    pages.flush().map_err(io(format!("writing {}", pages_path.display())))?;
+    pagemap.finish()?;
+    Ok(pb::MemfdInodeEntry {
+        name: name.to_string(),
+        uid: md.uid(),
+        gid: md.gid(),
+        size,
+        shmid: ino as u32,
+        seals,
+        inode_id: ino,
+        hugetlb_flag: None,
+    })
+}
+
+/// Creates memfd `e` again in rcr, with its content and seals. The fd is inherited by the tasks.
+pub fn restore(dir: &Path, e: &pb::MemfdInodeEntry) -> Result<OwnedFd> {
+    let name = std::ffi::CString::new(e.name.as_bytes()).map_err(|_| Error::Msg(format!("memfd.img: name {:?} has a NUL byte", e.name)))?;
+    // SAFETY: `name` is a valid C string; memfd_create returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(Error::Io { ctx: format!("creating memfd {}", e.name), source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: `fd` is new and owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(e.size).map_err(io(format!("sizing memfd {} to {}", e.name, e.size)))?;
+    let (pages_id, runs) = crate::kinds::mem::read_pagemap_file(&dir.join(format!("pagemap-shmem-{}.img", e.inode_id)))?;
+    let pages_path = dir.join(format!("pages-{pages_id}.img"));
+    let pages = File::open(&pages_path).map_err(io(format!("opening {}", pages_path.display())))?;
+    copy_runs(&pages, &file, &runs, e.size)?;
+    if e.seals != 0 {
+        // SAFETY: F_ADD_SEALS takes an integer.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, e.seals as libc::c_int) } < 0 {
+            return Err(Error::Io { ctx: format!("sealing memfd {} with {:#x}", e.name, e.seals), source: std::io::Error::last_os_error() });
+        }
+    }
+    Ok(OwnedFd::from(file))
+}
+
+fn copy_runs(pages: &File, memfd: &File, runs: &[PageRun], size: u64) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    for r in runs {
+        let mut done = 0u64;
+        while done < r.len {
+            let n = ((r.len - done) as usize).min(buf.len());
+            pages.read_exact_at(&mut buf[..n], r.file_off + done).map_err(io("reading a memfd's pages (truncated image?)".into()))?;
+            let at = r.addr + done;
+            let keep = (size.saturating_sub(at) as usize).min(n);
+            memfd.write_all_at(&buf[..keep], at).map_err(io(format!("writing a memfd at {at}")))?;
+            done += n as u64;
+        }
+    }
+    Ok(())
+}
