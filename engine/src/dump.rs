@@ -390,10 +390,16 @@ fn thread_remote(t: &Tracee) -> Result<(pb::ThreadSasEntry, u64, u32)> {
     Ok((sas, tid_addr, u32::from_le_bytes(w)))
 }
 
-fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::SeccompFilter>, leader: Option<&TaskState>) -> Result<ThreadDump> {
+/// `leader` is the process-wide state read through the leader (Some for the leader itself), with the
+/// leader's /proc status, which is read once per process.
+fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::SeccompFilter>, leader: Option<(&TaskState, &crate::proc::Status)>) -> Result<ThreadDump> {
     let tid = t.tid();
     let tproc = proc.task(tid)?;
-    let status = tproc.status()?;
+    let status = match leader {
+        Some((_, st)) => st.clone(),
+        None => tproc.status()?,
+    };
+    let leader = leader.map(|(ts, _)| ts);
     let blocked = t.sigmask()?;
     let mut regs = t.regs()?;
     cpu::fixup_syscall_restart(&mut regs);
@@ -451,7 +457,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     check_interrupted(pid)?;
     let mut threads = Vec::with_capacity(f.threads.len());
     for (i, t) in f.threads.iter().enumerate() {
-        threads.push(dump_thread(t, pid, proc, &mut ctx.seccomp, (i == 0).then_some(&ts))?);
+        threads.push(dump_thread(t, pid, proc, &mut ctx.seccomp, (i == 0).then_some((&ts, &status)))?);
     }
     let secbits = ts.prctls.secbits;
     for th in threads.iter_mut().skip(1) {
