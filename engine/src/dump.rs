@@ -409,7 +409,7 @@ fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::Secco
     let signals_p = signals::dump_queue(t, false)?;
     let seccomp_filter = task::dump_seccomp(t, seccomp)?;
     let (sas, clear_tid_addr, pdeath_sig, secbits) = match leader {
-        Some(ts) => (ts.sas.clone(), ts.prctls.clear_tid_addr, ts.prctls.pdeath_sig, ts.prctls.secbits),
+        Some(ts) => (ts.sas, ts.prctls.clear_tid_addr, ts.prctls.pdeath_sig, ts.prctls.secbits),
         None => {
             let (sas, a, p) = thread_remote(t)?;
             (sas, a, p, leader.map_or(0, |l| l.prctls.secbits))
@@ -516,7 +516,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
         mm_env_end: stat.env_end,
         exe_file_id: exe_id,
         mm_saved_auxv: proc.auxv()?.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        vmas: areas.iter().map(|(v, _)| v.clone()).collect(),
+        vmas: areas.iter().map(|(v, _)| *v).collect(),
         dumpable: Some(ts.prctls.dumpable),
         aios: Vec::new(),
         thp_disabled: Some(ts.prctls.thp_disabled),

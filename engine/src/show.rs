@@ -16,7 +16,7 @@ pub fn summary(dir: &Path) -> Result<String> {
     let tree: Vec<pb::PstreeEntry> = read_all(&dir.join("pstree.img"), Kind::Pstree)?;
     let files: Vec<pb::FileEntry> = read_all(&dir.join("files.img"), Kind::Files).unwrap_or_default();
     let _ = writeln!(s, "checkpoint {}", dir.display());
-    let _ = writeln!(s, "{:>8} {:>8} {:>8} {:>8}  {}", "PID", "PPID", "PGID", "SID", "COMM");
+    let _ = writeln!(s, "{:>8} {:>8} {:>8} {:>8}  COMM", "PID", "PPID", "PGID", "SID");
     let mut details = String::new();
     for p in &tree {
         let core: Option<pb::CoreEntry> = read_all(&dir.join(format!("core-{}.img", p.pid)), Kind::Core).ok().and_then(|v| v.into_iter().next());

@@ -11,7 +11,6 @@ use crate::proc::Vma;
 use crate::{sys, Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -500,10 +499,6 @@ pub fn runs_in(runs: &[PageRun], start: u64, end: u64) -> Vec<PageRun> {
         .collect()
 }
 
-/// Keeps `File` use explicit for the fd the pages file has in rcr.
-pub fn raw(f: &File) -> i32 {
-    f.as_raw_fd()
-}
 
 #[cfg(test)]
 mod tests {

@@ -44,7 +44,7 @@ pub fn info(id: u32, fd: BorrowedFd<'_>, st: &libc::stat, sid: i32, pgrp: i32) -
     // SAFETY: as above for winsize.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes a winsize into `ws`, which is valid and writable.
-    let winsize = (unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0).then(|| pb::WinsizeEntry {
+    let winsize = (unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0).then_some(pb::WinsizeEntry {
         ws_row: ws.ws_row as u32,
         ws_col: ws.ws_col as u32,
         ws_xpixel: ws.ws_xpixel as u32,
