@@ -279,6 +279,8 @@ struct TreeCtx {
     pstree: Vec<pb::PstreeEntry>,
     /// memfds behind mappings, saved once each (memfd.img).
     memfds: Vec<pb::MemfdInodeEntry>,
+    /// In-flight data of the pipes, by pipe inode: (bytes, buffer size).
+    pipe_data: std::collections::BTreeMap<u32, (Vec<u8>, u32)>,
 }
 
 impl TreeCtx {
@@ -346,6 +348,7 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
     let (clocks, had_offsets) = crate::kinds::timens::dump(&root.proc)?;
     write_one(dir, "timens-1.img", Kind::Timens, &clocks)?;
     write_all(dir, "files.img", Kind::Files, &ctx.files.files)?;
+    crate::kinds::pipe::write_data(dir, &ctx.pipe_data)?;
     if !ctx.files.ttys.is_empty() {
         write_all(dir, "tty-info.img", Kind::TtyInfo, &ctx.files.ttys)?;
     }
@@ -616,7 +619,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
         }
-        let kind = FdKind::of(&st).ok_or_else(|| {
+        let kind = FdKind::of(&st, &link).ok_or_else(|| {
             Error::Msg(format!(
                 "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
                 st.st_mode
@@ -626,6 +629,21 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
             FdKind::Reg => {
                 regfile::check_path(pid, &format!("fd {fd}"), &link)?;
                 files.add_reg(&link, info.flags, info.pos, &st)
+            }
+            FdKind::Pipe => {
+                let pipe_id = st.st_ino as u32;
+                if !ctx.pipe_data.contains_key(&pipe_id) {
+                    let d = crate::kinds::pipe::peek(pid, fd, copy.as_fd())?;
+                    ctx.pipe_data.insert(pipe_id, d);
+                }
+                let id = files.next_id();
+                files.files.push(pb::FileEntry {
+                    r#type: pb::FdTypes::Pipe as i32,
+                    id,
+                    pipe: Some(pb::PipeEntry { id, pipe_id, flags: info.flags & !(libc::O_CLOEXEC as u32), fown: pb::FownEntry::default() }),
+                    ..Default::default()
+                });
+                id
             }
             FdKind::Tty => {
                 if !opts.shell_job {

@@ -55,6 +55,8 @@ pub struct Images {
     pub plugins: Vec<String>,
     /// memfds behind mappings.
     pub memfds: Vec<pb::MemfdInodeEntry>,
+    /// Data in flight in the pipes, by pipe inode: (bytes, buffer size).
+    pub pipe_data: BTreeMap<u32, (Vec<u8>, u32)>,
 }
 
 fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
@@ -101,7 +103,8 @@ impl Images {
         let had_offsets = inv.root_ids.as_ref().is_some_and(|i| i.time_ns_id.is_some());
         let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, had_offsets));
         let memfds = read_all(dir, "memfd.img", Kind::MemfdInode, true)?;
-        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins, memfds })
+        let pipe_data = crate::kinds::pipe::read_data(dir)?;
+        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins, memfds, pipe_data })
     }
 
     fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
@@ -259,6 +262,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
     let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
+    let mut pipes = crate::kinds::pipe::Pipes::default();
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -271,6 +275,8 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
                 return Err(Error::Msg(format!("fd {} of pid {pid} is a terminal: restore this shell job with --shell-job", fi.fd)));
             }
             tty::own_terminal()?
+        } else if let Some(pe) = &f.pipe {
+            pipes.open(pe, &img.pipe_data)?
         } else if let Some(ext) = &f.ext {
             // plugins: a file a plugin dumped; opened by that plugin below.
             if !plugin_files.iter().any(|p| p.0 == fi.id) {
@@ -360,6 +366,14 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         }
     }
     guard.armed = false;
+    // rcr lets go of every file it handed down: a pipe whose write end rcr kept open would never show
+    // its reader an end of file.
+    drop(ctx);
+    drop(by_id);
+    drop(pipes);
+    drop(memfd_fds);
+    drop(map_fds);
+    drop(pfiles);
     tracing::info!("pid {pid} restored and running ({} process(es))", img.procs.len());
     plugins.fini(true)?; // plugins: the tasks already run; an error here only fails the command
     if let Some(p) = &opts.pidfile {

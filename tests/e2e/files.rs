@@ -6,3 +6,9 @@ use crate::harness::scenario;
 fn files() {
     scenario("files", &[]);
 }
+
+/// Pipes: bytes in flight, buffer size, O_NONBLOCK, a pipe shared by parent and child.
+#[test]
+fn pipes() {
+    crate::harness::scenario("pipe", &[]);
+}

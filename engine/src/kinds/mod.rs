@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod mem;
 pub mod memfd;
+pub mod pipe;
 pub mod posix_timers;
 pub mod regfile;
 pub mod signals;
@@ -22,13 +23,19 @@ pub enum FdKind {
     Reg,
     /// A terminal (shell jobs): [`tty`].
     Tty,
+    /// A pipe: [`pipe`].
+    Pipe,
 }
 
 impl FdKind {
-    /// The module for an fd with this stat, or None when no module handles it.
-    pub fn of(st: &libc::stat) -> Option<FdKind> {
-        let kinds = [(FdKind::Reg, regfile::handles as fn(&libc::stat) -> bool), (FdKind::Tty, tty::handles)];
-        let mut found = kinds.iter().filter(|(_, h)| h(st)).map(|(k, _)| *k);
+    /// The module for an fd with this stat and /proc link, or None when no module handles it.
+    pub fn of(st: &libc::stat, link: &str) -> Option<FdKind> {
+        let kinds: [(FdKind, fn(&libc::stat, &str) -> bool); 3] = [
+            (FdKind::Reg, |st, _| regfile::handles(st)),
+            (FdKind::Tty, |st, _| tty::handles(st)),
+            (FdKind::Pipe, pipe::handles),
+        ];
+        let mut found = kinds.iter().filter(|(_, h)| h(st, link)).map(|(k, _)| *k);
         found.next()
     }
 
@@ -37,6 +44,7 @@ impl FdKind {
         match self {
             FdKind::Reg => pb::FdTypes::Reg,
             FdKind::Tty => pb::FdTypes::Tty,
+            FdKind::Pipe => pb::FdTypes::Pipe,
         }
     }
 }
@@ -66,9 +74,12 @@ mod tests {
             (st(libc::S_IFCHR | 0o600, 10, 200), None),
         ];
         for (s, want) in cases {
-            assert_eq!(FdKind::of(&s), want, "mode {:o} rdev {:x}", s.st_mode, s.st_rdev);
-            let n = [regfile::handles(&s), tty::handles(&s)].iter().filter(|&&h| h).count();
+            assert_eq!(FdKind::of(&s, "/x"), want, "mode {:o} rdev {:x}", s.st_mode, s.st_rdev);
+            let n = [regfile::handles(&s), tty::handles(&s), pipe::handles(&s, "/x")].iter().filter(|&&h| h).count();
             assert!(n <= 1, "two handlers for mode {:o}", s.st_mode);
         }
+        let fifo = st(libc::S_IFIFO | 0o600, 0, 0);
+        assert_eq!(FdKind::of(&fifo, "pipe:[1234]"), Some(FdKind::Pipe));
+        assert_eq!(FdKind::of(&fifo, "/tmp/fifo"), None, "a FIFO opened by path is not a pipe");
     }
 }

@@ -1,0 +1,134 @@
+//! Pipes: both ends, shared between fds and processes, with the bytes in flight. The data is read
+//! without consuming it (tee into a pipe of rcr's), so a failed or `-R` dump leaves it in place; restore
+//! creates the pipe in rcr, with the same buffer size, writes the data back, and hands each end down.
+
+use crate::image::{pb, ImgReader, ImgWriter, Kind};
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Whether an fd with this stat and /proc link is a pipe (not a FIFO opened by path).
+pub fn handles(st: &libc::stat, link: &str) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFIFO && link.starts_with("pipe:[")
+}
+
+fn last_err(ctx: String) -> Error {
+    Error::Io { ctx, source: std::io::Error::last_os_error() }
+}
+
+fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into the valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(last_err("pipe2".into()));
+    }
+    // SAFETY: both fds are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The bytes in flight in the pipe of `fd` (pid `pid`'s fd `num`, a copy in rcr), left in place, and
+/// the pipe's buffer size.
+pub fn peek(pid: i32, num: i32, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, u32)> {
+    // SAFETY: F_GETPIPE_SZ takes no pointer.
+    let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    if size < 0 {
+        return Err(last_err(format!("pid {pid}: fd {num}: F_GETPIPE_SZ")));
+    }
+    // A read end of the same pipe, without blocking and without taking anything from the task.
+    let path = std::ffi::CString::new(format!("/proc/{pid}/fd/{num}")).unwrap_or_default();
+    // SAFETY: `path` is a valid C string.
+    let rd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if rd < 0 {
+        return Err(last_err(format!("pid {pid}: fd {num}: opening the pipe's read side")));
+    }
+    // SAFETY: `rd` is new and ours.
+    let rd = unsafe { OwnedFd::from_raw_fd(rd) };
+    let (tr, tw) = pipe2()?;
+    // SAFETY: F_SETPIPE_SZ takes an integer.
+    unsafe { libc::fcntl(tw.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    // SAFETY: tee between two pipe fds we own; no memory is passed.
+    let n = unsafe { libc::tee(rd.as_raw_fd(), tw.as_raw_fd(), size as usize, libc::SPLICE_F_NONBLOCK) };
+    let n = if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EAGAIN) { 0 } else { return Err(Error::Io { ctx: format!("pid {pid}: fd {num}: tee of the pipe's data"), source: e }) }
+    } else {
+        n as usize
+    };
+    drop(tw);
+    let mut data = Vec::with_capacity(n);
+    File::from(tr).take(n as u64).read_to_end(&mut data).map_err(|e| Error::Io { ctx: format!("pid {pid}: fd {num}: reading the pipe's data"), source: e })?;
+    Ok((data, size as u32))
+}
+
+/// Writes the pipes' in-flight data (pipe inode -> (data, buffer size)) to pipes-data.img.
+pub fn write_data(dir: &Path, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut w = ImgWriter::create(&dir.join("pipes-data.img"), Kind::PipesData)?;
+    for (id, (bytes, size)) in data {
+        w.write_entry(&pb::PipeDataEntry { pipe_id: *id, bytes: bytes.len() as u32, size: Some(*size) })?;
+        w.write_raw(bytes)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// Reads pipes-data.img (absent: no data in flight).
+pub fn read_data(dir: &Path) -> Result<BTreeMap<u32, (Vec<u8>, u32)>> {
+    let path = dir.join("pipes-data.img");
+    let mut out = BTreeMap::new();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let mut r = ImgReader::open(&path, Kind::PipesData)?;
+    while let Some(e) = r.read_entry::<pb::PipeDataEntry>()? {
+        let bytes = r.read_raw(e.bytes as u64)?;
+        out.insert(e.pipe_id, (bytes, e.size.unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// The pipes of a restore, created in rcr: pipe inode -> (read end, write end).
+#[derive(Default)]
+pub struct Pipes {
+    ends: BTreeMap<u32, (OwnedFd, OwnedFd)>,
+}
+
+impl Pipes {
+    /// The fd for pipe entry `e`: the end its flags name, as a new open file description of it (so
+    /// that its own flags, O_NONBLOCK say, are its own), the pipe created with its data the first time.
+    pub fn open(&mut self, e: &pb::PipeEntry, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<OwnedFd> {
+        if !self.ends.contains_key(&e.pipe_id) {
+            let (r, w) = pipe2()?;
+            let (bytes, size) = data.get(&e.pipe_id).map(|(b, s)| (b.as_slice(), *s)).unwrap_or((&[][..], 0));
+            if size > 0 {
+                // SAFETY: F_SETPIPE_SZ takes an integer.
+                if unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) } < 0 {
+                    return Err(last_err(format!("pipe {}: setting its buffer to {size} bytes (above /proc/sys/fs/pipe-max-size needs CAP_SYS_RESOURCE)", e.pipe_id)));
+                }
+            }
+            let mut wf = File::from(w.try_clone().map_err(|e| Error::Io { ctx: "dup".into(), source: e })?);
+            wf.write_all(bytes).map_err(|err| Error::Io { ctx: format!("pipe {}: writing back its {} bytes", e.pipe_id, bytes.len()), source: err })?;
+            self.ends.insert(e.pipe_id, (r, w));
+        }
+        let (r, w) = &self.ends[&e.pipe_id];
+        let write = e.flags as i32 & libc::O_ACCMODE == libc::O_WRONLY;
+        let end = if write { w } else { r };
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", end.as_raw_fd())).unwrap_or_default();
+        let flags = (e.flags as i32 & !(libc::O_CLOEXEC | libc::O_CREAT | libc::O_TRUNC)) | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: `path` is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(last_err(format!("pipe {}: opening its {} end", e.pipe_id, if write { "write" } else { "read" })));
+        }
+        // The open needed O_NONBLOCK (an end with nobody at the other would block); the task's flags now.
+        // SAFETY: F_SETFL takes an integer.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, e.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT)) };
+        // SAFETY: `fd` is new and ours.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
