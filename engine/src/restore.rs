@@ -195,20 +195,20 @@ impl Drop for ChildGuard {
     }
 }
 
+/// /proc/PID/stat of `pid`, or None when there is no such process.
+fn proc_stat(pid: i32) -> Option<crate::proc::Stat> {
+    crate::proc::parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?).ok()
+}
+
 /// Says who holds `pid`, if anyone. A zombie is waited for (bounded): it is dead and its parent (PID 1
 /// here reaps orphans lazily) is about to free the PID.
 fn check_pid_free(pid: i32, timeout: Duration) -> Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return Ok(()),
-            Ok(s) => s,
-        };
-        let comm = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")).map(|(c, _)| c.to_string()).unwrap_or_default();
-        let rest: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
-        let zombie = rest.first() == Some(&"Z");
+        let Some(st) = proc_stat(pid) else { return Ok(()) };
+        let (comm, zombie) = (&st.comm, st.state == 'Z');
         if !zombie || std::time::Instant::now() >= deadline {
-            let what = if zombie { format!("a zombie '{comm}' that its parent {} has not reaped", rest.get(1).unwrap_or(&"?")) } else { format!("'{comm}'") };
+            let what = if zombie { format!("a zombie '{comm}' that its parent {} has not reaped", st.ppid) } else { format!("'{comm}'") };
             return Err(Error::Msg(format!("pid {pid} is in use by {what}; stop that process first, rcr restores at the original PID")));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -403,8 +403,7 @@ impl Ready {
                 // Return only once it is stopped: whoever looks right after the restore sees it stopped.
                 let deadline = std::time::Instant::now() + Duration::from_secs(2);
                 while std::time::Instant::now() < deadline {
-                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                    if stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T')) {
+                    if proc_stat(pid).is_none_or(|st| st.state == 'T') {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(1));

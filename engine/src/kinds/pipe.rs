@@ -20,13 +20,7 @@ fn last_err(ctx: String) -> Error {
 }
 
 fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 writes two fds into the valid array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(last_err("pipe2".into()));
-    }
-    // SAFETY: both fds are new and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Io { ctx: "pipe2".into(), source: e.into() })
 }
 
 /// The bytes in flight in the pipe of `fd` (pid `pid`'s fd `num`, a copy in rcr), left in place, and
