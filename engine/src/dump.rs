@@ -8,7 +8,7 @@
 
 use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgWriter, Kind};
-use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty, FdKind};
+use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FdToDump, FileKind};
 use crate::options::DumpOpts;
 use crate::plugins::Plugins;
 use crate::proc::{PosixTimer, ProcDir, Vma};
@@ -54,32 +54,7 @@ fn check_interrupted(pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Files of the dump: ids are given out here, entries collected for files.img.
-#[derive(Default)]
-pub struct FileTable {
-    next_id: u32,
-    pub files: Vec<pb::FileEntry>,
-    pub ttys: Vec<pb::TtyInfoEntry>,
-}
-
-impl FileTable {
-    pub fn next_id(&mut self) -> u32 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    /// Adds a reg_file_entry for `path` (already opened as `fd` in rcr) and returns its id.
-    pub fn add_reg(&mut self, path: &str, flags: u32, pos: u64, st: &libc::stat) -> u32 {
-        let id = self.next_id();
-        self.files.push(pb::FileEntry {
-            r#type: pb::FdTypes::Reg as i32,
-            id,
-            reg: Some(regfile::entry(id, path, flags, pos, st)),
-            ..Default::default()
-        });
-        id
-    }
-}
+pub use crate::kinds::FileTable;
 
 fn fstat(fd: &impl AsRawFd, what: &str) -> Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid buffer for fstat to fill.
@@ -279,8 +254,8 @@ struct TreeCtx {
     pstree: Vec<pb::PstreeEntry>,
     /// memfds behind mappings, saved once each (memfd.img).
     memfds: Vec<pb::MemfdInodeEntry>,
-    /// In-flight data of the pipes, by pipe inode: (bytes, buffer size).
-    pipe_data: std::collections::BTreeMap<u32, (Vec<u8>, u32)>,
+    /// The kinds of open file, each collecting what it writes at the end ([`crate::kinds::file_kinds`]).
+    kinds: Vec<Box<dyn FileKind>>,
 }
 
 impl TreeCtx {
@@ -310,7 +285,7 @@ impl TreeCtx {
 
 fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let dir = opts.images_dir.as_path();
-    let mut ctx = TreeCtx::default();
+    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), ..Default::default() };
     for (idx, f) in tree.iter().enumerate() {
         check_interrupted(f.pid)?;
         let entry = pb::PstreeEntry {
@@ -347,11 +322,10 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
     }
     let (clocks, had_offsets) = crate::kinds::timens::dump(&root.proc)?;
     write_one(dir, "timens-1.img", Kind::Timens, &clocks)?;
-    write_all(dir, "files.img", Kind::Files, &ctx.files.files)?;
-    crate::kinds::pipe::write_data(dir, &ctx.pipe_data)?;
-    if !ctx.files.ttys.is_empty() {
-        write_all(dir, "tty-info.img", Kind::TtyInfo, &ctx.files.ttys)?;
+    for k in ctx.kinds.iter_mut() {
+        k.finish_dump(dir, &ctx.files)?;
     }
+    write_all(dir, "files.img", Kind::Files, &ctx.files.files)?;
     write_all(dir, "pstree.img", Kind::Pstree, &ctx.pstree)?;
     plugins.dump_devices_late(root.pid)?; // plugins: every task dumped, before the inventory
     let mut root_ids = ctx.ids.first().map(|(_, e)| *e).unwrap_or_default();
@@ -619,58 +593,19 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
         }
-        let kind = FdKind::of(&st, &link).ok_or_else(|| {
-            Error::Msg(format!(
+        let Some(kind) = crate::kinds::kind_of(&mut ctx.kinds, &st, &link) else {
+            return Err(Error::Msg(format!(
                 "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
                 st.st_mode
-            ))
-        })?;
-        let id = match kind {
-            FdKind::Reg => {
-                regfile::check_path(pid, &format!("fd {fd}"), &link)?;
-                files.add_reg(&link, info.flags, info.pos, &st)
-            }
-            FdKind::Pipe => {
-                let pipe_id = st.st_ino as u32;
-                if !ctx.pipe_data.contains_key(&pipe_id) {
-                    let d = crate::kinds::pipe::peek(pid, fd, copy.as_fd())?;
-                    ctx.pipe_data.insert(pipe_id, d);
-                }
-                let id = files.next_id();
-                files.files.push(pb::FileEntry {
-                    r#type: pb::FdTypes::Pipe as i32,
-                    id,
-                    pipe: Some(pb::PipeEntry { id, pipe_id, flags: info.flags & !(libc::O_CLOEXEC as u32), fown: pb::FownEntry::default() }),
-                    ..Default::default()
-                });
-                id
-            }
-            FdKind::Tty => {
-                if !opts.shell_job {
-                    return Err(Error::Msg(format!(
-                        "pid {pid}: fd {fd} is the terminal {link}; dump a process attached to a terminal with --shell-job"
-                    )));
-                }
-                let id = files.next_id();
-                let info_id = match files.ttys.iter().find(|t| t.rdev == st.st_rdev as u32) {
-                    Some(t) => t.id,
-                    None => {
-                        let tid = files.next_id();
-                        files.ttys.push(tty::info(tid, copy.as_fd(), &st, stat.session, stat.tpgid));
-                        tid
-                    }
-                };
-                files.files.push(pb::FileEntry {
-                    r#type: pb::FdTypes::Tty as i32,
-                    id,
-                    tty: Some(pb::TtyFileEntry { id, tty_info_id: info_id, flags: info.flags & !(libc::O_CLOEXEC as u32), fown: pb::FownEntry::default(), regf_id: None }),
-                    ..Default::default()
-                });
-                id
-            }
+            )));
         };
+        let id = files.next_id();
+        let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, proc, task: stat, opts };
+        let entry = kind.dump(&one, id, files)?;
+        let ty = entry.r#type;
+        files.files.push(entry);
         seen.entry(key).or_default().push((pid, fd, id));
-        out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: kind.fd_type() as i32, fd: fd as u32, ..Default::default() });
+        out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
     }
     Ok(out)
 }

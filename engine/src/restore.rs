@@ -10,7 +10,7 @@
 
 use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImgReader, Kind};
-use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty};
+use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FileKind, RestoreEnv};
 use crate::options::RestoreOpts;
 use crate::plugins::Plugins;
 use crate::{sys, Error, Result};
@@ -55,8 +55,8 @@ pub struct Images {
     pub plugins: Vec<String>,
     /// memfds behind mappings.
     pub memfds: Vec<pb::MemfdInodeEntry>,
-    /// Data in flight in the pipes, by pipe inode: (bytes, buffer size).
-    pub pipe_data: BTreeMap<u32, (Vec<u8>, u32)>,
+    /// The kinds of open file, with their own images read ([`crate::kinds::file_kinds`]).
+    pub kinds: std::cell::RefCell<Vec<Box<dyn FileKind>>>,
 }
 
 fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
@@ -103,8 +103,11 @@ impl Images {
         let had_offsets = inv.root_ids.as_ref().is_some_and(|i| i.time_ns_id.is_some());
         let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, had_offsets));
         let memfds = read_all(dir, "memfd.img", Kind::MemfdInode, true)?;
-        let pipe_data = crate::kinds::pipe::read_data(dir)?;
-        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins, memfds, pipe_data })
+        let mut kinds = crate::kinds::file_kinds();
+        for k in kinds.iter_mut() {
+            k.load(dir)?;
+        }
+        Ok(Images { procs, files, ttys, seccomp, clocks, plugins: inv.rcr_plugins, memfds, kinds: std::cell::RefCell::new(kinds) })
     }
 
     fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
@@ -262,30 +265,23 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
     let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
-    let mut pipes = crate::kinds::pipe::Pipes::default();
+    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files };
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
         }
         let f = img.files.get(&fi.id).ok_or_else(|| Error::Msg(format!("fd {}: files.img has no file with id {}", fi.fd, fi.id)))?;
-        let fd = if let Some(reg) = &f.reg {
-            regfile::open(reg, false)?
-        } else if f.tty.is_some() {
-            if !opts.shell_job {
-                return Err(Error::Msg(format!("fd {} of pid {pid} is a terminal: restore this shell job with --shell-job", fi.fd)));
-            }
-            tty::own_terminal()?
-        } else if let Some(pe) = &f.pipe {
-            pipes.open(pe, &img.pipe_data)?
-        } else if let Some(ext) = &f.ext {
+        if let Some(ext) = &f.ext {
             // plugins: a file a plugin dumped; opened by that plugin below.
             if !plugin_files.iter().any(|p| p.0 == fi.id) {
                 plugin_files.push((fi.id, fi.fd, ext));
             }
             continue;
-        } else {
-            return Err(Error::Msg(format!("fd {}: file {} is of a kind rcr cannot restore yet (type {})", fi.fd, fi.id, f.r#type)));
-        };
+        }
+        let pid = img.procs.iter().find(|p| p.fdinfo.iter().any(|x| std::ptr::eq(x, fi))).map_or(0, |p| p.pid());
+        let fd = crate::kinds::open_file(&mut img.kinds.borrow_mut(), f, &env)
+            .map_err(|e| Error::Msg(format!("pid {pid}: fd {}: {e}", fi.fd)))?
+            .ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type)))?;
         by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
     }
     for (id, fd) in plugins.restore_files(&plugin_files)? {
@@ -370,7 +366,9 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // its reader an end of file.
     drop(ctx);
     drop(by_id);
-    drop(pipes);
+    for k in img.kinds.borrow_mut().iter_mut() {
+        k.finish_restore();
+    }
     drop(memfd_fds);
     drop(map_fds);
     drop(pfiles);
@@ -738,6 +736,12 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     }
     if last_sharer == Some(i) {
         close_others(r, pid, &keep)?;
+        // What only the task can do with its fds in place, kind by kind.
+        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files };
+        let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
+        for k in img.kinds.borrow().iter() {
+            step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;
+        }
     }
     // A session leader with a terminal takes it as its controlling terminal.
     if p.pstree.sid == p.pstree.pid {

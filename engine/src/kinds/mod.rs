@@ -1,7 +1,10 @@
 //! One module per kernel object kind, each with its dump and its restore side by side.
 //!
-//! Open files are dispatched here: [`FdKind::of`] is the single place that maps an fd to the module that
-//! handles it, and every fd is handled by exactly one module or refused with an error naming it.
+//! Open files go through one interface, [`FileKind`]: each kind of file (regular file, terminal, pipe...)
+//! is a type in its own module that says which fds it handles, describes one at dump, writes its own
+//! images at the end of the dump, reads them back and opens the file again at restore. [`file_kinds`] is
+//! the one list of them: adding a kind of file is a module plus one line there. Every fd is handled by
+//! exactly one kind or refused with an error naming it.
 
 pub mod cpu;
 pub mod mem;
@@ -14,39 +17,130 @@ pub mod task;
 pub mod timens;
 pub mod tty;
 
+use crate::compel::Remote;
 use crate::image::pb;
+use crate::options::DumpOpts;
+use crate::proc::{FdInfo, ProcDir, Stat};
+use crate::Result;
+use std::collections::BTreeMap;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
 
-/// The kinds of open file rcr handles, one module each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FdKind {
-    /// Regular files, directories, stateless character devices: [`regfile`].
-    Reg,
-    /// A terminal (shell jobs): [`tty`].
-    Tty,
-    /// A pipe: [`pipe`].
-    Pipe,
+/// Every kind of file rcr handles, in the order they are asked (the first that handles an fd gets it).
+pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
+    vec![
+        Box::new(regfile::RegFiles),
+        Box::new(tty::Ttys::default()),
+        Box::new(pipe::PipeFiles::default()),
+    ]
 }
 
-impl FdKind {
-    /// The module for an fd with this stat and /proc link, or None when no module handles it.
-    pub fn of(st: &libc::stat, link: &str) -> Option<FdKind> {
-        let kinds: [(FdKind, fn(&libc::stat, &str) -> bool); 3] = [
-            (FdKind::Reg, |st, _| regfile::handles(st)),
-            (FdKind::Tty, |st, _| tty::handles(st)),
-            (FdKind::Pipe, pipe::handles),
-        ];
-        let mut found = kinds.iter().filter(|(_, h)| h(st, link)).map(|(k, _)| *k);
-        found.next()
+/// One fd of a frozen task, as a kind module sees it at dump.
+pub struct FdToDump<'a> {
+    pub pid: i32,
+    /// The fd number in the task.
+    pub fd: i32,
+    /// Its /proc/PID/fd link ("/path", "pipe:[123]", "anon_inode:[eventfd]"...).
+    pub link: &'a str,
+    /// rcr's copy of the task's file (pidfd_getfd): the same open file description.
+    pub file: BorrowedFd<'a>,
+    pub st: &'a libc::stat,
+    /// Its /proc/PID/fdinfo, parsed.
+    pub info: &'a FdInfo,
+    /// The task's /proc directory and stat.
+    pub proc: &'a ProcDir,
+    pub task: &'a Stat,
+    pub opts: &'a DumpOpts,
+}
+
+/// The files of a dump: ids are given out here, entries collected for files.img.
+#[derive(Default)]
+pub struct FileTable {
+    next_id: u32,
+    pub files: Vec<pb::FileEntry>,
+}
+
+impl FileTable {
+    pub fn next_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
     }
 
-    /// CRIU's fd type for the fdinfo entry.
-    pub fn fd_type(self) -> pb::FdTypes {
-        match self {
-            FdKind::Reg => pb::FdTypes::Reg,
-            FdKind::Tty => pb::FdTypes::Tty,
-            FdKind::Pipe => pb::FdTypes::Pipe,
+    /// Adds a reg_file_entry for `path` and returns its id.
+    pub fn add_reg(&mut self, path: &str, flags: u32, pos: u64, st: &libc::stat) -> u32 {
+        let id = self.next_id();
+        self.files.push(pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id, reg: Some(regfile::entry(id, path, flags, pos, st)), ..Default::default() });
+        id
+    }
+
+    /// The entry with id `id`.
+    pub fn get(&self, id: u32) -> Option<&pb::FileEntry> {
+        self.files.iter().find(|e| e.id == id)
+    }
+}
+
+/// What the kinds see of a restore.
+pub struct RestoreEnv<'a> {
+    pub images_dir: &'a Path,
+    /// `--shell-job`: the terminal is rcr's own.
+    pub shell_job: bool,
+    /// Every file of the checkpoint, by id (a file may refer to another: a socket to its peer).
+    pub files: &'a BTreeMap<u32, pb::FileEntry>,
+}
+
+/// A kind of open file: dump and restore side by side. One value lives through one dump or one
+/// restore, so a kind may keep what it collects (data in flight, peers) and write it out at the end.
+pub trait FileKind {
+    /// Its name in messages ("pipe", "unix socket").
+    fn name(&self) -> &'static str;
+
+    /// Whether this kind handles an fd with this stat and /proc link.
+    fn handles(&self, st: &libc::stat, link: &str) -> bool;
+
+    /// Dump, in rcr: describes `fd` as file entry `id` (the entry's `type` and sub-message set). Runs
+    /// once per open file description; fds sharing it get the same id without asking again.
+    fn dump(&mut self, fd: &FdToDump<'_>, id: u32, files: &mut FileTable) -> Result<pb::FileEntry>;
+
+    /// Dump, in rcr, after every task is dumped: write this kind's own images, check what refers across
+    /// tasks (a socket's peer is in the tree...).
+    fn finish_dump(&mut self, _dir: &Path, _files: &FileTable) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restore, in rcr, before anything is started: read this kind's own images.
+    fn load(&mut self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restore, in rcr, before anything is started: open file `f` again, or None when `f` is not of this
+    /// kind. The fd is inherited by the tasks and moved to its number there.
+    fn open(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>>;
+
+    /// Restore, in the restored task (through remote system calls), once all its fds are at their
+    /// numbers: what only the task itself can do (POSIX locks are the process's, epoll watches name fd
+    /// numbers). `fds` are all the task's fds with their entries (each kind picks its own). For an fd table
+    /// shared by several processes (CLONE_FILES), called in the last of them, which sets the table up.
+    fn in_task(&self, _r: &mut Remote<'_>, _pid: i32, _fds: &[(&pb::FdinfoEntry, &pb::FileEntry)], _env: &RestoreEnv<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restore, in rcr, once the tasks run: let go of what was kept for them.
+    fn finish_restore(&mut self) {}
+}
+
+/// The kind whose `open` gives fd entry `f`, and the fd: the first kind that takes it.
+pub fn open_file(kinds: &mut [Box<dyn FileKind>], f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
+    for k in kinds.iter_mut() {
+        if let Some(fd) = k.open(f, env)? {
+            return Ok(Some(fd));
         }
     }
+    Ok(None)
+}
+
+/// The first kind that handles an fd with this stat and link.
+pub fn kind_of<'a>(kinds: &'a mut [Box<dyn FileKind>], st: &libc::stat, link: &str) -> Option<&'a mut Box<dyn FileKind>> {
+    kinds.iter_mut().find(|k| k.handles(st, link))
 }
 
 #[cfg(test)]
@@ -63,23 +157,22 @@ mod tests {
 
     #[test]
     fn every_known_fd_has_exactly_one_handler() {
-        let cases = [
-            (st(libc::S_IFREG | 0o644, 0, 0), Some(FdKind::Reg)),
-            (st(libc::S_IFDIR | 0o755, 0, 0), Some(FdKind::Reg)),
-            (st(libc::S_IFCHR | 0o666, 1, 3), Some(FdKind::Reg)),
-            (st(libc::S_IFCHR | 0o620, 136, 2), Some(FdKind::Tty)),
-            (st(libc::S_IFCHR | 0o666, 5, 0), Some(FdKind::Tty)),
-            (st(libc::S_IFIFO | 0o600, 0, 0), None),
-            (st(libc::S_IFSOCK | 0o777, 0, 0), None),
-            (st(libc::S_IFCHR | 0o600, 10, 200), None),
+        let kinds = file_kinds();
+        let cases: [(libc::stat, &str, Option<&str>); 9] = [
+            (st(libc::S_IFREG | 0o644, 0, 0), "/x", Some("regular file")),
+            (st(libc::S_IFDIR | 0o755, 0, 0), "/x", Some("regular file")),
+            (st(libc::S_IFCHR | 0o666, 1, 3), "/dev/null", Some("regular file")),
+            (st(libc::S_IFCHR | 0o620, 136, 2), "/dev/pts/2", Some("terminal")),
+            (st(libc::S_IFCHR | 0o666, 5, 0), "/dev/tty", Some("terminal")),
+            (st(libc::S_IFIFO | 0o600, 0, 0), "pipe:[1234]", Some("pipe")),
+            (st(libc::S_IFCHR | 0o600, 10, 200), "/dev/net/tun", None),
+            (st(0, 0, 0), "anon_inode:[io_uring]", None),
+            (st(0, 0, 0), "anon_inode:[perf_event]", None),
         ];
-        for (s, want) in cases {
-            assert_eq!(FdKind::of(&s, "/x"), want, "mode {:o} rdev {:x}", s.st_mode, s.st_rdev);
-            let n = [regfile::handles(&s), tty::handles(&s), pipe::handles(&s, "/x")].iter().filter(|&&h| h).count();
-            assert!(n <= 1, "two handlers for mode {:o}", s.st_mode);
+        for (s, link, want) in cases {
+            let got: Vec<&str> = kinds.iter().filter(|k| k.handles(&s, link)).map(|k| k.name()).collect();
+            assert!(got.len() <= 1, "{link}: handled by {got:?}");
+            assert_eq!(got.first().copied(), want, "{link} mode {:o}", s.st_mode);
         }
-        let fifo = st(libc::S_IFIFO | 0o600, 0, 0);
-        assert_eq!(FdKind::of(&fifo, "pipe:[1234]"), Some(FdKind::Pipe));
-        assert_eq!(FdKind::of(&fifo, "/tmp/fifo"), None, "a FIFO opened by path is not a pipe");
     }
 }

@@ -10,6 +10,8 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+use super::{FdToDump, FileKind, FileTable, RestoreEnv};
+
 /// Whether an fd with this stat and /proc link is a pipe (not a FIFO opened by path).
 pub fn handles(st: &libc::stat, link: &str) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFIFO && link.starts_with("pipe:[")
@@ -124,5 +126,56 @@ impl Pipes {
         unsafe { libc::fcntl(fd, libc::F_SETFL, e.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT)) };
         // SAFETY: `fd` is new and ours.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// Pipes as open fds: the data in flight is peeked once per pipe and written to pipes-data.img.
+#[derive(Default)]
+pub struct PipeFiles {
+    /// Dump: data in flight by pipe inode. Restore: the same, read back.
+    data: BTreeMap<u32, (Vec<u8>, u32)>,
+    /// Restore: the pipes created.
+    pipes: Pipes,
+}
+
+impl FileKind for PipeFiles {
+    fn name(&self) -> &'static str {
+        "pipe"
+    }
+
+    fn handles(&self, st: &libc::stat, link: &str) -> bool {
+        handles(st, link)
+    }
+
+    fn dump(&mut self, fd: &FdToDump<'_>, id: u32, _files: &mut FileTable) -> Result<pb::FileEntry> {
+        let pipe_id = fd.st.st_ino as u32;
+        if !self.data.contains_key(&pipe_id) {
+            let d = peek(fd.pid, fd.fd, fd.file)?;
+            self.data.insert(pipe_id, d);
+        }
+        let flags = fd.info.flags & !(libc::O_CLOEXEC as u32);
+        Ok(pb::FileEntry {
+            r#type: pb::FdTypes::Pipe as i32,
+            id,
+            pipe: Some(pb::PipeEntry { id, pipe_id, flags, fown: pb::FownEntry::default() }),
+            ..Default::default()
+        })
+    }
+
+    fn finish_dump(&mut self, dir: &Path, _files: &FileTable) -> Result<()> {
+        write_data(dir, &self.data)
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        self.data = read_data(dir)?;
+        Ok(())
+    }
+
+    fn open(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
+        f.pipe.as_ref().map(|e| self.pipes.open(e, &self.data)).transpose()
+    }
+
+    fn finish_restore(&mut self) {
+        self.pipes = Pipes::default();
     }
 }

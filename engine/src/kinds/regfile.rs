@@ -91,3 +91,25 @@ pub fn open(e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
     }
     Ok(fd)
 }
+
+/// Regular files, directories and stateless character devices as open fds.
+pub struct RegFiles;
+
+impl super::FileKind for RegFiles {
+    fn name(&self) -> &'static str {
+        "regular file"
+    }
+
+    fn handles(&self, st: &libc::stat, _link: &str) -> bool {
+        handles(st)
+    }
+
+    fn dump(&mut self, fd: &super::FdToDump<'_>, id: u32, _files: &mut super::FileTable) -> Result<pb::FileEntry> {
+        check_path(fd.pid, &format!("fd {}", fd.fd), fd.link)?;
+        Ok(pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id, reg: Some(entry(id, fd.link, fd.info.flags, fd.info.pos, fd.st)), ..Default::default() })
+    }
+
+    fn open(&mut self, f: &pb::FileEntry, _env: &super::RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
+        f.reg.as_ref().map(|r| open(r, false)).transpose()
+    }
+}

@@ -84,3 +84,65 @@ pub fn own_terminal() -> Result<OwnedFd> {
         "this checkpoint is a shell job with a terminal, but rcr restore has no terminal on stdin, stdout or stderr: run it from a terminal".into(),
     ))
 }
+
+/// Terminals as open fds: the tty_info entries are collected here and written to tty-info.img.
+#[derive(Default)]
+pub struct Ttys {
+    infos: Vec<pb::TtyInfoEntry>,
+}
+
+impl super::FileKind for Ttys {
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+
+    fn handles(&self, st: &libc::stat, _link: &str) -> bool {
+        handles(st)
+    }
+
+    fn dump(&mut self, fd: &super::FdToDump<'_>, id: u32, files: &mut super::FileTable) -> Result<pb::FileEntry> {
+        if !fd.opts.shell_job {
+            return Err(Error::Msg(format!(
+                "pid {}: fd {} is the terminal {}; dump a process attached to a terminal with --shell-job",
+                fd.pid, fd.fd, fd.link
+            )));
+        }
+        let info_id = match self.infos.iter().find(|t| t.rdev == fd.st.st_rdev as u32) {
+            Some(t) => t.id,
+            None => {
+                let tid = files.next_id();
+                self.infos.push(info(tid, fd.file, fd.st, fd.task.session, fd.task.tpgid));
+                tid
+            }
+        };
+        let flags = fd.info.flags & !(libc::O_CLOEXEC as u32);
+        Ok(pb::FileEntry {
+            r#type: pb::FdTypes::Tty as i32,
+            id,
+            tty: Some(pb::TtyFileEntry { id, tty_info_id: info_id, flags, fown: pb::FownEntry::default(), regf_id: None }),
+            ..Default::default()
+        })
+    }
+
+    fn finish_dump(&mut self, dir: &std::path::Path, _files: &super::FileTable) -> Result<()> {
+        if self.infos.is_empty() {
+            return Ok(());
+        }
+        let mut w = crate::image::ImgWriter::create(&dir.join("tty-info.img"), crate::image::Kind::TtyInfo)?;
+        for e in &self.infos {
+            w.write_entry(e)?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+
+    fn open(&mut self, f: &pb::FileEntry, env: &super::RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
+        if f.tty.is_none() {
+            return Ok(None);
+        }
+        if !env.shell_job {
+            return Err(Error::Msg(format!("file {} is a terminal: restore this shell job with --shell-job", f.id)));
+        }
+        own_terminal().map(Some)
+    }
+}

@@ -595,7 +595,7 @@ impl Plugins {
         st: &libc::stat,
         flags: u32,
         pos: u64,
-        files: &mut crate::dump::FileTable,
+        files: &mut crate::kinds::FileTable,
     ) -> Result<Option<u32>, PluginError> {
         if !self.plugins.iter().any(|p| p.hooks.dump_file.is_some()) {
             return Ok(None);
