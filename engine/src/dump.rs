@@ -240,20 +240,21 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
     Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
 }
 
+/// An fd already dumped: (pid, fd, file id).
+type SeenFd = (i32, i32, u32);
+
 /// State shared by the processes of one dump: file ids, fd sharing, namespace-like ids.
 #[derive(Default)]
 struct TreeCtx {
     files: FileTable,
     /// File ids of the fds dumped so far, by (device, inode) of their file: (pid, fd, file id). Only fds
     /// of the same file can share an open file description, so kcmp compares only those.
-    seen_fds: std::collections::HashMap<(u64, u64), Vec<(i32, i32, u32)>>,
+    seen_fds: std::collections::HashMap<(u64, u64), Vec<SeenFd>>,
     /// (pid, ids) of the processes dumped so far.
     ids: Vec<(i32, pb::TaskKobjIdsEntry)>,
     next_ids: [u32; 4],
     seccomp: Vec<pb::SeccompFilter>,
     pstree: Vec<pb::PstreeEntry>,
-    /// memfds behind mappings, saved once each (memfd.img).
-    memfds: Vec<pb::MemfdInodeEntry>,
     /// The kinds of open file, each collecting what it writes at the end ([`crate::kinds::file_kinds`]).
     kinds: Vec<Box<dyn FileKind>>,
 }
@@ -314,9 +315,6 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
         ctx.pstree.push(entry);
     }
     let root = &tree[0];
-    if !ctx.memfds.is_empty() {
-        write_all(dir, "memfd.img", Kind::MemfdInode, &ctx.memfds)?;
-    }
     if !ctx.seccomp.is_empty() {
         write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: std::mem::take(&mut ctx.seccomp) })?;
     }
@@ -326,6 +324,9 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
         k.finish_dump(dir, &ctx.files)?;
     }
     write_all(dir, "files.img", Kind::Files, &ctx.files.files)?;
+    if !ctx.files.memfds.is_empty() {
+        write_all(dir, "memfd.img", Kind::MemfdInode, &ctx.files.memfds)?;
+    }
     write_all(dir, "pstree.img", Kind::Pstree, &ctx.pstree)?;
     plugins.dump_devices_late(root.pid)?; // plugins: every task dumped, before the inventory
     let mut root_ids = ctx.ids.first().map(|(_, e)| *e).unwrap_or_default();
@@ -462,12 +463,10 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     };
     let areas = dump_vmas(pid, proc, &vmas, files)?;
     for (v, kind) in &areas {
-        if matches!(kind, mem::AreaKind::Memfd { .. }) && !ctx.memfds.iter().any(|m| m.inode_id == v.shmid) {
+        if matches!(kind, mem::AreaKind::Memfd { .. }) && !ctx.files.memfds.iter().any(|m| m.inode_id == v.shmid) {
             let src = vmas.iter().find(|m| m.start == v.start).and_then(|m| m.path.clone()).unwrap_or_default();
-            let name = src.strip_prefix("/memfd:").unwrap_or(&src).to_string();
             let f = std::fs::File::from(proc.map_files_open(v.start, v.end, nix::fcntl::OFlag::O_RDONLY)?);
-            let e = crate::kinds::memfd::dump(dir, ctx.memfds.len(), &f, &name, v.shmid)?;
-            ctx.memfds.push(e);
+            crate::kinds::memfd::save_inode(dir, &mut ctx.files, &f, &src, v.shmid)?;
         }
     }
     check_interrupted(pid)?;

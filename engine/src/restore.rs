@@ -265,7 +265,13 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
     let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
-    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files };
+    // memfds: created here, inherited by every task, mapped by those that had them and reopened for
+    // their fds.
+    let mut memfd_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
+    for e in &img.memfds {
+        memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
+    }
+    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds };
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -286,11 +292,6 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     }
     for (id, fd) in plugins.restore_files(&plugin_files)? {
         by_id.insert(id, Inherited { fd: fd_above(fd, base)? }); // plugins: opened in rcr, inherited
-    }
-    // memfds behind mappings: created here, inherited by every task, mapped by those that had them.
-    let mut memfd_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
-    for e in &img.memfds {
-        memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
     }
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     let mut pfiles = Vec::with_capacity(img.procs.len());
@@ -737,7 +738,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     if last_sharer == Some(i) {
         close_others(r, pid, &keep)?;
         // What only the task can do with its fds in place, kind by kind.
-        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files };
+        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds };
         let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
         for k in img.kinds.borrow().iter() {
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;

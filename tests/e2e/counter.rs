@@ -146,7 +146,6 @@ fn shell_loop_with_sleep_child() {
 /// The same loop without forking: bash's `read -t 1` on a FIFO nobody writes to (opened
 /// read-write by the shell itself so that the open does not block).
 #[test]
-#[ignore = "FIFOs come with the files-and-IPC issue"]
 fn bash_loop_read_timeout() {
     let dir = TestDir::new("fifo");
     let fifo = dir.path.join("tick");

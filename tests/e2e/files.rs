@@ -12,3 +12,10 @@ fn files() {
 fn pipes() {
     crate::harness::scenario("pipe", &[]);
 }
+
+/// FIFOs opened by path (data in flight, both ends, buffer size), memfd fds (name, seals, offsets, holes,
+/// shared with a mapping) and a /dev/shm file.
+#[test]
+fn fifos_memfd_shm() {
+    scenario("fifo_memfd", &[]);
+}

@@ -118,3 +118,70 @@ fn copy_runs(pages: &File, memfd: &File, runs: &[PageRun], size: u64) -> Result<
     }
     Ok(())
 }
+
+/// The name of a memfd from its /proc link or mapping path ("/memfd:NAME (deleted)").
+pub fn name_of(link: &str) -> &str {
+    let n = link.strip_prefix("/memfd:").unwrap_or(link);
+    n.strip_suffix(" (deleted)").unwrap_or(n)
+}
+
+/// Saves the memfd open as `f` (link or mapping path `link`, shmem inode `ino`) in the dump's memfd
+/// inodes, once: its fds and its mappings all refer to that one entry.
+pub fn save_inode(dir: &Path, files: &mut super::FileTable, f: &File, link: &str, ino: u64) -> Result<()> {
+    if !files.memfds.iter().any(|m| m.inode_id == ino) {
+        let e = dump(dir, files.memfds.len(), f, name_of(link), ino)?;
+        files.memfds.push(e);
+    }
+    Ok(())
+}
+
+/// memfds as open fds: the inode is saved once (memfd.img, shared with mappings of it); each open file
+/// description keeps its flags and offset.
+pub struct MemfdFiles;
+
+impl super::FileKind for MemfdFiles {
+    fn name(&self) -> &'static str {
+        "memfd"
+    }
+
+    fn handles(&self, st: &libc::stat, link: &str) -> bool {
+        st.st_mode & libc::S_IFMT == libc::S_IFREG && link.starts_with("/memfd:")
+    }
+
+    fn dump(&mut self, fd: &super::FdToDump<'_>, id: u32, files: &mut super::FileTable) -> Result<pb::FileEntry> {
+        let copy = fd.file.try_clone_to_owned().map_err(io(format!("pid {}: fd {}: dup", fd.pid, fd.fd)))?;
+        save_inode(&fd.opts.images_dir, files, &File::from(copy), fd.link, fd.st.st_ino)?;
+        Ok(pb::FileEntry {
+            r#type: pb::FdTypes::Memfd as i32,
+            id,
+            memfd: Some(pb::MemfdFileEntry {
+                id,
+                flags: fd.info.flags & !(libc::O_CLOEXEC as u32),
+                pos: fd.info.pos,
+                fown: pb::FownEntry::default(),
+                inode_id: fd.st.st_ino as u32,
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn open(&mut self, f: &pb::FileEntry, env: &super::RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
+        let Some(e) = &f.memfd else { return Ok(None) };
+        let m = env.memfds.get(&(e.inode_id as u64)).ok_or_else(|| Error::Msg(format!("file {}: memfd inode {} is not in memfd.img", f.id, e.inode_id)))?;
+        // A new open file description of the memfd, with this fd's own flags and offset.
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", m.as_raw_fd())).unwrap_or_default();
+        let flags = (e.flags as i32 & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_CLOEXEC;
+        // SAFETY: `path` is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(Error::Io { ctx: format!("reopening memfd inode {} (flags {flags:#o})", e.inode_id), source: std::io::Error::last_os_error() });
+        }
+        // SAFETY: `fd` is new and ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: lseek takes integers only.
+        if e.pos != 0 && unsafe { libc::lseek(fd.as_raw_fd(), e.pos as i64, libc::SEEK_SET) } < 0 {
+            return Err(Error::Io { ctx: format!("seeking memfd inode {} to {}", e.inode_id, e.pos), source: std::io::Error::last_os_error() });
+        }
+        Ok(Some(fd))
+    }
+}

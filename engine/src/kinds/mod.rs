@@ -8,6 +8,7 @@
 
 pub mod cpu;
 pub mod mem;
+pub mod fifo;
 pub mod memfd;
 pub mod pipe;
 pub mod posix_timers;
@@ -29,9 +30,11 @@ use std::path::Path;
 /// Every kind of file rcr handles, in the order they are asked (the first that handles an fd gets it).
 pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
     vec![
+        Box::new(memfd::MemfdFiles),
         Box::new(regfile::RegFiles),
         Box::new(tty::Ttys::default()),
         Box::new(pipe::PipeFiles::default()),
+        Box::new(fifo::Fifos::default()),
     ]
 }
 
@@ -58,6 +61,9 @@ pub struct FdToDump<'a> {
 pub struct FileTable {
     next_id: u32,
     pub files: Vec<pb::FileEntry>,
+    /// memfd inodes (content, name, seals), saved once each for the fds and mappings of them
+    /// (memfd.img).
+    pub memfds: Vec<pb::MemfdInodeEntry>,
 }
 
 impl FileTable {
@@ -86,6 +92,8 @@ pub struct RestoreEnv<'a> {
     pub shell_job: bool,
     /// Every file of the checkpoint, by id (a file may refer to another: a socket to its peer).
     pub files: &'a BTreeMap<u32, pb::FileEntry>,
+    /// The memfds of the checkpoint, created again, by inode id (memfd.img).
+    pub memfds: &'a BTreeMap<u64, OwnedFd>,
 }
 
 /// A kind of open file: dump and restore side by side. One value lives through one dump or one

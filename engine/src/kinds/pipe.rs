@@ -59,12 +59,13 @@ pub fn peek(pid: i32, num: i32, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, u32)> {
     Ok((data, size as u32))
 }
 
-/// Writes the pipes' in-flight data (pipe inode -> (data, buffer size)) to pipes-data.img.
-pub fn write_data(dir: &Path, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<()> {
+/// Writes the pipes' in-flight data (pipe inode -> (data, buffer size)) to `kind`'s image
+/// (pipes-data.img, or fifo-data.img for FIFOs).
+pub fn write_data(dir: &Path, kind: Kind, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<()> {
     if data.is_empty() {
         return Ok(());
     }
-    let mut w = ImgWriter::create(&dir.join("pipes-data.img"), Kind::PipesData)?;
+    let mut w = ImgWriter::create(&dir.join(kind.file_pattern()), kind)?;
     for (id, (bytes, size)) in data {
         w.write_entry(&pb::PipeDataEntry { pipe_id: *id, bytes: bytes.len() as u32, size: Some(*size) })?;
         w.write_raw(bytes)?;
@@ -73,14 +74,14 @@ pub fn write_data(dir: &Path, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<()
     Ok(())
 }
 
-/// Reads pipes-data.img (absent: no data in flight).
-pub fn read_data(dir: &Path) -> Result<BTreeMap<u32, (Vec<u8>, u32)>> {
-    let path = dir.join("pipes-data.img");
+/// Reads `kind`'s data image (absent: no data in flight).
+pub fn read_data(dir: &Path, kind: Kind) -> Result<BTreeMap<u32, (Vec<u8>, u32)>> {
+    let path = dir.join(kind.file_pattern());
     let mut out = BTreeMap::new();
     if !path.exists() {
         return Ok(out);
     }
-    let mut r = ImgReader::open(&path, Kind::PipesData)?;
+    let mut r = ImgReader::open(&path, kind)?;
     while let Some(e) = r.read_entry::<pb::PipeDataEntry>()? {
         let bytes = r.read_raw(e.bytes as u64)?;
         out.insert(e.pipe_id, (bytes, e.size.unwrap_or(0)));
@@ -149,9 +150,8 @@ impl FileKind for PipeFiles {
 
     fn dump(&mut self, fd: &FdToDump<'_>, id: u32, _files: &mut FileTable) -> Result<pb::FileEntry> {
         let pipe_id = fd.st.st_ino as u32;
-        if !self.data.contains_key(&pipe_id) {
-            let d = peek(fd.pid, fd.fd, fd.file)?;
-            self.data.insert(pipe_id, d);
+        if let std::collections::btree_map::Entry::Vacant(v) = self.data.entry(pipe_id) {
+            v.insert(peek(fd.pid, fd.fd, fd.file)?);
         }
         let flags = fd.info.flags & !(libc::O_CLOEXEC as u32);
         Ok(pb::FileEntry {
@@ -163,11 +163,11 @@ impl FileKind for PipeFiles {
     }
 
     fn finish_dump(&mut self, dir: &Path, _files: &FileTable) -> Result<()> {
-        write_data(dir, &self.data)
+        write_data(dir, Kind::PipesData, &self.data)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        self.data = read_data(dir)?;
+        self.data = read_data(dir, Kind::PipesData)?;
         Ok(())
     }
 
