@@ -203,3 +203,34 @@ fn restore_pid_in_use() {
     s.signal(libc::SIGTERM);
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
+
+/// An fd of a kind rcr has no module for and no plugin claims: the dump stops with an error naming the
+/// pid, the fd and its anon inode, and the process goes on unharmed.
+fn unknown_fd_kind(kind: &str, inode: &str) {
+    let mut s = Subject::spawn("unknown_fd", &[kind]);
+    s.wait_ready(READY_TIMEOUT);
+    let before = snapshot(&s);
+    if !selftest() {
+        let run = s.try_dump(&[]);
+        assert_failed_naming(&run, s.pid(), kind);
+        for want in ["fd 50", inode, "no plugin claimed it"] {
+            assert!(run.stderr.contains(want), "{kind}: the error does not say '{want}'\n{}", run.describe());
+        }
+    }
+    assert_unharmed(&mut s, &before, Duration::from_secs(10));
+}
+
+#[test]
+fn unknown_fd_io_uring() {
+    unknown_fd_kind("io_uring", "anon_inode:[io_uring]");
+}
+
+#[test]
+fn unknown_fd_perf_event() {
+    unknown_fd_kind("perf", "anon_inode:[perf_event]");
+}
+
+#[test]
+fn unknown_fd_userfaultfd() {
+    unknown_fd_kind("userfaultfd", "anon_inode:[userfaultfd]");
+}

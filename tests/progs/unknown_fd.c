@@ -1,0 +1,38 @@
+/* An fd of a kind rcr has no module for, at fd 50: argv[2] is "io_uring", "perf" (a software perf
+ * event) or "userfaultfd". rcr dump must refuse it, naming the pid, fd 50 and its anon inode, and leave
+ * the process running: on SIGTERM it checks that fd 50 is still the same object. */
+#include "common.h"
+#include <linux/io_uring.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+
+int main(int argc, char **argv)
+{
+	init(argc, argv);
+	install_term();
+	const char *kind = argc > 2 ? argv[2] : "io_uring";
+	int fd = -1;
+	if (strcmp(kind, "io_uring") == 0) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof(p));
+		fd = syscall(SYS_io_uring_setup, 4, &p);
+	} else if (strcmp(kind, "perf") == 0) {
+		struct perf_event_attr a;
+		memset(&a, 0, sizeof(a));
+		a.size = sizeof(a);
+		a.type = PERF_TYPE_SOFTWARE;
+		a.config = PERF_COUNT_SW_TASK_CLOCK;
+		a.exclude_kernel = 1;
+		fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	} else if (strcmp(kind, "userfaultfd") == 0) {
+		fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	}
+	SETUP(fd >= 0, kind);
+	SETUP(dup2(fd, 50) == 50 && close(fd) == 0, "dup2 50");
+	struct stat before, after;
+	SETUP(fstat(50, &before) == 0, "fstat");
+	ready();
+	wait_term();
+	CHECK(fstat(50, &after) == 0 && after.st_ino == before.st_ino, "fd 50 is still the %s it was", kind);
+	return finish();
+}
