@@ -1,0 +1,73 @@
+//! Dump/restore time of a process with many open files of one kind: `cargo bench --bench files`.
+//!
+//! The subject (tests/progs/bench_fds.c) opens RCR_BENCH_FDS objects (default 250) of each kind in
+//! RCR_BENCH_FD_KINDS (default: every kind it knows), dumps to tmpfs, restores, and checks each object
+//! from inside (data in flight, offsets, contents; PASS required). Reported: median dump and restore
+//! wall time over RCR_BENCH_RUNS runs (default 5), the time per object, and the same for a process with
+//! no extra files, as the baseline in the same run.
+
+#[allow(unused_imports)]
+#[path = "../tests/e2e/harness/mod.rs"]
+mod harness;
+
+use harness::Spawn;
+use std::path::Path;
+use std::time::Duration;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// (dump seconds, restore seconds) of one run with `n` objects of `kind`.
+fn one_run(base: &Path, kind: &str, n: u64) -> (f64, f64) {
+    let mut s = Spawn::prog("bench_fds", &[kind, &n.to_string()]).in_dir(base).start();
+    s.wait_ready(Duration::from_secs(120));
+    let d = s.dump(&[]);
+    let r = s.restore(&[]);
+    s.signal(libc::SIGTERM);
+    if let Err(e) = s.wait_result(Duration::from_secs(120)) {
+        panic!("{kind} x{n}: restored state differs:\n{e}");
+    }
+    (d.wall.as_secs_f64(), r.wall.as_secs_f64())
+}
+
+fn main() {
+    harness::init();
+    let runs = env_num("RCR_BENCH_RUNS", 5).max(1);
+    let n = env_num("RCR_BENCH_FDS", 250).max(1);
+    let kinds = std::env::var("RCR_BENCH_FD_KINDS").unwrap_or_else(|_| "pipe,file,fifo,memfd".into());
+    let base = Path::new("/dev/shm");
+    println!("rcr dump/restore of a process with {n} open objects of one kind, {runs} runs, images in /dev/shm");
+    println!("{:<22} {:>10} {:>12} {:>10} {:>12}", "kind", "dump", "per object", "restore", "per object");
+    let (mut d0, mut r0) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (d, r) = one_run(base, "file", 0);
+        d0.push(d);
+        r0.push(r);
+    }
+    let (d0, r0) = (median(d0), median(r0));
+    println!("{:<22} {:>8.1} ms {:>12} {:>7.1} ms {:>12}", "none (baseline)", d0 * 1e3, "", r0 * 1e3, "");
+    for kind in kinds.split(',').filter(|k| !k.is_empty()) {
+        let (mut ds, mut rs) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (d, r) = one_run(base, kind, n);
+            ds.push(d);
+            rs.push(r);
+        }
+        let (d, r) = (median(ds), median(rs));
+        println!(
+            "{:<22} {:>8.1} ms {:>9.3} ms {:>7.1} ms {:>9.3} ms",
+            format!("{n} x {kind}"),
+            d * 1e3,
+            (d - d0) * 1e3 / n as f64,
+            r * 1e3,
+            (r - r0) * 1e3 / n as f64
+        );
+    }
+}
