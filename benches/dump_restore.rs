@@ -11,18 +11,16 @@
 #[allow(unused_imports)]
 #[path = "../tests/e2e/harness/mod.rs"]
 mod harness;
+#[allow(dead_code)]
+mod common;
+
+use common::{env_num, median};
 
 use harness::{selftest, stats, Spawn};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn env_num(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")),
-        Err(_) => default,
-    }
-}
 
 struct Sample {
     dump_s: f64,
@@ -80,15 +78,6 @@ fn one_run(base: &Path, mib: u64) -> Sample {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 fn main() {
     // `cargo bench` passes "--bench"; nothing else is accepted.

@@ -10,20 +10,16 @@
 #[allow(unused_imports)]
 #[path = "../tests/e2e/harness/mod.rs"]
 mod harness;
+#[allow(dead_code)]
+mod common;
+
+use common::{env_num, median};
 
 use harness::Spawn;
 use std::path::Path;
 use std::time::Duration;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
 
 /// (dump seconds, restore seconds) of one run of `prog` with `arg`.
 fn one_run(base: &Path, prog: &str, arg: u64) -> (f64, f64) {
