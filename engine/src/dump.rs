@@ -653,7 +653,10 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plug
                 continue;
             }
         }
-        let kind = classified?;
+        let kind = classified.map_err(|e| match e {
+            Error::Msg(m) if m.ends_with("unknown special mapping") => Error::Msg(format!("{m}; no plugin claimed it")),
+            e => e,
+        })?;
         let mut e = mem::vma_entry(v, kind);
         if matches!(kind, mem::AreaKind::AnonShared | mem::AreaKind::Memfd { .. }) {
             // The shmem inode identifies the memory: processes sharing it map one object at restore.

@@ -156,6 +156,18 @@ fn without_the_plugin_the_dump_fails_clearly() {
     still_fine(sub);
 }
 
+/// A plugin that claims the device's fds but not its mapping: the dump fails, naming the area.
+#[test]
+fn an_unclaimed_device_mapping_fails_the_dump_clearly() {
+    if selftest() {
+        return;
+    }
+    let dir = libdir("novma", &[("files-only.so", &|p: &Path| fixture(&["-DFIXTURE_CLAIM", "-DFIXTURE_NO_VMA"], p))]);
+    let sub = subject();
+    assert_dump_fails(&sub, &["-L", s(&dir.path)], &["memory area", "anon_inode:bpf-map", "no plugin claimed it"]);
+    still_fine(sub);
+}
+
 #[test]
 fn restore_without_the_plugin_fails_before_starting_anything() {
     if selftest() {

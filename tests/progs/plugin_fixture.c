@@ -6,7 +6,8 @@
  *                             version 1's did): must keep loading in a newer rcr
  *   -DFIXTURE_FAIL_INIT       init fails with a message
  *   -DFIXTURE_CLAIM           dump_file claims every bpf map and writes image "claimed-<id>" with the fd;
- *                             dump_vma claims their mappings ("claimed-vma-<id>")
+ *                             dump_vma claims their mappings ("claimed-vma-<id>") unless
+ *                             -DFIXTURE_NO_VMA
  *   -DFIXTURE_THREADS         checkpoint_devices rings the toy device's doorbell (tests/progs/bpf_dev.c
  *                             "threads") and lets only thread "toydev-drv" run (run_thread) until it
  *                             answers; dump_devices_late checks that run_thread is refused there
@@ -82,7 +83,7 @@ static int32_t fx_dump_file(const struct rcr_host *h, const struct rcr_file *f, 
 #endif
 }
 
-#ifdef FIXTURE_CLAIM
+#if defined(FIXTURE_CLAIM) && !defined(FIXTURE_NO_VMA)
 static int32_t fx_dump_vma(const struct rcr_host *h, const struct rcr_vma *v, uint32_t id)
 {
 	const char *want = "anon_inode:bpf-map";
@@ -292,7 +293,7 @@ static const struct rcr_plugin plugin = {
 	.version = "0.0.1",
 	.init = fx_init,
 	.dump_file = fx_dump_file,
-#ifdef FIXTURE_CLAIM
+#if defined(FIXTURE_CLAIM) && !defined(FIXTURE_NO_VMA)
 	.dump_vma = fx_dump_vma,
 #endif
 #ifdef FIXTURE_THREADS
