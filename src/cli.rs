@@ -152,6 +152,20 @@ pub const UNSUPPORTED_CRIU_OPTIONS: &[&str] = &[
     "--join-ns", "--mntns-compat-mode", "--orphan-pts-master", "--display-stats", "--compress",
 ];
 
+/// criu commands rcr does not have yet: refused with a clear message. `pre-dump` is the stage the plugin
+/// ABI reserves as `RCR_STAGE_PRE_DUMP`.
+pub const UNSUPPORTED_CRIU_COMMANDS: &[&str] = &["pre-dump", "page-server", "lazy-pages", "dedup", "cpuinfo"];
+
+/// The criu command rcr does not have that `args` asks for, if any (the first of `known` or of
+/// [`UNSUPPORTED_CRIU_COMMANDS`] that appears is the command).
+pub fn find_unsupported_command(args: &[String], known: &[&str]) -> Option<String> {
+    args.iter()
+        .skip(1)
+        .take_while(|a| a.as_str() != "--" && !known.contains(&a.as_str()))
+        .find(|a| UNSUPPORTED_CRIU_COMMANDS.contains(&a.as_str()))
+        .cloned()
+}
+
 /// Rewrites criu spellings clap does not take as they are: `-vvv` (counted verbosity) becomes `-v3`.
 pub fn normalize_args(args: Vec<String>) -> Vec<String> {
     args.into_iter()
@@ -198,6 +212,14 @@ pub fn parse_config(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn criu_commands_rcr_lacks_are_found() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(find_unsupported_command(&args(&["rcr", "-L", "/x", "pre-dump", "-t", "1"]), &["dump"]), Some("pre-dump".into()));
+        assert_eq!(find_unsupported_command(&args(&["rcr", "dump", "-D", "pre-dump"]), &["dump"]), None);
+        assert_eq!(find_unsupported_command(&args(&["rcr", "dump", "-t", "1"]), &["dump"]), None);
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

@@ -97,6 +97,10 @@ fn full_args() -> Result<Vec<String>> {
 
 fn run() -> Result<i32> {
     let args = full_args()?;
+    if let Some(cmd) = cli::find_unsupported_command(&args, SUBCOMMANDS) {
+        let why = if cmd == "pre-dump" { " (memory pre-copy; plugins reserve RCR_STAGE_PRE_DUMP for it)" } else { "" };
+        bail!("'{cmd}' is a criu command that rcr does not support yet{why}; use rcr dump");
+    }
     if let Some(opt) = cli::find_unsupported(&args) {
         bail!("option {opt} is a criu option that rcr does not support yet; run without it");
     }

@@ -309,7 +309,8 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
             };
             write_one(dir, &format!("core-{}.img", f.pid), Kind::Core, &core)?;
         } else {
-            plugins.checkpoint_devices(f.pid)?; // plugins: frozen, before files and memory
+            // plugins: frozen, before files and memory; they may let one frozen thread run (run_thread).
+            plugins.with_thread_control(&FrozenThreads(tree), || plugins.checkpoint_devices(f.pid))?;
             dump_process(opts, f, idx as u32 + 1, &mut ctx, stats, plugins)?;
         }
         ctx.pstree.push(entry);
@@ -342,6 +343,17 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
     };
     write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
     Ok(())
+}
+
+/// Thread control for the plugins (`run_thread`): the frozen tree's tracees.
+struct FrozenThreads<'a>(&'a [Frozen]);
+
+impl crate::plugins::ThreadControl for FrozenThreads<'_> {
+    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> std::result::Result<(), String> {
+        let f = self.0.iter().find(|f| f.pid == pid && !f.zombie).ok_or_else(|| format!("pid {pid} is not a live process of the dumped tree"))?;
+        let t = f.threads.iter().find(|t| t.tid() == tid).ok_or_else(|| format!("thread {tid} is not a thread of pid {pid}"))?;
+        t.run_for(dur).map_err(|e| format!("letting thread {tid} of pid {pid} run: {e}"))
+    }
 }
 
 /// CRIU's task states (core_entry.tc.task_state).
@@ -461,7 +473,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
         let st = fstat(&f, &exe)?;
         files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
     };
-    let areas = dump_vmas(pid, proc, &vmas, files)?;
+    let areas = dump_vmas(pid, proc, &vmas, files, plugins)?;
     for (v, kind) in &areas {
         if matches!(kind, mem::AreaKind::Memfd { .. }) && !ctx.files.memfds.iter().any(|m| m.inode_id == v.shmid) {
             let src = vmas.iter().find(|m| m.start == v.start).and_then(|m| m.path.clone()).unwrap_or_default();
@@ -623,10 +635,27 @@ fn dump_fs_files(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {
 }
 
 /// The task's memory areas as vma entries, the files behind file mappings added to the file table.
-fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
+/// Areas the core cannot handle (device memory, special mappings) and mappings of files under /dev are
+/// offered to the plugins first.
+fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plugins: &Plugins) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
     let mut out = Vec::with_capacity(vmas.len());
     for v in vmas {
-        let kind = mem::classify(pid, v)?;
+        let classified = mem::classify(pid, v);
+        let device = v.path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && !v.deleted;
+        if classified.is_err() || device {
+            // plugins: a device area; the plugin that claims it maps it again at restore.
+            if let Some(id) = plugins.dump_vma(pid, v, files)? {
+                let kind = mem::AreaKind::Plugin { shared: v.shared };
+                let mut e = mem::vma_entry(v, kind);
+                e.shmid = id as u64;
+                out.push((e, kind));
+                continue;
+            }
+        }
+        let kind = classified.map_err(|e| match e {
+            Error::Msg(m) if m.ends_with("unknown special mapping") => Error::Msg(format!("{m}; no plugin claimed it")),
+            e => e,
+        })?;
         let mut e = mem::vma_entry(v, kind);
         if matches!(kind, mem::AreaKind::AnonShared | mem::AreaKind::Memfd { .. }) {
             // The shmem inode identifies the memory: processes sharing it map one object at restore.

@@ -293,6 +293,17 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     for (id, fd) in plugins.restore_files(&plugin_files)? {
         by_id.insert(id, Inherited { fd: fd_above(fd, base)? }); // plugins: opened in rcr, inherited
     }
+    // plugins: device areas; the plugin that claimed each gives the fd to map it from (inherited).
+    let mut plugin_vmas: Vec<(i32, &pb::VmaEntry, &pb::ExtFileEntry)> = Vec::new();
+    for p in img.procs.iter().filter(|p| !p.zombie) {
+        for v in p.mm.vmas.iter().filter(|v| v.status & mem::VMA_EXT_PLUGIN != 0) {
+            let ext = img.files.get(&(v.shmid as u32)).and_then(|f| f.ext.as_ref()).ok_or_else(|| {
+                Error::Msg(format!("pid {}: memory area {:#x} belongs to a plugin, but files.img has no ext file {}", p.pid(), v.start, v.shmid))
+            })?;
+            plugin_vmas.push((p.pid(), v, ext));
+        }
+    }
+    let plugin_vma_fds = plugins.update_vmas(&plugin_vmas)?;
     let mut map_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     let mut pfiles = Vec::with_capacity(img.procs.len());
     for p in &img.procs {
@@ -301,6 +312,9 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             continue;
         }
         for v in &p.mm.vmas {
+            if v.status & mem::VMA_EXT_PLUGIN != 0 {
+                continue; // plugins: mapped from the fd update_vma gave
+            }
             if v.status & mem::VMA_AREA_MEMFD != 0 {
                 if !memfd_fds.contains_key(&v.shmid) {
                     return Err(Error::Msg(format!("pid {}: memory area {:#x} maps memfd inode {}, which memfd.img lacks", p.pid(), v.start, v.shmid)));
@@ -346,7 +360,17 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         unreachable!("the new task returned from exit_group");
     }
     let mut guard = ChildGuard { root: pid, pids: std::cell::RefCell::new(vec![pid]), armed: true };
-    let ctx = Ctx { img: &img, tramp, by_id: &by_id, map_fds: &map_fds, memfd_fds: &memfd_fds, pfiles: &pfiles, opts, shm_owners: Default::default() };
+    let ctx = Ctx {
+        img: &img,
+        tramp,
+        by_id: &by_id,
+        map_fds: &map_fds,
+        memfd_fds: &memfd_fds,
+        plugin_vma_fds: &plugin_vma_fds,
+        pfiles: &pfiles,
+        opts,
+        shm_owners: Default::default(),
+    };
     // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
     let built = plugins.post_forking(pid).map_err(Error::from).and_then(|()| create_and_build(&ctx, &guard));
     match built.and_then(|tasks| Ok(plugins.resume_devices_late(pid).map(|()| tasks)?)) {
@@ -372,6 +396,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     }
     drop(memfd_fds);
     drop(map_fds);
+    drop(plugin_vma_fds);
     drop(pfiles);
     tracing::info!("pid {pid} restored and running ({} process(es))", img.procs.len());
     plugins.fini(true)?; // plugins: the tasks already run; an error here only fails the command
@@ -418,6 +443,8 @@ struct Ctx<'a> {
     tramp: u64,
     by_id: &'a BTreeMap<u32, Inherited>,
     map_fds: &'a BTreeMap<u64, OwnedFd>,
+    /// plugins: fd and file offset of each device area, by its shmid (update_vma).
+    plugin_vma_fds: &'a BTreeMap<u64, (OwnedFd, u64)>,
     /// memfds by shmem inode.
     memfd_fds: &'a BTreeMap<u64, OwnedFd>,
     pfiles: &'a [Option<ProcFiles>],
@@ -685,6 +712,14 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
             }
             filled.push(!mine.is_empty());
             runs.extend(mine);
+            continue;
+        }
+        if v.status & mem::VMA_EXT_PLUGIN != 0 {
+            // plugins: a device area, mapped from the fd its plugin gave, at the offset it gave.
+            let (fd, offset) = c.plugin_vma_fds.get(&v.shmid).ok_or_else(|| Error::Msg(format!("pid {pid}: no plugin mapping for area {:#x}", v.start)))?;
+            let area = pb::VmaEntry { pgoff: *offset, ..**v };
+            step(pid, &format!("map device area {:#x}-{:#x}", v.start, v.end), mem::map_area(r, &area, mem::AreaFd(Some(fd.as_raw_fd())), false))?;
+            filled.push(false);
             continue;
         }
         let fds = if v.status & mem::VMA_AREA_MEMFD != 0 { c.memfd_fds } else { c.map_fds };

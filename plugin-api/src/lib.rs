@@ -21,8 +21,21 @@
 //!
 //! Every hook is called from rcr's main thread, one call at a time, in the process named on its field
 //! below: "the dumper" is `rcr dump`, "the restore master" is `rcr restore` (which creates the restored
-//! tasks; an fd opened there is inherited by the restored task). No hook runs inside a restored task in
-//! ABI version 1.
+//! tasks; an fd opened there is inherited by the restored task). No hook runs inside a restored task:
+//! what must happen in the task (mapping a device, using an fd) is done by rcr with what the hook
+//! returned.
+//!
+//! # ABI versions
+//!
+//! - 1: init/fini, pause_devices, checkpoint_devices, dump_file, dump_devices_late, restore_init,
+//!   restore_file, post_forking, resume_devices_late; services log, set_error, write_image, read_image,
+//!   need_plugin.
+//! - 2: hooks dump_vma, update_vma, dump_ext_unix_sk, restore_ext_unix_sk, dump_ext_mount,
+//!   restore_ext_mount, dump_ext_link, restore_ext_link; services store_put, store_get, run_thread.
+//!
+//! The hooks take the host table as `*const RcrHostOpaque` (the C header: `const struct rcr_host *`):
+//! to `abi_stable`'s layout check it is an opaque pointer, so that appending services to [`RcrHost`]
+//! never makes an older Rust plugin's layout differ. Read a service only if `size` covers it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -33,11 +46,11 @@ use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::RStr;
 use abi_stable::StableAbi;
 use std::ffi::{c_char, c_void, CStr};
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 /// The plugin ABI version this crate describes. Plugins report the version they were built against;
 /// rcr loads plugins of this version or older.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Hook result: success; for a claim hook, "mine".
 pub const RCR_OK: i32 = 0;
@@ -50,7 +63,8 @@ pub const RCR_ERROR: i32 = -1;
 
 /// Stages, passed to `init` and `fini`.
 pub const RCR_STAGE_DUMP: u32 = 1;
-/// Reserved: rcr has no pre-dump yet.
+/// Reserved for `rcr pre-dump` (memory pre-copy without stopping the task for long). rcr has no
+/// pre-dump command yet (`rcr pre-dump` is refused), so no plugin is initialised for this stage today.
 pub const RCR_STAGE_PRE_DUMP: u32 = 2;
 pub const RCR_STAGE_RESTORE: u32 = 3;
 
@@ -91,7 +105,35 @@ pub struct RcrHost {
     /// Records that this checkpoint cannot be restored without plugin `name` (a plugin that claims a
     /// file is recorded without asking).
     pub need_plugin: unsafe extern "C" fn(ctx: *mut c_void, name: *const u8, len: usize) -> i32,
+    // ---- ABI version 2 ----
+    /// The fork-shared store: puts `len` bytes and, if `fd` >= 0, a copy of `fd` (rcr dups it; the caller
+    /// keeps its own) under `key`, replacing what was there. One store per rcr command, shared by all
+    /// plugins and all hooks of every stage (at restore: restore_init, restore_file, update_vma,
+    /// post_forking, resume_devices_late, fini), so a hook can leave an fd or small state for a later one.
+    /// Keys: 1-64 of `[A-Za-z0-9._-]`; data: at most 64 KiB.
+    pub store_put: unsafe extern "C" fn(ctx: *mut c_void, key: *const u8, key_len: usize, data: *const u8, len: usize, fd: i32) -> i32,
+    /// Gets what is stored under `key`: its size in `*len`, up to `cap` bytes into `buf`, and in `*fd` a
+    /// new copy of its fd that the caller owns (or -1; pass NULL to take no fd). `RCR_NOT_MINE` if the key
+    /// is not there.
+    pub store_get:
+        unsafe extern "C" fn(ctx: *mut c_void, key: *const u8, key_len: usize, buf: *mut u8, cap: usize, len: *mut usize, fd: *mut i32) -> i32,
+    /// Thread control of a frozen task: lets thread `tid` of process `pid` (rcr holds it stopped) run for
+    /// `timeout_ms` (at most 10000), then stops it again, as it was; the rest of the task stays stopped.
+    /// Only during `checkpoint_devices` (the dumper; elsewhere `RCR_ERROR`). A signal that arrives for the
+    /// thread meanwhile stays pending for it.
+    pub run_thread: unsafe extern "C" fn(ctx: *mut c_void, pid: i32, tid: i32, timeout_ms: u32) -> i32,
 }
+
+/// What the hooks receive: the host table ([`RcrHost`]), opaque to `abi_stable`'s layout check (see the
+/// crate documentation). Cast it to `*const RcrHost`, or use [`Host::from_raw`].
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct RcrHostOpaque {
+    _private: [u8; 0],
+}
+
+/// The host table as hooks receive it.
+pub type HostPtr = *const RcrHostOpaque;
 
 /// An open file offered to `dump_file` (`struct rcr_file`). Valid only during the call.
 #[repr(C)]
@@ -121,27 +163,116 @@ pub struct RcrFile {
     pub fdinfo_len: usize,
 }
 
+/// A memory area (`struct rcr_vma`), offered to `dump_vma` and passed to `update_vma`. Valid only
+/// during the call.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct RcrVma {
+    /// The task that has it mapped.
+    pub pid: i32,
+    /// `PROT_*` bits.
+    pub prot: u32,
+    /// `MAP_SHARED` or `MAP_PRIVATE`.
+    pub flags: u32,
+    pub reserved: u32,
+    pub start: u64,
+    pub end: u64,
+    /// Offset in the mapped file, in bytes.
+    pub offset: u64,
+    /// Device (`makedev(major, minor)`) and inode of the mapped file, as /proc/PID/maps shows them
+    /// (0 at restore).
+    pub dev: u64,
+    pub ino: u64,
+    /// The mapped file as /proc/PID/maps names it (`/dev/foo`, `anon_inode:bpf-map`); empty at restore.
+    pub path: *const u8,
+    pub path_len: usize,
+    /// The `VmFlags:` of smaps (`rd wr sh mr mw me ms io pf ...`); empty at restore.
+    pub vm_flags: *const u8,
+    pub vm_flags_len: usize,
+}
+
+/// A mount (`struct rcr_mount`) offered to `dump_ext_mount`; strings not NUL-terminated.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct RcrMount {
+    /// `mount_id` of /proc/PID/mountinfo.
+    pub mnt_id: i32,
+    pub reserved: u32,
+    pub mountpoint: *const u8,
+    pub mountpoint_len: usize,
+    /// The root of the mount within its filesystem.
+    pub root: *const u8,
+    pub root_len: usize,
+    pub fstype: *const u8,
+    pub fstype_len: usize,
+    pub source: *const u8,
+    pub source_len: usize,
+}
+
+/// A network link (`struct rcr_link`) offered to `dump_ext_link`; strings not NUL-terminated.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct RcrLink {
+    pub ifindex: i32,
+    pub reserved: u32,
+    /// The interface's name, e.g. `veth0`.
+    pub name: *const u8,
+    pub name_len: usize,
+    /// Its rtnetlink kind (`IFLA_INFO_KIND`: `veth`, `macvlan`, ...), empty if none.
+    pub kind: *const u8,
+    pub kind_len: usize,
+}
+
 /// `init`: the dumper or the restore master, right after every plugin is loaded, before anything else.
-pub type InitFn = unsafe extern "C" fn(host: *const RcrHost, stage: u32) -> i32;
+pub type InitFn = unsafe extern "C" fn(host: HostPtr, stage: u32) -> i32;
 /// `fini`: the dumper or the restore master, at the end of the stage; `ok` is 1 if the stage succeeded.
 /// For restore it runs once the restored tree runs (or after the restore failed).
-pub type FiniFn = unsafe extern "C" fn(host: *const RcrHost, stage: u32, ok: i32) -> i32;
+pub type FiniFn = unsafe extern "C" fn(host: HostPtr, stage: u32, ok: i32) -> i32;
 /// Per-task device hooks (`pause_devices`, `checkpoint_devices`, `dump_devices_late`, `post_forking`,
 /// `resume_devices_late`).
-pub type PidFn = unsafe extern "C" fn(host: *const RcrHost, pid: i32) -> i32;
+pub type PidFn = unsafe extern "C" fn(host: HostPtr, pid: i32) -> i32;
 /// `dump_file`: the dumper, task frozen. Return `RCR_OK` to claim the file (then save its state with
 /// `write_image`, keyed by `id`), `RCR_NOT_MINE` to pass.
-pub type DumpFileFn = unsafe extern "C" fn(host: *const RcrHost, file: *const RcrFile, id: u32) -> i32;
+pub type DumpFileFn = unsafe extern "C" fn(host: HostPtr, file: *const RcrFile, id: u32) -> i32;
 /// `restore_init`: the restore master, after the images are read, before any file is opened or task
 /// forked.
-pub type RestoreInitFn = unsafe extern "C" fn(host: *const RcrHost) -> i32;
+pub type RestoreInitFn = unsafe extern "C" fn(host: HostPtr) -> i32;
 /// `restore_file`: the restore master, before forking. Open the file dumped as `id` and store the fd in
 /// `*fd` (ownership passes to rcr; the restored task inherits it and rcr moves it to its number and
 /// sets its FD_CLOEXEC). `RCR_RETRY` asks to be called again after the other files.
-pub type RestoreFileFn = unsafe extern "C" fn(host: *const RcrHost, id: u32, fd: *mut i32) -> i32;
+pub type RestoreFileFn = unsafe extern "C" fn(host: HostPtr, id: u32, fd: *mut i32) -> i32;
+/// `dump_vma` (ABI 2): the dumper, task frozen, for every memory area the core cannot handle itself
+/// (device memory, a mapping of an anon-inode or of a file under /dev). Return `RCR_OK` to claim it:
+/// save what you need with `write_image`, keyed by `id`; the core records the area as the plugin's
+/// (`VMA_EXT_PLUGIN`, no pages saved) and `update_vma` gets it back at restore.
+pub type DumpVmaFn = unsafe extern "C" fn(host: HostPtr, vma: *const RcrVma, id: u32) -> i32;
+/// `update_vma` (ABI 2): the restore master, after every file is restored, before the task is created;
+/// once per area the plugin claimed. Store in `*fd` an fd to map the area from (ownership passes to
+/// rcr, which maps it in the restored task at the area's address with its protection and flags) and,
+/// if it changed, the file offset in `*offset` (preset to the dumped offset).
+pub type UpdateVmaFn = unsafe extern "C" fn(host: HostPtr, id: u32, vma: *const RcrVma, fd: *mut i32, offset: *mut u64) -> i32;
+/// `dump_ext_unix_sk` (ABI 2): the dumper, task frozen: a unix socket whose peer is outside the dumped
+/// tree (`peer_ino` is the peer's inode, 0 if unknown). Claim it (`RCR_OK`) to save it yourself.
+pub type DumpExtUnixSkFn = unsafe extern "C" fn(host: HostPtr, file: *const RcrFile, peer_ino: u64, id: u32) -> i32;
+/// `restore_ext_unix_sk` (ABI 2): the restore master, before forking: the socket dumped as `id`, opened
+/// (connected) in rcr; `*fd` as in `restore_file`.
+pub type RestoreExtUnixSkFn = unsafe extern "C" fn(host: HostPtr, id: u32, fd: *mut i32) -> i32;
+/// `dump_ext_mount` (ABI 2): the dumper: a mount of the task's mount namespace that rcr cannot
+/// describe itself (external to the dump). Claim it to save what it needs.
+pub type DumpExtMountFn = unsafe extern "C" fn(host: HostPtr, mnt: *const RcrMount, id: u32) -> i32;
+/// `restore_ext_mount` (ABI 2): the restore master, before forking: mount what was dumped as `id` at
+/// `mountpoint` (a path in the restore master's mount namespace, not NUL-terminated).
+pub type RestoreExtMountFn = unsafe extern "C" fn(host: HostPtr, id: u32, mountpoint: *const u8, len: usize) -> i32;
+/// `dump_ext_link` (ABI 2): the dumper: a network link of the task's network namespace that rcr cannot
+/// create itself (a veth whose peer is outside, a device). Claim it to save it.
+pub type DumpExtLinkFn = unsafe extern "C" fn(host: HostPtr, link: *const RcrLink, id: u32) -> i32;
+/// `restore_ext_link` (ABI 2): the restore master, before forking: create the link dumped as `id` with
+/// name `name` (not NUL-terminated) in the network namespace rcr is in.
+pub type RestoreExtLinkFn = unsafe extern "C" fn(host: HostPtr, id: u32, name: *const u8, len: usize) -> i32;
 
-/// The Rust route's root module: name, version and hooks of a plugin. A prefix type: new hooks are
-/// appended after `resume_devices_late` and read as absent from older plugins.
+/// The Rust route's root module: name, version and hooks of a plugin. A prefix type: the hooks of ABI
+/// version 2 come after `resume_devices_late` (the last field every plugin has) and read as absent from
+/// plugins built before them.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = RcrPluginModRef)))]
@@ -152,26 +283,51 @@ pub struct RcrPluginMod {
     pub name: RStr<'static>,
     pub version: RStr<'static>,
     /// The dumper or the restore master, first. See [`InitFn`].
-    pub init: Option<unsafe extern "C" fn(host: *const RcrHost, stage: u32) -> i32>,
+    pub init: Option<unsafe extern "C" fn(host: HostPtr, stage: u32) -> i32>,
     /// The dumper or the restore master, last. See [`FiniFn`].
-    pub fini: Option<unsafe extern "C" fn(host: *const RcrHost, stage: u32, ok: i32) -> i32>,
+    pub fini: Option<unsafe extern "C" fn(host: HostPtr, stage: u32, ok: i32) -> i32>,
     /// The dumper, before the task is frozen.
-    pub pause_devices: Option<unsafe extern "C" fn(host: *const RcrHost, pid: i32) -> i32>,
+    pub pause_devices: Option<unsafe extern "C" fn(host: HostPtr, pid: i32) -> i32>,
     /// The dumper, after the task is frozen, before its files and memory are dumped.
-    pub checkpoint_devices: Option<unsafe extern "C" fn(host: *const RcrHost, pid: i32) -> i32>,
+    pub checkpoint_devices: Option<unsafe extern "C" fn(host: HostPtr, pid: i32) -> i32>,
     /// The dumper, for every fd before the core handles it. See [`DumpFileFn`].
-    pub dump_file: Option<unsafe extern "C" fn(host: *const RcrHost, file: *const RcrFile, id: u32) -> i32>,
+    pub dump_file: Option<unsafe extern "C" fn(host: HostPtr, file: *const RcrFile, id: u32) -> i32>,
     /// The dumper, after every task is dumped, before the inventory is written.
-    pub dump_devices_late: Option<unsafe extern "C" fn(host: *const RcrHost, pid: i32) -> i32>,
+    pub dump_devices_late: Option<unsafe extern "C" fn(host: HostPtr, pid: i32) -> i32>,
     /// The restore master, before forking. See [`RestoreInitFn`].
-    pub restore_init: Option<unsafe extern "C" fn(host: *const RcrHost) -> i32>,
+    pub restore_init: Option<unsafe extern "C" fn(host: HostPtr) -> i32>,
     /// The restore master, before forking. See [`RestoreFileFn`].
-    pub restore_file: Option<unsafe extern "C" fn(host: *const RcrHost, id: u32, fd: *mut i32) -> i32>,
+    pub restore_file: Option<unsafe extern "C" fn(host: HostPtr, id: u32, fd: *mut i32) -> i32>,
     /// The restore master, right after the task is created (stopped, still a copy of rcr).
-    pub post_forking: Option<unsafe extern "C" fn(host: *const RcrHost, pid: i32) -> i32>,
+    pub post_forking: Option<unsafe extern "C" fn(host: HostPtr, pid: i32) -> i32>,
     /// The restore master, after the task's memory and files are restored, before it runs.
     #[sabi(last_prefix_field)]
-    pub resume_devices_late: Option<unsafe extern "C" fn(host: *const RcrHost, pid: i32) -> i32>,
+    pub resume_devices_late: Option<unsafe extern "C" fn(host: HostPtr, pid: i32) -> i32>,
+    // ---- ABI version 2: absent (None) in older plugins ----
+    /// The dumper. See [`DumpVmaFn`].
+    #[sabi(missing_field(default))]
+    pub dump_vma: Option<unsafe extern "C" fn(host: HostPtr, vma: *const RcrVma, id: u32) -> i32>,
+    /// The restore master, before forking. See [`UpdateVmaFn`].
+    #[sabi(missing_field(default))]
+    pub update_vma: Option<unsafe extern "C" fn(host: HostPtr, id: u32, vma: *const RcrVma, fd: *mut i32, offset: *mut u64) -> i32>,
+    /// The dumper. See [`DumpExtUnixSkFn`].
+    #[sabi(missing_field(default))]
+    pub dump_ext_unix_sk: Option<unsafe extern "C" fn(host: HostPtr, file: *const RcrFile, peer_ino: u64, id: u32) -> i32>,
+    /// The restore master, before forking. See [`RestoreExtUnixSkFn`].
+    #[sabi(missing_field(default))]
+    pub restore_ext_unix_sk: Option<unsafe extern "C" fn(host: HostPtr, id: u32, fd: *mut i32) -> i32>,
+    /// The dumper. See [`DumpExtMountFn`].
+    #[sabi(missing_field(default))]
+    pub dump_ext_mount: Option<unsafe extern "C" fn(host: HostPtr, mnt: *const RcrMount, id: u32) -> i32>,
+    /// The restore master, before forking. See [`RestoreExtMountFn`].
+    #[sabi(missing_field(default))]
+    pub restore_ext_mount: Option<unsafe extern "C" fn(host: HostPtr, id: u32, mountpoint: *const u8, len: usize) -> i32>,
+    /// The dumper. See [`DumpExtLinkFn`].
+    #[sabi(missing_field(default))]
+    pub dump_ext_link: Option<unsafe extern "C" fn(host: HostPtr, link: *const RcrLink, id: u32) -> i32>,
+    /// The restore master, before forking. See [`RestoreExtLinkFn`].
+    #[sabi(missing_field(default))]
+    pub restore_ext_link: Option<unsafe extern "C" fn(host: HostPtr, id: u32, name: *const u8, len: usize) -> i32>,
 }
 
 impl RcrPluginMod {
@@ -191,6 +347,14 @@ impl RcrPluginMod {
             restore_file: None,
             post_forking: None,
             resume_devices_late: None,
+            dump_vma: None,
+            update_vma: None,
+            dump_ext_unix_sk: None,
+            restore_ext_unix_sk: None,
+            dump_ext_mount: None,
+            restore_ext_mount: None,
+            dump_ext_link: None,
+            restore_ext_link: None,
         }
     }
 }
@@ -224,14 +388,56 @@ pub struct RcrPluginC {
     pub restore_file: Option<RestoreFileFn>,
     pub post_forking: Option<PidFn>,
     pub resume_devices_late: Option<PidFn>,
+    // ABI version 2 (a version-1 plugin's struct ends before these; rcr reads them as NULL).
+    pub dump_vma: Option<DumpVmaFn>,
+    pub update_vma: Option<UpdateVmaFn>,
+    pub dump_ext_unix_sk: Option<DumpExtUnixSkFn>,
+    pub restore_ext_unix_sk: Option<RestoreExtUnixSkFn>,
+    pub dump_ext_mount: Option<DumpExtMountFn>,
+    pub restore_ext_mount: Option<RestoreExtMountFn>,
+    pub dump_ext_link: Option<DumpExtLinkFn>,
+    pub restore_ext_link: Option<RestoreExtLinkFn>,
 }
+
+impl RcrPluginC {
+    /// A descriptor with no name and no hooks (what rcr fills from a plugin's shorter struct).
+    pub const fn empty() -> RcrPluginC {
+        RcrPluginC {
+            abi_version: 0,
+            size: 0,
+            name: std::ptr::null(),
+            version: std::ptr::null(),
+            init: None,
+            fini: None,
+            pause_devices: None,
+            checkpoint_devices: None,
+            dump_file: None,
+            dump_devices_late: None,
+            restore_init: None,
+            restore_file: None,
+            post_forking: None,
+            resume_devices_late: None,
+            dump_vma: None,
+            update_vma: None,
+            dump_ext_unix_sk: None,
+            restore_ext_unix_sk: None,
+            dump_ext_mount: None,
+            restore_ext_mount: None,
+            dump_ext_link: None,
+            restore_ext_link: None,
+        }
+    }
+}
+
+/// `sizeof(struct rcr_plugin)` of ABI version 1: a plugin's struct must be at least this long.
+pub const PLUGIN_C_SIZE_V1: usize = 104;
 
 /// The name of the C route's entry symbol.
 pub const C_ENTRY_SYMBOL: &str = "rcr_plugin_entry";
 /// Its type.
 pub type CEntryFn = unsafe extern "C" fn() -> *const RcrPluginC;
 
-/// The hooks of ABI version 1, in order, with their names (as `rcr plugins` lists them).
+/// The hooks, in ABI order, with their names (as `rcr plugins` lists them).
 pub const HOOK_NAMES: &[&str] = &[
     "init",
     "fini",
@@ -243,6 +449,14 @@ pub const HOOK_NAMES: &[&str] = &[
     "restore_file",
     "post_forking",
     "resume_devices_late",
+    "dump_vma",
+    "update_vma",
+    "dump_ext_unix_sk",
+    "restore_ext_unix_sk",
+    "dump_ext_mount",
+    "restore_ext_mount",
+    "dump_ext_link",
+    "restore_ext_link",
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -269,6 +483,9 @@ impl Stage {
     }
 }
 
+/// What [`Host::store_get`] returns: the stored bytes and a copy of the stored fd, if any.
+pub type StoreEntry = (Vec<u8>, Option<OwnedFd>);
+
 /// A plugin's view of rcr's services.
 pub struct Host<'a> {
     raw: &'a RcrHost,
@@ -285,9 +502,15 @@ fn cstr_or_empty<'a>(p: *const c_char) -> &'a str {
 impl<'a> Host<'a> {
     /// # Safety
     /// `raw` must be the table rcr passed to the hook being run.
-    pub unsafe fn from_raw(raw: *const RcrHost) -> Option<Host<'a>> {
-        // SAFETY: the caller passes rcr's table, valid for the call, or null.
-        unsafe { raw.as_ref() }.map(|raw| Host { raw })
+    pub unsafe fn from_raw(raw: HostPtr) -> Option<Host<'a>> {
+        // SAFETY: the caller passes rcr's table, valid for the call, or null. A plugin of this ABI
+        // version is only loaded by an rcr of this version or newer, whose table is at least this long.
+        unsafe { raw.cast::<RcrHost>().as_ref() }.map(|raw| Host { raw })
+    }
+
+    /// Whether this rcr's table has the service that starts at byte `offset` (ABI 2 services).
+    fn has(&self, offset: usize) -> bool {
+        self.raw.size as usize >= offset + std::mem::size_of::<usize>()
     }
 
     pub fn abi_version(&self) -> u32 {
@@ -363,6 +586,61 @@ impl<'a> Host<'a> {
             Err(format!("rcr refused plugin name '{name}'"))
         }
     }
+
+    /// Puts `data` and, if given, a copy of `fd` under `key` in the fork-shared store (ABI 2).
+    pub fn store_put(&self, key: &str, data: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<(), String> {
+        if !self.has(std::mem::offset_of!(RcrHost, store_put)) {
+            return Err("this rcr has no store (plugin ABI 1)".into());
+        }
+        let raw_fd = fd.map_or(-1, |f| f.as_raw_fd());
+        // SAFETY: as in `log`; both buffers are valid for the call, the fd is only duplicated.
+        let r = unsafe { (self.raw.store_put)(self.raw.ctx, key.as_ptr(), key.len(), data.as_ptr(), data.len(), raw_fd) };
+        if r == RCR_OK {
+            Ok(())
+        } else {
+            Err(format!("rcr could not store '{key}'"))
+        }
+    }
+
+    /// Gets what is stored under `key` (ABI 2): the bytes and a copy of the fd, if one was stored.
+    pub fn store_get(&self, key: &str) -> Result<Option<StoreEntry>, String> {
+        if !self.has(std::mem::offset_of!(RcrHost, store_get)) {
+            return Err("this rcr has no store (plugin ABI 1)".into());
+        }
+        let mut len = 0usize;
+        // SAFETY: as in `log`; a zero-capacity call without an fd slot only stores the size.
+        let r = unsafe { (self.raw.store_get)(self.raw.ctx, key.as_ptr(), key.len(), std::ptr::null_mut(), 0, &mut len, std::ptr::null_mut()) };
+        match r {
+            RCR_OK => {}
+            RCR_NOT_MINE => return Ok(None),
+            _ => return Err(format!("rcr could not get '{key}' from the store")),
+        }
+        let mut buf = vec![0u8; len];
+        let (mut got, mut fd) = (0usize, -1i32);
+        // SAFETY: `buf` has `len` writable bytes; `fd` is a writable int.
+        let r = unsafe { (self.raw.store_get)(self.raw.ctx, key.as_ptr(), key.len(), buf.as_mut_ptr(), buf.len(), &mut got, &mut fd) };
+        // SAFETY: on success rcr hands over a fresh copy of the stored fd (or -1).
+        let fd = (r == RCR_OK && fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+        if r != RCR_OK || got != len {
+            return Err(format!("rcr could not get '{key}' from the store (it changed while read)"));
+        }
+        Ok(Some((buf, fd)))
+    }
+
+    /// Lets thread `tid` of the frozen process `pid` run for `timeout_ms`, then stops it again
+    /// (ABI 2; only in `checkpoint_devices`).
+    pub fn run_thread(&self, pid: i32, tid: i32, timeout_ms: u32) -> Result<(), String> {
+        if !self.has(std::mem::offset_of!(RcrHost, run_thread)) {
+            return Err("this rcr has no thread control (plugin ABI 1)".into());
+        }
+        // SAFETY: as in `log`.
+        let r = unsafe { (self.raw.run_thread)(self.raw.ctx, pid, tid, timeout_ms) };
+        if r == RCR_OK {
+            Ok(())
+        } else {
+            Err(format!("rcr could not run thread {tid} of pid {pid}"))
+        }
+    }
 }
 
 /// A file offered to [`Plugin::dump_file`].
@@ -420,6 +698,96 @@ fn bytes_str<'a>(p: *const u8, len: usize) -> &'a str {
     std::str::from_utf8(b).unwrap_or("")
 }
 
+/// A memory area offered to [`Plugin::dump_vma`] or passed to [`Plugin::update_vma`].
+pub struct Vma<'a> {
+    raw: &'a RcrVma,
+}
+
+impl<'a> Vma<'a> {
+    pub fn pid(&self) -> i32 {
+        self.raw.pid
+    }
+    pub fn start(&self) -> u64 {
+        self.raw.start
+    }
+    pub fn end(&self) -> u64 {
+        self.raw.end
+    }
+    /// Offset in the mapped file, in bytes.
+    pub fn offset(&self) -> u64 {
+        self.raw.offset
+    }
+    pub fn prot(&self) -> u32 {
+        self.raw.prot
+    }
+    /// `MAP_SHARED` or `MAP_PRIVATE`.
+    pub fn flags(&self) -> u32 {
+        self.raw.flags
+    }
+    pub fn dev(&self) -> u64 {
+        self.raw.dev
+    }
+    pub fn ino(&self) -> u64 {
+        self.raw.ino
+    }
+    /// The mapped file as /proc/PID/maps names it (empty at restore).
+    pub fn path(&self) -> &'a str {
+        bytes_str(self.raw.path, self.raw.path_len)
+    }
+    /// smaps' `VmFlags` (empty at restore).
+    pub fn vm_flags(&self) -> &'a str {
+        bytes_str(self.raw.vm_flags, self.raw.vm_flags_len)
+    }
+}
+
+/// A mount offered to [`Plugin::dump_ext_mount`].
+pub struct Mount<'a> {
+    raw: &'a RcrMount,
+}
+
+impl<'a> Mount<'a> {
+    pub fn mnt_id(&self) -> i32 {
+        self.raw.mnt_id
+    }
+    pub fn mountpoint(&self) -> &'a str {
+        bytes_str(self.raw.mountpoint, self.raw.mountpoint_len)
+    }
+    pub fn root(&self) -> &'a str {
+        bytes_str(self.raw.root, self.raw.root_len)
+    }
+    pub fn fstype(&self) -> &'a str {
+        bytes_str(self.raw.fstype, self.raw.fstype_len)
+    }
+    pub fn source(&self) -> &'a str {
+        bytes_str(self.raw.source, self.raw.source_len)
+    }
+}
+
+/// A network link offered to [`Plugin::dump_ext_link`].
+pub struct Link<'a> {
+    raw: &'a RcrLink,
+}
+
+impl<'a> Link<'a> {
+    pub fn ifindex(&self) -> i32 {
+        self.raw.ifindex
+    }
+    pub fn name(&self) -> &'a str {
+        bytes_str(self.raw.name, self.raw.name_len)
+    }
+    pub fn kind(&self) -> &'a str {
+        bytes_str(self.raw.kind, self.raw.kind_len)
+    }
+}
+
+/// What [`Plugin::update_vma`] returns for an area it claimed: the fd to map it from (rcr takes it) and
+/// the file offset.
+#[derive(Debug)]
+pub struct VmaMapping {
+    pub fd: OwnedFd,
+    pub offset: u64,
+}
+
 /// What [`Plugin::dump_file`] decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -475,6 +843,34 @@ pub trait Plugin: Send + Sync + 'static {
     fn resume_devices_late(&self, host: &Host<'_>, pid: i32) -> Result<(), String> {
         Ok(())
     }
+    // ---- ABI version 2 ----
+    fn dump_vma(&self, host: &Host<'_>, vma: &Vma<'_>, id: u32) -> Result<Claim, String> {
+        Ok(Claim::NotMine)
+    }
+    /// `Ok(None)`: not this plugin's area.
+    fn update_vma(&self, host: &Host<'_>, id: u32, vma: &Vma<'_>) -> Result<Option<VmaMapping>, String> {
+        Ok(None)
+    }
+    fn dump_ext_unix_sk(&self, host: &Host<'_>, file: &File<'_>, peer_ino: u64, id: u32) -> Result<Claim, String> {
+        Ok(Claim::NotMine)
+    }
+    fn restore_ext_unix_sk(&self, host: &Host<'_>, id: u32) -> Result<Restored, String> {
+        Ok(Restored::NotMine)
+    }
+    fn dump_ext_mount(&self, host: &Host<'_>, mnt: &Mount<'_>, id: u32) -> Result<Claim, String> {
+        Ok(Claim::NotMine)
+    }
+    /// `Claim::Mine`: mounted at `mountpoint`.
+    fn restore_ext_mount(&self, host: &Host<'_>, id: u32, mountpoint: &str) -> Result<Claim, String> {
+        Ok(Claim::NotMine)
+    }
+    fn dump_ext_link(&self, host: &Host<'_>, link: &Link<'_>, id: u32) -> Result<Claim, String> {
+        Ok(Claim::NotMine)
+    }
+    /// `Claim::Mine`: the link exists, named `name`.
+    fn restore_ext_link(&self, host: &Host<'_>, id: u32, name: &str) -> Result<Claim, String> {
+        Ok(Claim::NotMine)
+    }
 }
 
 /// The one instance of a plugin type; implemented by [`export_plugin!`].
@@ -500,7 +896,7 @@ pub mod shim {
     }
 
     /// Runs `f` with the host; never unwinds.
-    fn guard<I: Instance>(hook: &str, host: *const RcrHost, f: impl FnOnce(&I::P, &Host<'_>) -> Result<i32, String>) -> i32 {
+    fn guard<I: Instance>(hook: &str, host: HostPtr, f: impl FnOnce(&I::P, &Host<'_>) -> Result<i32, String>) -> i32 {
         // SAFETY: `host` is the table rcr passed to this hook.
         let Some(h) = (unsafe { Host::from_raw(host) }) else {
             return RCR_ERROR;
@@ -524,52 +920,16 @@ pub mod shim {
         r.map(|()| RCR_OK)
     }
 
-    /// # Safety
-    /// Called by rcr with its host table.
-    pub unsafe extern "C" fn init<I: Instance>(host: *const RcrHost, stage: u32) -> i32 {
-        guard::<I>("init", host, |p, h| unit(p.init(h, Stage::from_raw(stage))))
+    fn claim(c: Claim) -> i32 {
+        match c {
+            Claim::Mine => RCR_OK,
+            Claim::NotMine => RCR_NOT_MINE,
+        }
     }
-    /// # Safety
-    /// Called by rcr with its host table.
-    pub unsafe extern "C" fn fini<I: Instance>(host: *const RcrHost, stage: u32, ok: i32) -> i32 {
-        guard::<I>("fini", host, |p, h| unit(p.fini(h, Stage::from_raw(stage), ok != 0)))
-    }
-    /// # Safety
-    /// Called by rcr with its host table.
-    pub unsafe extern "C" fn pause_devices<I: Instance>(host: *const RcrHost, pid: i32) -> i32 {
-        guard::<I>("pause_devices", host, |p, h| unit(p.pause_devices(h, pid)))
-    }
-    /// # Safety
-    /// Called by rcr with its host table.
-    pub unsafe extern "C" fn checkpoint_devices<I: Instance>(host: *const RcrHost, pid: i32) -> i32 {
-        guard::<I>("checkpoint_devices", host, |p, h| unit(p.checkpoint_devices(h, pid)))
-    }
-    /// # Safety
-    /// Called by rcr with its host table and a file valid for the call.
-    pub unsafe extern "C" fn dump_file<I: Instance>(host: *const RcrHost, file: *const RcrFile, id: u32) -> i32 {
-        guard::<I>("dump_file", host, |p, h| {
-            // SAFETY: rcr passes a valid file description for the duration of the call.
-            let raw = unsafe { file.as_ref() }.ok_or("rcr passed no file")?;
-            Ok(match p.dump_file(h, &File { raw }, id)? {
-                Claim::Mine => RCR_OK,
-                Claim::NotMine => RCR_NOT_MINE,
-            })
-        })
-    }
-    /// # Safety
-    /// Called by rcr with its host table.
-    pub unsafe extern "C" fn dump_devices_late<I: Instance>(host: *const RcrHost, pid: i32) -> i32 {
-        guard::<I>("dump_devices_late", host, |p, h| unit(p.dump_devices_late(h, pid)))
-    }
-    /// # Safety
-    /// Called by rcr with its host table.
-    pub unsafe extern "C" fn restore_init<I: Instance>(host: *const RcrHost) -> i32 {
-        guard::<I>("restore_init", host, |p, h| unit(p.restore_init(h)))
-    }
-    /// # Safety
-    /// Called by rcr with its host table and a writable `fd`.
-    pub unsafe extern "C" fn restore_file<I: Instance>(host: *const RcrHost, id: u32, fd: *mut i32) -> i32 {
-        guard::<I>("restore_file", host, |p, h| match p.restore_file(h, id)? {
+
+    /// A `Restored` as a status, the fd stored in `*fd`.
+    fn restored(h: &Host<'_>, r: Restored, fd: *mut i32) -> Result<i32, String> {
+        match r {
             Restored::Fd(f) => {
                 if fd.is_null() {
                     return Err("rcr passed no place for the fd".into());
@@ -583,17 +943,139 @@ pub mod shim {
                 h.set_error(&why);
                 Ok(RCR_RETRY)
             }
+        }
+    }
+
+    fn text<'a>(p: *const u8, len: usize) -> &'a str {
+        bytes_str(p, len)
+    }
+
+    /// # Safety
+    /// Called by rcr with its host table.
+    pub unsafe extern "C" fn init<I: Instance>(host: HostPtr, stage: u32) -> i32 {
+        guard::<I>("init", host, |p, h| unit(p.init(h, Stage::from_raw(stage))))
+    }
+    /// # Safety
+    /// Called by rcr with its host table.
+    pub unsafe extern "C" fn fini<I: Instance>(host: HostPtr, stage: u32, ok: i32) -> i32 {
+        guard::<I>("fini", host, |p, h| unit(p.fini(h, Stage::from_raw(stage), ok != 0)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table.
+    pub unsafe extern "C" fn pause_devices<I: Instance>(host: HostPtr, pid: i32) -> i32 {
+        guard::<I>("pause_devices", host, |p, h| unit(p.pause_devices(h, pid)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table.
+    pub unsafe extern "C" fn checkpoint_devices<I: Instance>(host: HostPtr, pid: i32) -> i32 {
+        guard::<I>("checkpoint_devices", host, |p, h| unit(p.checkpoint_devices(h, pid)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table and a file valid for the call.
+    pub unsafe extern "C" fn dump_file<I: Instance>(host: HostPtr, file: *const RcrFile, id: u32) -> i32 {
+        guard::<I>("dump_file", host, |p, h| {
+            // SAFETY: rcr passes a valid file description for the duration of the call.
+            let raw = unsafe { file.as_ref() }.ok_or("rcr passed no file")?;
+            Ok(claim(p.dump_file(h, &File { raw }, id)?))
         })
     }
     /// # Safety
     /// Called by rcr with its host table.
-    pub unsafe extern "C" fn post_forking<I: Instance>(host: *const RcrHost, pid: i32) -> i32 {
+    pub unsafe extern "C" fn dump_devices_late<I: Instance>(host: HostPtr, pid: i32) -> i32 {
+        guard::<I>("dump_devices_late", host, |p, h| unit(p.dump_devices_late(h, pid)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table.
+    pub unsafe extern "C" fn restore_init<I: Instance>(host: HostPtr) -> i32 {
+        guard::<I>("restore_init", host, |p, h| unit(p.restore_init(h)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table and a writable `fd`.
+    pub unsafe extern "C" fn restore_file<I: Instance>(host: HostPtr, id: u32, fd: *mut i32) -> i32 {
+        guard::<I>("restore_file", host, |p, h| restored(h, p.restore_file(h, id)?, fd))
+    }
+    /// # Safety
+    /// Called by rcr with its host table.
+    pub unsafe extern "C" fn post_forking<I: Instance>(host: HostPtr, pid: i32) -> i32 {
         guard::<I>("post_forking", host, |p, h| unit(p.post_forking(h, pid)))
     }
     /// # Safety
     /// Called by rcr with its host table.
-    pub unsafe extern "C" fn resume_devices_late<I: Instance>(host: *const RcrHost, pid: i32) -> i32 {
+    pub unsafe extern "C" fn resume_devices_late<I: Instance>(host: HostPtr, pid: i32) -> i32 {
         guard::<I>("resume_devices_late", host, |p, h| unit(p.resume_devices_late(h, pid)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table and an area valid for the call.
+    pub unsafe extern "C" fn dump_vma<I: Instance>(host: HostPtr, vma: *const RcrVma, id: u32) -> i32 {
+        guard::<I>("dump_vma", host, |p, h| {
+            // SAFETY: rcr passes a valid area for the duration of the call.
+            let raw = unsafe { vma.as_ref() }.ok_or("rcr passed no area")?;
+            Ok(claim(p.dump_vma(h, &Vma { raw }, id)?))
+        })
+    }
+    /// # Safety
+    /// Called by rcr with its host table, an area valid for the call and writable `fd` and `offset`.
+    pub unsafe extern "C" fn update_vma<I: Instance>(host: HostPtr, id: u32, vma: *const RcrVma, fd: *mut i32, offset: *mut u64) -> i32 {
+        guard::<I>("update_vma", host, |p, h| {
+            // SAFETY: rcr passes a valid area for the duration of the call.
+            let raw = unsafe { vma.as_ref() }.ok_or("rcr passed no area")?;
+            match p.update_vma(h, id, &Vma { raw })? {
+                None => Ok(RCR_NOT_MINE),
+                Some(m) => {
+                    if fd.is_null() || offset.is_null() {
+                        return Err("rcr passed no place for the fd".into());
+                    }
+                    // SAFETY: rcr passes writable slots; the fd's ownership passes to rcr.
+                    unsafe {
+                        *offset = m.offset;
+                        *fd = m.fd.into_raw_fd();
+                    }
+                    Ok(RCR_OK)
+                }
+            }
+        })
+    }
+    /// # Safety
+    /// Called by rcr with its host table and a file valid for the call.
+    pub unsafe extern "C" fn dump_ext_unix_sk<I: Instance>(host: HostPtr, file: *const RcrFile, peer_ino: u64, id: u32) -> i32 {
+        guard::<I>("dump_ext_unix_sk", host, |p, h| {
+            // SAFETY: rcr passes a valid file description for the duration of the call.
+            let raw = unsafe { file.as_ref() }.ok_or("rcr passed no file")?;
+            Ok(claim(p.dump_ext_unix_sk(h, &File { raw }, peer_ino, id)?))
+        })
+    }
+    /// # Safety
+    /// Called by rcr with its host table and a writable `fd`.
+    pub unsafe extern "C" fn restore_ext_unix_sk<I: Instance>(host: HostPtr, id: u32, fd: *mut i32) -> i32 {
+        guard::<I>("restore_ext_unix_sk", host, |p, h| restored(h, p.restore_ext_unix_sk(h, id)?, fd))
+    }
+    /// # Safety
+    /// Called by rcr with its host table and a mount valid for the call.
+    pub unsafe extern "C" fn dump_ext_mount<I: Instance>(host: HostPtr, mnt: *const RcrMount, id: u32) -> i32 {
+        guard::<I>("dump_ext_mount", host, |p, h| {
+            // SAFETY: rcr passes a valid mount for the duration of the call.
+            let raw = unsafe { mnt.as_ref() }.ok_or("rcr passed no mount")?;
+            Ok(claim(p.dump_ext_mount(h, &Mount { raw }, id)?))
+        })
+    }
+    /// # Safety
+    /// Called by rcr with its host table and `len` readable bytes at `mountpoint`.
+    pub unsafe extern "C" fn restore_ext_mount<I: Instance>(host: HostPtr, id: u32, mountpoint: *const u8, len: usize) -> i32 {
+        guard::<I>("restore_ext_mount", host, |p, h| Ok(claim(p.restore_ext_mount(h, id, text(mountpoint, len))?)))
+    }
+    /// # Safety
+    /// Called by rcr with its host table and a link valid for the call.
+    pub unsafe extern "C" fn dump_ext_link<I: Instance>(host: HostPtr, link: *const RcrLink, id: u32) -> i32 {
+        guard::<I>("dump_ext_link", host, |p, h| {
+            // SAFETY: rcr passes a valid link for the duration of the call.
+            let raw = unsafe { link.as_ref() }.ok_or("rcr passed no link")?;
+            Ok(claim(p.dump_ext_link(h, &Link { raw }, id)?))
+        })
+    }
+    /// # Safety
+    /// Called by rcr with its host table and `len` readable bytes at `name`.
+    pub unsafe extern "C" fn restore_ext_link<I: Instance>(host: HostPtr, id: u32, name: *const u8, len: usize) -> i32 {
+        guard::<I>("restore_ext_link", host, |p, h| Ok(claim(p.restore_ext_link(h, id, text(name, len))?)))
     }
 }
 
@@ -654,9 +1136,14 @@ mod tests {
     fn c_struct_layouts_match_the_header() {
         // The header (include/rcr_plugin.h) declares these sizes in static asserts too.
         assert_eq!(std::mem::size_of::<RcrFile>(), 88);
-        assert_eq!(std::mem::size_of::<RcrHost>(), 80);
-        assert_eq!(std::mem::size_of::<RcrPluginC>(), 104);
-        assert_eq!(HOOK_NAMES.len(), 10);
+        assert_eq!(std::mem::size_of::<RcrHost>(), 104);
+        assert_eq!(std::mem::size_of::<RcrPluginC>(), 168);
+        assert_eq!(std::mem::offset_of!(RcrPluginC, dump_vma), PLUGIN_C_SIZE_V1);
+        assert_eq!(std::mem::offset_of!(RcrHost, store_put), 80);
+        assert_eq!(std::mem::size_of::<RcrVma>(), 88);
+        assert_eq!(std::mem::size_of::<RcrMount>(), 72);
+        assert_eq!(std::mem::size_of::<RcrLink>(), 40);
+        assert_eq!(HOOK_NAMES.len(), 18);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Plugins: the example device plugins (Rust and C) checkpoint a toy device the core cannot (eventfds
-//! used as counters, tests/progs/eventfd_dev.c), and the host's failure modes: no plugin, a checkpoint
+//! Plugins: the example device plugins (Rust and C) checkpoint a toy device the core cannot (BPF array
+//! maps used as a register file, one of them mapped into memory: tests/progs/bpf_dev.c); thread control
+//! of a frozen task; an ABI-1 plugin still loads; and the host's failure modes: no plugin, a checkpoint
 //! needing a missing plugin, a failing init, a newer ABI, a panic in a hook, two plugins wanting one fd.
 //!
 //! The Rust plugins are workspace members built by `cargo test --workspace` (next to the rcr binary);
@@ -10,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const EXAMPLE: &str = "example-eventfd";
+const EXAMPLE: &str = "example-toydev";
+const RUST_EXAMPLE: &str = "rcr_example_toydev";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -47,7 +49,7 @@ fn c_plugin(src: &Path, defines: &[&str], out: &Path) {
 }
 
 fn example_c(out: &Path) {
-    c_plugin(&root().join("plugins/example-c/example_eventfd.c"), &[], out);
+    c_plugin(&root().join("plugins/example-c/example_toydev.c"), &[], out);
 }
 
 fn fixture(defines: &[&str], out: &Path) {
@@ -78,7 +80,11 @@ fn s(p: &Path) -> &str {
 
 /// Starts the device program and waits for READY.
 fn subject() -> Subject {
-    let mut s = Subject::spawn("eventfd_dev", &[]);
+    subject_with(&[])
+}
+
+fn subject_with(args: &[&str]) -> Subject {
+    let mut s = Subject::spawn("bpf_dev", args);
     s.wait_ready(READY_TIMEOUT);
     s
 }
@@ -89,9 +95,12 @@ fn round_trip(dump_dir: &Path, restore_dir: &Path) {
     let mut sub = subject();
     let run = sub.dump(&["-L", s(dump_dir)]);
     if !selftest() {
-        assert!(run.log.contains(&format!("claimed by plugin '{EXAMPLE}'")), "no fd was claimed by the plugin\n{}", run.describe());
-        let plugin_images = std::fs::read_dir(&sub.images).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("plugin-")).count();
-        assert_eq!(plugin_images, 2, "expected one plugin image per device (fds 20 and 22 share one)");
+        assert!(run.log.contains(&format!("fd 20 (anon_inode:bpf-map) claimed by plugin '{EXAMPLE}'")), "no fd was claimed by the plugin\n{}", run.describe());
+        assert!(run.log.contains(&format!("anon_inode:bpf-map claimed by plugin '{EXAMPLE}'")), "the device mapping was not claimed\n{}", run.describe());
+        let names: Vec<String> = std::fs::read_dir(&sub.images).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("plugin-")).collect();
+        let devices = names.iter().filter(|n| n.starts_with(&format!("plugin-{EXAMPLE}-toydev-"))).count();
+        let vmas = names.iter().filter(|n| n.starts_with(&format!("plugin-{EXAMPLE}-vma-"))).count();
+        assert_eq!((devices, vmas), (2, 1), "expected one image per device (fds 20 and 22 share one) and one per mapping: {names:?}");
     }
     sub.restore(&["-L", s(restore_dir)]);
     sub.signal(libc::SIGTERM);
@@ -100,7 +109,7 @@ fn round_trip(dump_dir: &Path, restore_dir: &Path) {
 
 #[test]
 fn rust_example_plugin_checkpoints_the_device() {
-    let dir = libdir("rust", &[("example.so", &copy_of(rust_plugin("rcr_example_eventfd")))]);
+    let dir = libdir("rust", &[("example.so", &copy_of(rust_plugin(RUST_EXAMPLE)))]);
     round_trip(&dir.path, &dir.path);
 }
 
@@ -114,7 +123,7 @@ fn c_example_plugin_checkpoints_the_device() {
 #[test]
 fn c_checkpoint_restores_with_the_rust_plugin() {
     let c = libdir("c", &[("example.so", &example_c)]);
-    let rust = libdir("rust", &[("example.so", &copy_of(rust_plugin("rcr_example_eventfd")))]);
+    let rust = libdir("rust", &[("example.so", &copy_of(rust_plugin(RUST_EXAMPLE)))]);
     round_trip(&c.path, &rust.path);
 }
 
@@ -143,7 +152,19 @@ fn without_the_plugin_the_dump_fails_clearly() {
     }
     let sub = subject();
     let empty = TestDir::new("libdir-empty");
-    assert_dump_fails(&sub, &["-L", s(&empty.path)], &["fd 20", "anon_inode:[eventfd]", "cannot checkpoint yet and no plugin claimed it"]);
+    assert_dump_fails(&sub, &["-L", s(&empty.path)], &["fd 20", "anon_inode:bpf-map", "cannot checkpoint yet and no plugin claimed it"]);
+    still_fine(sub);
+}
+
+/// A plugin that claims the device's fds but not its mapping: the dump fails, naming the area.
+#[test]
+fn an_unclaimed_device_mapping_fails_the_dump_clearly() {
+    if selftest() {
+        return;
+    }
+    let dir = libdir("novma", &[("files-only.so", &|p: &Path| fixture(&["-DFIXTURE_CLAIM", "-DFIXTURE_NO_VMA"], p))]);
+    let sub = subject();
+    assert_dump_fails(&sub, &["-L", s(&dir.path)], &["memory area", "anon_inode:bpf-map", "no plugin claimed it"]);
     still_fine(sub);
 }
 
@@ -191,7 +212,7 @@ fn a_plugin_built_for_a_newer_abi_is_refused() {
     }
     let dir = libdir("abi", &[("future.so", &|p: &Path| fixture(&["-DFIXTURE_ABI=99", "-DFIXTURE_NAME=\"future\""], p))]);
     let sub = subject();
-    let msg = "built for plugin ABI version 99, but this rcr supports plugin ABI versions up to 1";
+    let msg = "built for plugin ABI version 99, but this rcr supports plugin ABI versions up to 2";
     assert_dump_fails(&sub, &["-L", s(&dir.path)], &["plugin 'future'", s(&dir.path.join("future.so")), msg]);
     let run = rcr::run(&["plugins".into(), "-L".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert_eq!(run.exit, Some(crate::harness::Exit::Code(1)), "{}", run.describe());
@@ -205,10 +226,10 @@ fn a_library_without_an_entry_or_a_duplicate_name_is_refused() {
         return;
     }
     let noentry = libdir("noentry", &[("noentry.so", &|p: &Path| fixture(&["-DFIXTURE_NO_ENTRY"], p))]);
-    let dup = libdir("dup", &[("a.so", &example_c), ("b.so", &copy_of(rust_plugin("rcr_example_eventfd")))]);
+    let dup = libdir("dup", &[("a.so", &example_c), ("b.so", &copy_of(rust_plugin(RUST_EXAMPLE)))]);
     let sub = subject();
     assert_dump_fails(&sub, &["-L", s(&noentry.path)], &[s(&noentry.path.join("noentry.so")), "exports no plugin entry"]);
-    assert_dump_fails(&sub, &["-L", s(&dup.path)], &["two plugins are named 'example-eventfd'", s(&dup.path.join("a.so")), s(&dup.path.join("b.so"))]);
+    assert_dump_fails(&sub, &["-L", s(&dup.path)], &["two plugins are named 'example-toydev'", s(&dup.path.join("a.so")), s(&dup.path.join("b.so"))]);
     still_fine(sub);
 }
 
@@ -223,7 +244,7 @@ fn a_panic_in_a_hook_becomes_an_error() {
     still_fine(sub);
 }
 
-/// Two plugins claim eventfds: the first in file-name order wins (a.so, although its plugin name sorts
+/// Two plugins claim bpf maps and their mappings: the first in file-name order wins (a.so, although its plugin name sorts
 /// last), every time; the other is never asked.
 #[test]
 fn the_first_plugin_in_order_wins_a_contested_fd() {
@@ -243,9 +264,10 @@ fn the_first_plugin_in_order_wins_a_contested_fd() {
         let run = sub.try_dump_into(&images, &["-R", "-L", s(&dir.path)]);
         assert!(run.ok(), "dump failed\n{}", run.describe());
         let names: Vec<String> = std::fs::read_dir(&images).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("plugin-")).collect();
-        assert_eq!(names.iter().filter(|n| n.starts_with("plugin-zz-first-claimed-")).count(), 2, "round {round}: {names:?}");
+        assert_eq!(names.iter().filter(|n| n.starts_with("plugin-zz-first-claimed-") && !n.contains("-vma-")).count(), 2, "round {round}: {names:?}");
+        assert_eq!(names.iter().filter(|n| n.starts_with("plugin-zz-first-claimed-vma-")).count(), 1, "round {round}: {names:?}");
         assert!(!names.iter().any(|n| n.contains("aa-second")), "round {round}: the second plugin was asked: {names:?}");
-        assert!(run.log.contains("fd 20 (anon_inode:[eventfd]) claimed by plugin 'zz-first'"), "round {round}\n{}", run.describe());
+        assert!(run.log.contains("fd 20 (anon_inode:bpf-map) claimed by plugin 'zz-first'"), "round {round}\n{}", run.describe());
         assert!(!run.log.contains("claimed by plugin 'aa-second'"), "round {round}\n{}", run.describe());
         sub.assert_running_untraced(Duration::from_secs(5));
     }
@@ -258,14 +280,23 @@ fn rcr_plugins_lists_plugins_and_their_hooks() {
     if selftest() {
         return;
     }
-    let dir = libdir("list", &[("1-example.so", &copy_of(rust_plugin("rcr_example_eventfd"))), ("2-fixture.so", &|p: &Path| fixture(&[], p))]);
+    let dir = libdir(
+        "list",
+        &[
+            ("1-example.so", &copy_of(rust_plugin(RUST_EXAMPLE))),
+            ("2-fixture.so", &|p: &Path| fixture(&[], p)),
+            ("3-v1.so", &|p: &Path| fixture(&["-DFIXTURE_V1", "-DFIXTURE_NAME=\"old\""], p)),
+        ],
+    );
     std::fs::write(dir.path.join("README"), b"not a plugin").unwrap();
     let run = rcr::run(&["plugins".into(), "--libdir".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert!(run.ok(), "{}", run.describe());
     let out = &run.stdout;
-    assert!(out.contains("plugins in ") && out.contains(": 2\n"), "{out}");
-    assert!(out.contains("example-eventfd 0.1.0 (Rust, plugin ABI 1)") && out.contains("hooks: init, dump_file, restore_file"), "{out}");
-    assert!(out.contains("fixture 0.0.1 (C, plugin ABI 1)") && out.contains("hooks: init, dump_file\n"), "{out}");
+    assert!(out.contains("plugins in ") && out.contains(": 3\n"), "{out}");
+    assert!(out.contains("example-toydev 0.1.0 (Rust, plugin ABI 2)") && out.contains("hooks: init, dump_file, restore_file, dump_vma, update_vma"), "{out}");
+    assert!(out.contains("fixture 0.0.1 (C, plugin ABI 2)") && out.contains("hooks: init, dump_file\n"), "{out}");
+    // A plugin built for ABI version 1 (shorter struct) still loads.
+    assert!(out.contains("old 0.0.1 (C, plugin ABI 1)"), "{out}");
     // RCR_LIBS_DIR is the default plugin directory.
     let out = dir.path.join("env.out");
     let mut child = Command::new(rcr_bin())
@@ -284,5 +315,42 @@ fn rcr_plugins_lists_plugins_and_their_hooks() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let text = std::fs::read_to_string(&out).unwrap_or_default();
-    assert!(text.contains("example-eventfd"), "RCR_LIBS_DIR ignored: {text}");
+    assert!(text.contains("example-toydev"), "RCR_LIBS_DIR ignored: {text}");
+}
+
+/// A plugin built for ABI version 1 loads next to the example (its init runs) and the checkpoint
+/// round-trips.
+#[test]
+fn an_abi_1_plugin_keeps_loading() {
+    let dir = libdir("v1", &[("a-example.so", &example_c), ("b-old.so", &|p: &Path| fixture(&["-DFIXTURE_V1", "-DFIXTURE_NAME=\"old\""], p))]);
+    round_trip(&dir.path, &dir.path);
+}
+
+/// Thread control: while the task is frozen the fixture rings the device's doorbell and lets only the
+/// thread "toydev-drv" run (run_thread); the program checks from inside that exactly that thread
+/// answered, and the fixture checks that run_thread is refused outside checkpoint_devices.
+#[test]
+fn run_thread_lets_only_the_chosen_thread_of_a_frozen_task_run() {
+    if selftest() {
+        return; // the doorbell rings only during a dump
+    }
+    let dir = libdir("threads", &[("a-example.so", &copy_of(rust_plugin(RUST_EXAMPLE))), ("b-threads.so", &|p: &Path| fixture(&["-DFIXTURE_THREADS", "-DFIXTURE_NAME=\"threads\""], p))]);
+    let mut sub = subject_with(&["threads"]);
+    let run = sub.dump(&["-L", s(&dir.path)]);
+    assert!(run.log.contains("lets thread"), "run_thread was not used\n{}", run.describe());
+    sub.restore(&["-L", s(&dir.path)]);
+    sub.signal(libc::SIGTERM);
+    sub.wait_result(RESULT_TIMEOUT).unwrap();
+}
+
+/// `rcr pre-dump` (the stage the ABI reserves as RCR_STAGE_PRE_DUMP) is refused clearly.
+#[test]
+fn pre_dump_is_refused_clearly() {
+    if selftest() {
+        return;
+    }
+    let dir = TestDir::new("predump");
+    let run = rcr::run(&["pre-dump".into(), "-t".into(), "1".into(), "-D".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
+    assert_eq!(run.exit, Some(crate::harness::Exit::Code(1)), "{}", run.describe());
+    assert!(run.stderr.contains("'pre-dump' is a criu command that rcr does not support yet"), "{}", run.describe());
 }

@@ -379,6 +379,43 @@ impl Tracee {
         Ok(())
     }
 
+    /// Lets the stopped task run for `dur`, then stops it again (PTRACE_CONT, PTRACE_INTERRUPT): the
+    /// thread control that plugins get for a frozen tree (a driver thread finishing device work). The
+    /// task is left in the same kind of stop as after [`Tracee::seize`]; a signal that arrives meanwhile
+    /// is held back and re-sent on detach, as at seize. A task that was group-stopped (SIGSTOP) when
+    /// seized is refused: it must not run.
+    pub fn run_for(&self, dur: Duration) -> Result<()> {
+        let refuse = |what: &str| Err(CompelError::Invalid { tid: self.tid, what: what.into() });
+        if !self.seized {
+            return refuse("only a seized task can be let run and stopped again");
+        }
+        if self.was_stopped {
+            return refuse("the task was stopped (SIGSTOP) when frozen; it must not run");
+        }
+        if self.in_remote.get() || self.running.get() {
+            return refuse("the task is busy (running, or executing remote system calls)");
+        }
+        self.cont(0)?;
+        std::thread::sleep(dur);
+        self.interrupt()?;
+        loop {
+            match self.wait_stop(self.timeout)? {
+                Stop::Interrupt => return Ok(()),
+                Stop::Signal(sig) => {
+                    tracing::debug!(tid = self.tid, sig, "signal while the task ran for a plugin, deferring it");
+                    self.deferred.borrow_mut().push(sig);
+                    self.interrupt()?;
+                    self.cont(0)?;
+                }
+                other => {
+                    tracing::debug!(tid = self.tid, ?other, "unexpected stop while stopping the task again, trapping again");
+                    self.interrupt()?;
+                    self.cont(0)?;
+                }
+            }
+        }
+    }
+
     /// Asks a seized task to stop (PTRACE_INTERRUPT); the stop is reported by `wait_stop`.
     pub fn interrupt(&self) -> Result<()> {
         if !self.seized {

@@ -27,6 +27,9 @@ pub const VMA_ANON_SHARED: u32 = 1 << 8;
 pub const VMA_ANON_PRIVATE: u32 = 1 << 9;
 pub const VMA_AREA_VVAR: u32 = 1 << 12;
 pub const VMA_AREA_MEMFD: u32 = 1 << 14;
+/// The area belongs to a plugin (device memory): no pages saved; its `shmid` is the id of the
+/// `ext_file_entry` naming the plugin, which maps it again at restore (`update_vma`).
+pub const VMA_EXT_PLUGIN: u32 = 1 << 27;
 
 /// pagemap_entry flag: the pages of this range are in the pages image.
 pub const PE_PRESENT: u32 = 1 << 2;
@@ -54,6 +57,8 @@ pub enum AreaKind {
     Vdso,
     Vvar,
     Vsyscall,
+    /// Claimed by a plugin (`dump_vma`): recorded, not dumped; the plugin maps it again at restore.
+    Plugin { shared: bool },
 }
 
 /// Classifies an area; areas rcr cannot handle are an error naming them.
@@ -108,6 +113,7 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
         AreaKind::Vdso => { status |= VMA_AREA_VDSO | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Vvar => { status |= VMA_AREA_VVAR | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Vsyscall => status = VMA_AREA_VSYSCALL,
+        AreaKind::Plugin { shared } => status |= VMA_EXT_PLUGIN | if shared { VMA_FILE_SHARED } else { VMA_FILE_PRIVATE },
     }
     if v.path.as_deref() == Some("[stack]") { status |= VMA_AREA_STACK; }
     if v.path.as_deref() == Some("[heap]") { status |= VMA_AREA_HEAP; }
@@ -116,7 +122,7 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
     pb::VmaEntry {
         start: v.start,
         end: v.end,
-        pgoff: if matches!(kind, AreaKind::FilePrivate | AreaKind::FileShared | AreaKind::Memfd { .. }) { v.pgoff } else { 0 },
+        pgoff: if matches!(kind, AreaKind::FilePrivate | AreaKind::FileShared | AreaKind::Memfd { .. } | AreaKind::Plugin { .. }) { v.pgoff } else { 0 },
         shmid: 0,
         prot: prot as u32,
         flags: flags as u32,

@@ -7,14 +7,24 @@
 //! hooks ([`Hooks`]). A plugin reporting a newer ABI than this rcr knows, a duplicate name, a library
 //! with neither entry symbol, and a failing `init` are errors naming the file.
 //!
-//! Claim hooks (`dump_file`, `restore_file`) ask the plugins in load order and stop at the first that
-//! says "mine"; broadcast hooks call every plugin, collect the errors and fail if there was any.
-//! Libraries stay loaded until rcr exits (their code may be referenced by what they returned).
+//! Claim hooks (`dump_file`, `restore_file`, `dump_vma`, `update_vma`, the external unix socket /
+//! mount / link hooks) ask the plugins in load order and stop at the first that says "mine"; broadcast
+//! hooks call every plugin, collect the errors and fail if there was any. Libraries stay loaded until
+//! rcr exits (their code may be referenced by what they returned).
+//!
+//! Host services beyond images and logs: the fork-shared [`Store`] (bytes and fds by key, one per
+//! command, shared by every plugin and hook), and thread control of frozen tasks, lent by the dump for
+//! the duration of `checkpoint_devices` through [`Plugins::with_thread_control`].
+
+mod external;
+mod vma;
+
+pub use external::{ExtMount, OfferedFd};
 
 use crate::image::pb;
 use rcr_plugin_api as api;
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_void, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,6 +60,10 @@ pub enum PluginError {
     Missing { name: String, where_: String },
     #[error("file id {id} (fd {fd}): {msg}")]
     File { id: u32, fd: u32, msg: String },
+    #[error("{what}: {msg}")]
+    Vma { what: String, msg: String },
+    #[error("{what}: {msg}")]
+    Ext { what: String, msg: String },
     #[error("cannot write plugin image {path}: {source}")]
     Io {
         path: PathBuf,
@@ -71,6 +85,14 @@ pub struct Hooks {
     pub restore_file: Option<api::RestoreFileFn>,
     pub post_forking: Option<api::PidFn>,
     pub resume_devices_late: Option<api::PidFn>,
+    pub dump_vma: Option<api::DumpVmaFn>,
+    pub update_vma: Option<api::UpdateVmaFn>,
+    pub dump_ext_unix_sk: Option<api::DumpExtUnixSkFn>,
+    pub restore_ext_unix_sk: Option<api::RestoreExtUnixSkFn>,
+    pub dump_ext_mount: Option<api::DumpExtMountFn>,
+    pub restore_ext_mount: Option<api::RestoreExtMountFn>,
+    pub dump_ext_link: Option<api::DumpExtLinkFn>,
+    pub restore_ext_link: Option<api::RestoreExtLinkFn>,
 }
 
 impl Hooks {
@@ -87,6 +109,14 @@ impl Hooks {
             self.restore_file.is_some(),
             self.post_forking.is_some(),
             self.resume_devices_late.is_some(),
+            self.dump_vma.is_some(),
+            self.update_vma.is_some(),
+            self.dump_ext_unix_sk.is_some(),
+            self.restore_ext_unix_sk.is_some(),
+            self.dump_ext_mount.is_some(),
+            self.restore_ext_mount.is_some(),
+            self.dump_ext_link.is_some(),
+            self.restore_ext_link.is_some(),
         ];
         api::HOOK_NAMES.iter().zip(present).filter(|(_, p)| *p).map(|(n, _)| *n).collect()
     }
@@ -110,6 +140,53 @@ pub struct PluginInfo {
     pub hooks: Vec<&'static str>,
 }
 
+/// Thread control of frozen tasks, lent to the plugins by the dump while it calls `checkpoint_devices`.
+pub trait ThreadControl {
+    /// Lets thread `tid` of the frozen process `pid` run for `dur`, then stops it again.
+    fn run_thread(&self, pid: i32, tid: i32, dur: std::time::Duration) -> Result<(), String>;
+}
+
+/// The longest a plugin may let a frozen thread run in one call.
+pub const RUN_THREAD_MAX_MS: u32 = 10_000;
+/// The most bytes one store entry holds.
+pub const STORE_MAX_BYTES: usize = 64 << 10;
+
+/// An entry of the [`Store`]: its bytes and a new copy of its fd, if any.
+pub type StoreRef<'a> = (&'a [u8], Option<OwnedFd>);
+
+/// The fork-shared store: small byte blobs and fds by key, one per command, shared by every plugin and
+/// every hook (at restore all hooks run in the restore master, so "shared across the restore's stages"
+/// is one map in it).
+#[derive(Default)]
+pub struct Store {
+    entries: BTreeMap<String, (Vec<u8>, Option<OwnedFd>)>,
+}
+
+impl Store {
+    /// Puts `data` and a copy of `fd` under `key`, replacing what was there.
+    pub fn put(&mut self, key: &str, data: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<(), String> {
+        if !valid_name(key) {
+            return Err(format!("store key '{key}' is not 1-64 of [A-Za-z0-9._-]"));
+        }
+        if data.len() > STORE_MAX_BYTES {
+            return Err(format!("store entry '{key}' is {} bytes; the store holds at most {STORE_MAX_BYTES} per key", data.len()));
+        }
+        let fd = fd.map(|f| f.try_clone_to_owned().map_err(|e| format!("store entry '{key}': cannot duplicate fd {}: {e}", f.as_raw_fd()))).transpose()?;
+        self.entries.insert(key.to_string(), (data.to_vec(), fd));
+        Ok(())
+    }
+
+    /// The bytes under `key` and a new copy of its fd.
+    pub fn get(&self, key: &str) -> Result<Option<StoreRef<'_>>, String> {
+        let Some((data, fd)) = self.entries.get(key) else { return Ok(None) };
+        let fd = fd.as_ref().map(|f| f.try_clone().map_err(|e| format!("store entry '{key}': cannot duplicate its fd: {e}"))).transpose()?;
+        Ok(Some((data, fd)))
+    }
+}
+
+/// The thread control lent for the current hook, if any.
+type ThreadCtl = Cell<Option<*const (dyn ThreadControl + 'static)>>;
+
 /// The per-plugin state behind `rcr_host.ctx`.
 struct Ctx {
     plugin: String,
@@ -117,6 +194,8 @@ struct Ctx {
     /// The message set by the hook being run.
     error: RefCell<Option<String>>,
     needed: Rc<RefCell<BTreeSet<String>>>,
+    store: Rc<RefCell<Store>>,
+    threads: Rc<ThreadCtl>,
 }
 
 struct Loaded {
@@ -135,6 +214,8 @@ pub struct Plugins {
     stage: u32,
     plugins: Vec<Loaded>,
     needed: Rc<RefCell<BTreeSet<String>>>,
+    store: Rc<RefCell<Store>>,
+    threads: Rc<ThreadCtl>,
     _strings: Vec<CString>,
     initialized: bool,
     finished: bool,
@@ -195,6 +276,15 @@ fn open_plugin(file: &Path) -> Result<(PluginInfo, Hooks, Option<libloading::Lib
             restore_file: m.restore_file(),
             post_forking: m.post_forking(),
             resume_devices_late: m.resume_devices_late(),
+            // ABI 2: read as None from a plugin built before them.
+            dump_vma: m.dump_vma(),
+            update_vma: m.update_vma(),
+            dump_ext_unix_sk: m.dump_ext_unix_sk(),
+            restore_ext_unix_sk: m.restore_ext_unix_sk(),
+            dump_ext_mount: m.dump_ext_mount(),
+            restore_ext_mount: m.restore_ext_mount(),
+            dump_ext_link: m.dump_ext_link(),
+            restore_ext_link: m.restore_ext_link(),
         };
         // abi_stable keeps its own handle of the library for the life of the process.
         return Ok((info, hooks, None));
@@ -217,23 +307,9 @@ fn open_plugin(file: &Path) -> Result<(PluginInfo, Hooks, Option<libloading::Lib
     if (size as usize) < head {
         return Err(invalid(format!("its struct rcr_plugin is {size} bytes, less than the {head} bytes of its header")));
     }
-    // An older plugin's struct is shorter: copy only what it has; the hooks after it stay NULL.
-    let mut d = api::RcrPluginC {
-        abi_version: 0,
-        size: 0,
-        name: std::ptr::null(),
-        version: std::ptr::null(),
-        init: None,
-        fini: None,
-        pause_devices: None,
-        checkpoint_devices: None,
-        dump_file: None,
-        dump_devices_late: None,
-        restore_init: None,
-        restore_file: None,
-        post_forking: None,
-        resume_devices_late: None,
-    };
+    // An older plugin's struct is shorter (ABI 1: up to resume_devices_late): copy only what it has;
+    // the hooks after it stay NULL.
+    let mut d = api::RcrPluginC::empty();
     let n = (size as usize).min(std::mem::size_of::<api::RcrPluginC>());
     // SAFETY: the plugin's descriptor has `size` readable bytes; `d` has at least `n` writable bytes, and
     // every field is valid for any bit pattern a C compiler writes (pointers, NULL-able fn pointers).
@@ -264,6 +340,14 @@ fn open_plugin(file: &Path) -> Result<(PluginInfo, Hooks, Option<libloading::Lib
         restore_file: d.restore_file,
         post_forking: d.post_forking,
         resume_devices_late: d.resume_devices_late,
+        dump_vma: d.dump_vma,
+        update_vma: d.update_vma,
+        dump_ext_unix_sk: d.dump_ext_unix_sk,
+        restore_ext_unix_sk: d.restore_ext_unix_sk,
+        dump_ext_mount: d.dump_ext_mount,
+        restore_ext_mount: d.restore_ext_mount,
+        dump_ext_link: d.dump_ext_link,
+        restore_ext_link: d.restore_ext_link,
     };
     Ok((info, hooks, Some(lib)))
 }
@@ -408,6 +492,95 @@ unsafe extern "C" fn svc_need_plugin(ctx: *mut c_void, name: *const u8, len: usi
     .unwrap_or(api::RCR_ERROR)
 }
 
+/// # Safety
+/// `ctx` is the `Ctx` of a loaded plugin.
+unsafe fn ctx_ref<'a>(ctx: *mut c_void) -> &'a Ctx {
+    // SAFETY: guaranteed by the caller (the plugin passes back the ctx of its table).
+    unsafe { &*(ctx as *const Ctx) }
+}
+
+unsafe extern "C" fn svc_store_put(ctx: *mut c_void, key: *const u8, key_len: usize, data: *const u8, len: usize, fd: i32) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let (c, key) = unsafe { (ctx_ref(ctx), text_arg(key, key_len)) };
+        let bytes: &[u8] = if data.is_null() || len == 0 {
+            &[]
+        } else {
+            // SAFETY: the plugin passes `len` readable bytes.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        // SAFETY: the fd is only duplicated, during the call, while the plugin holds it open.
+        let fd = (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) });
+        match c.store.borrow_mut().put(&key, bytes, fd) {
+            Ok(()) => {
+                tracing::debug!("plugin {}: stored '{key}' ({} bytes{})", c.plugin, bytes.len(), if fd.is_some() { " and an fd" } else { "" });
+                api::RCR_OK
+            }
+            Err(e) => {
+                *c.error.borrow_mut() = Some(e);
+                api::RCR_ERROR
+            }
+        }
+    }))
+    .unwrap_or(api::RCR_ERROR)
+}
+
+unsafe extern "C" fn svc_store_get(ctx: *mut c_void, key: *const u8, key_len: usize, buf: *mut u8, cap: usize, len: *mut usize, fd: *mut i32) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let (c, key) = unsafe { (ctx_ref(ctx), text_arg(key, key_len)) };
+        let store = c.store.borrow();
+        let (data, copy) = match store.get(&key) {
+            Ok(Some((d, f))) => (d, if fd.is_null() { None } else { f }),
+            Ok(None) => return api::RCR_NOT_MINE,
+            Err(e) => {
+                *c.error.borrow_mut() = Some(e);
+                return api::RCR_ERROR;
+            }
+        };
+        if !len.is_null() {
+            // SAFETY: the plugin passes a writable size_t.
+            unsafe { *len = data.len() };
+        }
+        let n = cap.min(data.len());
+        if n > 0 && !buf.is_null() {
+            // SAFETY: the plugin passes `cap` writable bytes at `buf`.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, n) };
+        }
+        if !fd.is_null() {
+            use std::os::fd::IntoRawFd;
+            // SAFETY: the plugin passes a writable int; the copy's ownership passes to it.
+            unsafe { *fd = copy.map_or(-1, IntoRawFd::into_raw_fd) };
+        }
+        api::RCR_OK
+    }))
+    .unwrap_or(api::RCR_ERROR)
+}
+
+unsafe extern "C" fn svc_run_thread(ctx: *mut c_void, pid: i32, tid: i32, timeout_ms: u32) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in svc_log.
+        let c = unsafe { ctx_ref(ctx) };
+        let r = match c.threads.get() {
+            None => Err("thread control is only available during checkpoint_devices (the dumper, tree frozen)".to_string()),
+            Some(_) if timeout_ms > RUN_THREAD_MAX_MS => Err(format!("run_thread: {timeout_ms} ms is more than the {RUN_THREAD_MAX_MS} ms allowed")),
+            Some(ctl) => {
+                tracing::debug!("plugin {}: lets thread {tid} of pid {pid} run for {timeout_ms} ms", c.plugin);
+                // SAFETY: the pointer is set only while `with_thread_control` borrows the controller.
+                unsafe { &*ctl }.run_thread(pid, tid, std::time::Duration::from_millis(timeout_ms as u64))
+            }
+        };
+        match r {
+            Ok(()) => api::RCR_OK,
+            Err(e) => {
+                *c.error.borrow_mut() = Some(e);
+                api::RCR_ERROR
+            }
+        }
+    }))
+    .unwrap_or(api::RCR_ERROR)
+}
+
 // ---- calling hooks ------------------------------------------------------------------------------------
 
 impl Loaded {
@@ -416,10 +589,19 @@ impl Loaded {
     }
 
     /// Runs a hook with a fresh error slot; returns its status and message.
-    fn call(&self, f: impl FnOnce(*const api::RcrHost) -> i32) -> (i32, Option<String>) {
+    fn call(&self, f: impl FnOnce(api::HostPtr) -> i32) -> (i32, Option<String>) {
         *self.ctx.error.borrow_mut() = None;
-        let r = f(&*self.table);
+        let r = f((&*self.table as *const api::RcrHost).cast::<api::RcrHostOpaque>());
         (r, self.ctx.error.borrow_mut().take())
+    }
+
+    /// A claim hook's status: Ok(true) mine, Ok(false) not mine, or the error.
+    fn claimed(&self, hook: &'static str, res: (i32, Option<String>)) -> Result<bool, PluginError> {
+        match res.0 {
+            api::RCR_OK => Ok(true),
+            api::RCR_NOT_MINE => Ok(false),
+            _ => self.status(hook, res).map(|()| false),
+        }
     }
 
     /// A broadcast hook's status as a result.
@@ -435,7 +617,17 @@ impl Loaded {
 impl Plugins {
     /// No plugins (an engine caller that loads none).
     pub fn none() -> Plugins {
-        Plugins { dir: None, stage: 0, plugins: Vec::new(), needed: Default::default(), _strings: Vec::new(), initialized: false, finished: false }
+        Plugins {
+            dir: None,
+            stage: 0,
+            plugins: Vec::new(),
+            needed: Default::default(),
+            store: Default::default(),
+            threads: Default::default(),
+            _strings: Vec::new(),
+            initialized: false,
+            finished: false,
+        }
     }
 
     /// Loads every plugin of `dir` (sorted by file name) for `stage`; calls no hook. `options_json` is
@@ -463,7 +655,14 @@ impl Plugins {
                 info.abi_version,
                 info.hooks.join(", ")
             );
-            let ctx = Box::new(Ctx { plugin: info.name.clone(), images_dir: images_dir.to_path_buf(), error: RefCell::new(None), needed: me.needed.clone() });
+            let ctx = Box::new(Ctx {
+                plugin: info.name.clone(),
+                images_dir: images_dir.to_path_buf(),
+                error: RefCell::new(None),
+                needed: me.needed.clone(),
+                store: me.store.clone(),
+                threads: me.threads.clone(),
+            });
             let table = Box::new(api::RcrHost {
                 abi_version: api::ABI_VERSION,
                 size: std::mem::size_of::<api::RcrHost>() as u32,
@@ -476,6 +675,9 @@ impl Plugins {
                 write_image: svc_write_image,
                 read_image: svc_read_image,
                 need_plugin: svc_need_plugin,
+                store_put: svc_store_put,
+                store_get: svc_store_get,
+                run_thread: svc_run_thread,
             });
             me.plugins.push(Loaded { info, hooks, ctx, table, _lib: lib });
         }
@@ -734,10 +936,11 @@ fn many(mut errs: Vec<PluginError>) -> Result<(), PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn names_are_checked() {
-        assert!(valid_name("example-eventfd"));
+        assert!(valid_name("example-toydev"));
         assert!(valid_name("dev-12.state"));
         assert!(!valid_name(""));
         assert!(!valid_name("../x"));
@@ -766,5 +969,124 @@ mod tests {
         // Not a library: an error naming the file.
         let e = Plugins::load(Some(d.path()), api::RCR_STAGE_DUMP, d.path(), "{}").err().unwrap().to_string();
         assert!(e.contains("a.so"), "{e}");
+    }
+
+    /// Builds the C test fixture (tests/progs/plugin_fixture.c) with `defines` into a plugin directory.
+    fn fixture_dir(defines: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I"])
+            .arg(root.join("plugin-api/include"))
+            .args(defines)
+            .arg("-o")
+            .arg(d.path().join("fixture.so"))
+            .arg(root.join("tests/progs/plugin_fixture.c"))
+            .output()
+            .expect("run cc");
+        assert!(out.status.success(), "cc: {}", String::from_utf8_lossy(&out.stderr));
+        d
+    }
+
+    fn loaded(defines: &[&str], stage: u32) -> (tempfile::TempDir, Plugins) {
+        let d = fixture_dir(defines);
+        let p = Plugins::load(Some(d.path()), stage, d.path(), "{}").unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn store_keeps_bytes_and_fds_by_key() {
+        let mut st = Store::default();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        st.put("a-1", b"hello", Some(w.as_fd())).unwrap();
+        drop(w); // the store holds its own copy
+        st.put("b", b"", None).unwrap();
+        assert!(st.put("../x", b"", None).is_err());
+        assert!(st.put("big", &vec![0u8; STORE_MAX_BYTES + 1], None).is_err());
+        let (data, fd) = st.get("a-1").unwrap().unwrap();
+        assert_eq!(data, b"hello");
+        let fd = fd.unwrap();
+        assert_eq!(nix::unistd::write(&fd, b"x").unwrap(), 1);
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap(), 1);
+        assert!(st.get("b").unwrap().unwrap().1.is_none());
+        assert!(st.get("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn external_objects_are_claimed_and_restored_by_their_plugin() {
+        let (_d, p) = loaded(&["-DFIXTURE_EXT"], api::RCR_STAGE_DUMP);
+        // Unix socket: offered with its peer's inode; claimed only for peer 4242.
+        let (a, _b) = nix::sys::socket::socketpair(nix::sys::socket::AddressFamily::Unix, nix::sys::socket::SockType::Stream, None, nix::sys::socket::SockFlag::empty()).unwrap();
+        // SAFETY: fstat into a zeroed stat of a valid fd.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::fstat(a.as_raw_fd(), &mut st) }, 0);
+        let sk = OfferedFd { pid: std::process::id() as i32, fd: a.as_raw_fd(), path: "socket:[1]", local: a.as_fd(), st: &st, flags: 2, pos: 0 };
+        assert_eq!(p.claim_ext_unix_sk(&sk, 1, 7).unwrap(), None);
+        assert_eq!(p.claim_ext_unix_sk(&sk, 4242, 7).unwrap().as_deref(), Some("fixture"));
+        assert_eq!(p.needed(), ["fixture"]);
+        let fd = p.restore_ext_unix_sk("fixture", 7).unwrap();
+        // The plugin left the socket's peer in the store: the two are connected.
+        let store = p.store.borrow();
+        let (_, peer) = store.get("usk-peer-7").unwrap().unwrap();
+        nix::unistd::write(peer.as_ref().unwrap(), b"k").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(fd.as_raw_fd(), &mut buf).unwrap(), 1);
+        drop(store);
+        let e = p.restore_ext_unix_sk("amdgpu", 7).unwrap_err().to_string();
+        assert!(e.contains("needs plugin 'amdgpu', which is not loaded"), "{e}");
+        // Mount and link.
+        let m = ExtMount { mnt_id: 40, mountpoint: "/mnt/x", root: "/", fstype: "fixturefs", source: "none" };
+        assert_eq!(p.claim_ext_mount(&m, 3).unwrap().as_deref(), Some("fixture"));
+        assert_eq!(p.claim_ext_mount(&ExtMount { fstype: "ext4", ..m }, 4).unwrap(), None);
+        p.restore_ext_mount("fixture", 3, "/restore/mnt/x").unwrap();
+        assert_eq!(p.store.borrow().get("mnt-3").unwrap().unwrap().0, b"/restore/mnt/x");
+        assert_eq!(p.claim_ext_link(5, "fx0", "veth", 9).unwrap().as_deref(), Some("fixture"));
+        assert_eq!(p.claim_ext_link(5, "eth0", "veth", 9).unwrap(), None);
+        p.restore_ext_link("fixture", 9, "fx0").unwrap();
+        assert_eq!(p.store.borrow().get("link-9").unwrap().unwrap().0, b"fx0");
+    }
+
+    #[test]
+    fn a_plugin_without_the_hooks_is_not_asked_and_cannot_restore_them() {
+        let (_d, p) = loaded(&[], api::RCR_STAGE_RESTORE);
+        assert_eq!(p.claim_ext_link(5, "fx0", "veth", 9).unwrap(), None);
+        let e = p.restore_ext_mount("fixture", 3, "/m").unwrap_err().to_string();
+        assert!(e.contains("has no restore_ext_mount hook"), "{e}");
+        assert!(!p.wants_vmas());
+    }
+
+    #[test]
+    fn an_abi_1_plugin_loads_with_the_newer_hooks_absent() {
+        // Its struct ends at resume_devices_late; what lies after it in memory must not be read as hooks.
+        let (_d, p) = loaded(&["-DFIXTURE_V1", "-DFIXTURE_CLAIM", "-DFIXTURE_EXT"], api::RCR_STAGE_DUMP);
+        let info = p.infos()[0].clone();
+        assert_eq!(info.abi_version, 1);
+        assert_eq!(info.hooks, ["init", "dump_file"]);
+        assert!(!p.wants_vmas());
+    }
+
+    struct Recorder(RefCell<Vec<(i32, i32, u128)>>);
+    impl ThreadControl for Recorder {
+        fn run_thread(&self, pid: i32, tid: i32, dur: std::time::Duration) -> Result<(), String> {
+            self.0.borrow_mut().push((pid, tid, dur.as_millis()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn thread_control_is_lent_only_for_the_call() {
+        let (_d, p) = loaded(&[], api::RCR_STAGE_DUMP);
+        let l = &p.plugins[0];
+        // SAFETY: the services of a loaded plugin's table, called with its ctx.
+        let run = |ms: u32| unsafe { (l.table.run_thread)(l.table.ctx, 10, 11, ms) };
+        assert_eq!(run(5), api::RCR_ERROR);
+        assert!(l.ctx.error.borrow().as_deref().unwrap_or("").contains("only available during checkpoint_devices"));
+        let rec = Recorder(RefCell::new(Vec::new()));
+        let r = p.with_thread_control(&rec, || (run(5), run(RUN_THREAD_MAX_MS + 1)));
+        assert_eq!(r, (api::RCR_OK, api::RCR_ERROR));
+        assert_eq!(*rec.0.borrow(), [(10, 11, 5)]);
+        assert_eq!(run(5), api::RCR_ERROR, "thread control outlived with_thread_control");
     }
 }
