@@ -373,7 +373,14 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     };
     // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
     let built = plugins.post_forking(pid).map_err(Error::from).and_then(|()| create_and_build(&ctx, &guard));
-    match built.and_then(|tasks| Ok(plugins.resume_devices_late(pid).map(|()| tasks)?)) {
+    // resume_devices_late runs once per process (as criu's), every process built, none running yet.
+    let resumed = |tasks| -> Result<Vec<Ready>> {
+        for p in img.procs.iter().filter(|p| !p.zombie) {
+            plugins.resume_devices_late(p.pid())?;
+        }
+        Ok(tasks)
+    };
+    match built.and_then(resumed) {
         Ok(tasks) => {
             // Every task is ready: let them all go.
             for t in tasks {
