@@ -460,7 +460,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
         let st = fstat(&f, &exe)?;
         files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
     };
-    let areas = dump_vmas(pid, proc, &vmas, files)?;
+    let areas = dump_vmas(pid, proc, &vmas, files, opts)?;
     for (v, kind) in &areas {
         if matches!(kind, mem::AreaKind::Memfd { .. }) && !ctx.memfds.iter().any(|m| m.inode_id == v.shmid) {
             let src = vmas.iter().find(|m| m.start == v.start).and_then(|m| m.path.clone()).unwrap_or_default();
@@ -583,6 +583,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let key = (st.st_dev, st.st_ino);
         let shared = seen.get(&key).and_then(|v| v.iter().find(|(opid, other, _)| same(*opid, *other)).copied());
         if let Some((_, _, id)) = shared {
+            files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
             let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
@@ -604,6 +605,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let entry = kind.dump(&one, id, files)?;
         let ty = entry.r#type;
         files.files.push(entry);
+        files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
         seen.entry(key).or_default().push((pid, fd, id));
         out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
     }
@@ -624,7 +626,7 @@ fn dump_fs_files(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {
 }
 
 /// The task's memory areas as vma entries, the files behind file mappings added to the file table.
-fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
+fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, opts: &DumpOpts) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
     let mut out = Vec::with_capacity(vmas.len());
     for v in vmas {
         let kind = mem::classify(pid, v)?;
@@ -635,12 +637,11 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable) -> R
         }
         if matches!(kind, mem::AreaKind::FilePrivate | mem::AreaKind::FileShared) {
             let path = v.path.clone().unwrap_or_default();
-            regfile::check_path(pid, &format!("the file mapped at {:#x}", v.start), &path)?;
             let f = proc.map_files_open(v.start, v.end, nix::fcntl::OFlag::O_RDONLY)?;
             let st = fstat(&f, &path)?;
             // A shared mapping that may become writable (VM_MAYWRITE) needs the file open for writing.
             let flags = if v.shared && v.vm_flags.contains("mw") { libc::O_RDWR } else { libc::O_RDONLY };
-            e.shmid = files.add_reg(&path, flags as u32, 0, &st) as u64;
+            e.shmid = regfile::dump_mapped(files, pid, v.start, &path, v.deleted, f.as_fd(), &st, flags as u32, opts)? as u64;
             e.fdflags = Some(flags as u32);
         }
         out.push((e, kind));

@@ -265,7 +265,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
     let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
-    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files };
+    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, mapped: false };
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -309,7 +309,13 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-                map_fds.insert(v.shmid, regfile::open(&e, true)?);
+                // Through the kinds, as an fd: a deleted file (ghost) is the same inode as its fds'.
+                let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
+                let menv = RestoreEnv { mapped: true, ..env };
+                let fd = crate::kinds::open_file(&mut img.kinds.borrow_mut(), &f, &menv)
+                    .map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?
+                    .ok_or_else(|| Error::Msg(format!("pid {}: the file mapped at {:#x} cannot be opened", p.pid(), v.start)))?;
+                map_fds.insert(v.shmid, fd);
             }
         }
         let pages_path = dir.join(format!("pages-{}.img", p.pages_id));
@@ -737,7 +743,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     if last_sharer == Some(i) {
         close_others(r, pid, &keep)?;
         // What only the task can do with its fds in place, kind by kind.
-        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files };
+        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, mapped: false };
         let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
         for k in img.kinds.borrow().iter() {
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;

@@ -7,6 +7,9 @@
 //! exactly one kind or refused with an error naming it.
 
 pub mod cpu;
+pub mod extents;
+pub mod ghost;
+pub mod locks;
 pub mod mem;
 pub mod memfd;
 pub mod pipe;
@@ -29,9 +32,10 @@ use std::path::Path;
 /// Every kind of file rcr handles, in the order they are asked (the first that handles an fd gets it).
 pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
     vec![
-        Box::new(regfile::RegFiles),
+        Box::new(regfile::RegFiles::default()),
         Box::new(tty::Ttys::default()),
         Box::new(pipe::PipeFiles::default()),
+        Box::new(locks::Locks::default()),
     ]
 }
 
@@ -58,6 +62,10 @@ pub struct FdToDump<'a> {
 pub struct FileTable {
     next_id: u32,
     pub files: Vec<pb::FileEntry>,
+    /// Deleted files saved with the checkpoint (ghost-file-N.img, remap-fpath.img).
+    pub ghosts: ghost::GhostTable,
+    /// File locks held (filelocks.img).
+    pub locks: locks::LockTable,
 }
 
 impl FileTable {
@@ -86,6 +94,8 @@ pub struct RestoreEnv<'a> {
     pub shell_job: bool,
     /// Every file of the checkpoint, by id (a file may refer to another: a socket to its peer).
     pub files: &'a BTreeMap<u32, pb::FileEntry>,
+    /// The file is opened for a memory mapping (a regular file must have its dumped size).
+    pub mapped: bool,
 }
 
 /// A kind of open file: dump and restore side by side. One value lives through one dump or one
