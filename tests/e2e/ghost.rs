@@ -124,3 +124,67 @@ fn file_locks() {
     s.signal(libc::SIGTERM);
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
+
+/// A file open whose name was unlinked while another hard link remains: refused (criu needs
+/// --link-remap for it, which rcr lacks), the process keeps running.
+#[test]
+fn unlinked_but_linked_elsewhere_is_refused() {
+    let mut s = Subject::spawn("ghost", &["linked"]);
+    s.wait_ready(READY_TIMEOUT);
+    if !crate::harness::selftest() {
+        let run = s.try_dump(&[]);
+        assert!(!run.ok(), "dump succeeded on a deleted file with another link\n{}", run.describe());
+        let m = run.messages();
+        assert!(m.contains(&format!("ghost-{}-a.dat", s.pid())) && m.contains("--link-remap"), "unclear error:\n{m}");
+        s.assert_running_untraced(std::time::Duration::from_secs(5));
+    }
+    s.finish().unwrap();
+}
+
+/// A regular file whose path became a directory before the restore: the restore refuses it.
+#[test]
+fn restore_refuses_a_file_of_another_kind() {
+    if crate::harness::selftest() {
+        return;
+    }
+    let mut s = Subject::spawn("ghost", &["plain"]);
+    s.wait_ready(READY_TIMEOUT);
+    let path = s.path().join(format!("ghost-{}-a.dat", s.pid()));
+    s.dump(&[]);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let run = s.try_restore(&[]);
+    assert!(!run.ok(), "restore succeeded with a directory in place of the open file\n{}", run.describe());
+    let m = run.messages();
+    assert!(m.contains(path.to_str().unwrap()) && m.contains("is a directory now"), "unclear error:\n{m}");
+}
+
+/// A file whose path names another file at dump time (here a bind mount hides it): the dump refuses
+/// it, naming both inodes, instead of checkpointing a path that would reopen the wrong file.
+#[test]
+fn path_naming_another_file_is_refused() {
+    if crate::harness::selftest() {
+        return;
+    }
+    let sub = crate::harness::TestDir::new("ghost-sub");
+    let over = crate::harness::TestDir::new("ghost-over");
+    let mut s = Subject::spawn("ghost", &["plain", sub.path.to_str().unwrap()]);
+    s.wait_ready(READY_TIMEOUT);
+    let name = format!("ghost-{}-a.dat", s.pid());
+    std::fs::write(over.path.join(&name), b"another file").unwrap();
+    let c = |p: &Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let (src, dst) = (c(&over.path), c(&sub.path));
+    // SAFETY: valid C strings; a bind mount of our own temp dir over another of ours.
+    if unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+        eprintln!("skipped: cannot bind-mount here: {}", std::io::Error::last_os_error());
+        return;
+    }
+    let run = s.try_dump(&[]);
+    // SAFETY: as above.
+    unsafe { libc::umount2(dst.as_ptr(), libc::MNT_DETACH) };
+    assert!(!run.ok(), "dump succeeded though the open file's path names another file\n{}", run.describe());
+    let m = run.messages();
+    assert!(m.contains(&name) && m.contains("names another regular file"), "unclear error:\n{m}");
+    s.assert_running_untraced(std::time::Duration::from_secs(5));
+    s.finish().unwrap();
+}

@@ -14,6 +14,8 @@
  *            they show the restored process's own, live data (its new name, its pid).
  *   locks    flock, POSIX (range 10-19) and OFD locks held: after restore a child process can take
  *            none of them, but can take the POSIX range next to the held one.
+ *   linked   a file open whose name was unlinked while another hard link remains (the dump refuses it).
+ *   plain    a file open at its path (the harness replaces it with a directory before restoring).
  */
 #include "common.h"
 #include <sys/file.h>
@@ -337,6 +339,35 @@ static int mode_locks(void)
 	return finish();
 }
 
+static int mode_linked(void)
+{
+	int fd = open(g_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	SETUP(fd >= 0, "create");
+	SETUP(link(g_path, g_path2) == 0, "link");
+	SETUP(unlink(g_path) == 0, "unlink");
+	install_term();
+	ready();
+	wait_term();
+	CHECK(nlink_of(fd) == 1, "nlink %d", nlink_of(fd));
+	unlink(g_path2);
+	return finish();
+}
+
+static int mode_plain(void)
+{
+	int w = open(g_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	SETUP(w >= 0 && write(w, "abc", 3) == 3, "create");
+	close(w);
+	int fd = open(g_path, O_RDONLY);
+	SETUP(fd >= 0, "open");
+	install_term();
+	ready();
+	wait_term();
+	struct stat st;
+	CHECK(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 3, "not the file it had open");
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	init(argc, argv);
@@ -362,6 +393,10 @@ int main(int argc, char **argv)
 		return mode_proc();
 	if (strcmp(mode, "locks") == 0)
 		return mode_locks();
+	if (strcmp(mode, "linked") == 0)
+		return mode_linked();
+	if (strcmp(mode, "plain") == 0)
+		return mode_plain();
 	out_line("FAIL: unknown mode %s", mode);
 	return 2;
 }
