@@ -128,6 +128,7 @@ fn run() -> Result<i32> {
             }
             opts.ghost_fiemap = a.ghost_fiemap && !a.no_ghost_fiemap;
             opts.file_locks = a.file_locks;
+            opts.link_remap = a.link_remap;
             if let Some(t) = timeout {
                 opts.freeze_timeout = t;
             }

@@ -28,6 +28,8 @@ pub struct DumpOpts {
     pub ghost_fiemap: bool,
     /// Save the file locks held (`--file-locks`); without it a held lock fails the dump.
     pub file_locks: bool,
+    /// Keep a file unlinked from its path but linked elsewhere through a link made beside it (`--link-remap`).
+    pub link_remap: bool,
 }
 
 impl DumpOpts {
@@ -43,6 +45,7 @@ impl DumpOpts {
             ghost_limit: DEFAULT_GHOST_LIMIT,
             ghost_fiemap: false,
             file_locks: false,
+            link_remap: false,
         }
     }
 }
@@ -94,6 +97,7 @@ impl DumpOpts {
             "ghost_limit": self.ghost_limit,
             "ghost_fiemap": self.ghost_fiemap,
             "file_locks": self.file_locks,
+            "link_remap": self.link_remap,
         })
         .to_string()
     }

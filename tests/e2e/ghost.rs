@@ -125,10 +125,10 @@ fn file_locks() {
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
 
-/// A file open whose name was unlinked while another hard link remains: refused (criu needs
-/// --link-remap for it, which rcr lacks), the process keeps running.
+/// A file open whose name was unlinked while another hard link remains: refused without --link-remap
+/// (naming the file and the option, the process keeps running); with it, restored as that same inode.
 #[test]
-fn unlinked_but_linked_elsewhere_is_refused() {
+fn unlinked_but_linked_elsewhere() {
     let mut s = Subject::spawn("ghost", &["linked"]);
     s.wait_ready(READY_TIMEOUT);
     if !crate::harness::selftest() {
@@ -138,7 +138,12 @@ fn unlinked_but_linked_elsewhere_is_refused() {
         assert!(m.contains(&format!("ghost-{}-a.dat", s.pid())) && m.contains("--link-remap"), "unclear error:\n{m}");
         s.assert_running_untraced(std::time::Duration::from_secs(5));
     }
-    s.finish().unwrap();
+    s.dump(&["--link-remap"]);
+    s.restore(&[]);
+    let left: Vec<String> = std::fs::read_dir(s.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("link_remap.")).collect();
+    assert!(left.is_empty(), "restore left the dump's links behind: {left:?}");
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
 }
 
 /// A regular file whose path became a directory before the restore: the restore refuses it.

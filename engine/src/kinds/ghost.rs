@@ -5,6 +5,10 @@
 //! At restore the file is created again at its path (or beside it, when another file took the path),
 //! filled, and unlinked at once; every fd and mapping of it reopens that one inode through
 //! /proc/self/fd, so they all share it as they did.
+//!
+//! A file unlinked from its path but still linked elsewhere (nlink > 0) cannot be found by path; with
+//! `--link-remap` (as CRIU) the dump links it as `link_remap.<id>` beside its old path, remap-fpath.img
+//! says LINKED, and the restore opens that link and removes it once the tasks run.
 
 use super::extents::{self, Extent, Method};
 use crate::image::{pb, ImgReader, ImgWriter, Kind};
@@ -33,6 +37,21 @@ pub struct GhostTable {
     next: u32,
     /// remap-fpath.img: which reg file entry is which ghost.
     pub remaps: Vec<pb::RemapFilePathEntry>,
+    /// Link-remapped inodes: the reg file id of their link.
+    links: HashMap<(u64, u64), u32>,
+    /// The links made, removed again unless the dump got to its end.
+    made_links: Vec<std::path::PathBuf>,
+    keep_links: std::cell::Cell<bool>,
+}
+
+impl Drop for GhostTable {
+    fn drop(&mut self) {
+        if !self.keep_links.get() {
+            for p in &self.made_links {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
 }
 
 fn io(ctx: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -66,8 +85,36 @@ impl GhostTable {
         Ok(())
     }
 
-    /// Writes remap-fpath.img (when there is a ghost).
+    /// The reg file id of the link already made for the inode `st`, if any.
+    pub fn link_of(&self, st: &libc::stat) -> Option<u32> {
+        self.links.get(&(st.st_dev, st.st_ino)).copied()
+    }
+
+    /// Links `file` (unlinked from `path`, nlink > 0) as `link_remap.<link_id>` beside `path`, for reg
+    /// file `link_id`; returns the link's path.
+    pub fn make_link(&mut self, file: BorrowedFd<'_>, st: &libc::stat, path: &str, link_id: u32, what: &str) -> Result<String> {
+        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+        let link = dir.join(format!("link_remap.{link_id}"));
+        let c = CString::new(link.to_string_lossy().as_bytes()).map_err(|_| Error::Msg(format!("{what}: NUL in {}", link.display())))?;
+        // SAFETY: an empty C string and a valid path; linkat(AT_EMPTY_PATH) links the inode of `file`.
+        let r = unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, c.as_ptr(), libc::AT_EMPTY_PATH) };
+        if r < 0 {
+            return Err(Error::Io { ctx: format!("{what}: linking the unlinked file {path} as {} (--link-remap)", link.display()), source: std::io::Error::last_os_error() });
+        }
+        tracing::info!("{what}: {path} was unlinked but has other links: linked as {}", link.display());
+        self.made_links.push(link.clone());
+        self.links.insert((st.st_dev, st.st_ino), link_id);
+        Ok(link.to_string_lossy().into_owned())
+    }
+
+    /// Reg file `orig_id` is reopened through the link that is reg file `link_id`.
+    pub fn add_linked(&mut self, orig_id: u32, link_id: u32) {
+        self.remaps.push(pb::RemapFilePathEntry { orig_id, remap_id: link_id, remap_type: Some(pb::RemapType::Linked as i32) });
+    }
+
+    /// Writes remap-fpath.img (when there is a ghost or a link).
     pub fn finish(&self, dir: &Path) -> Result<()> {
+        self.keep_links.set(true);
         if self.remaps.is_empty() {
             return Ok(());
         }
@@ -146,6 +193,10 @@ fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
 pub struct Ghosts {
     remaps: HashMap<u32, u32>,
     created: HashMap<u32, OwnedFd>,
+    /// Link-remapped files: reg file id -> the reg file id of the link.
+    linked: HashMap<u32, u32>,
+    /// Links to remove once the tasks run.
+    unlink_after: std::collections::BTreeSet<String>,
 }
 
 impl Ghosts {
@@ -160,9 +211,12 @@ impl Ghosts {
                 Some(pb::RemapType::Ghost) => {
                     self.remaps.insert(r.orig_id, r.remap_id);
                 }
+                Some(pb::RemapType::Linked) => {
+                    self.linked.insert(r.orig_id, r.remap_id);
+                }
                 other => {
                     return Err(Error::Msg(format!(
-                        "remap-fpath.img: file {} is remapped as {other:?}; rcr restores only ghost (deleted) files",
+                        "remap-fpath.img: file {} is remapped as {other:?}; rcr restores only ghost (deleted) and linked files",
                         r.orig_id
                     )))
                 }
@@ -171,14 +225,29 @@ impl Ghosts {
         Ok(())
     }
 
-    /// Whether reg file `id` is a ghost.
+    /// Whether reg file `id` is a ghost or link-remapped.
     pub fn is_ghost(&self, id: u32) -> bool {
-        self.remaps.contains_key(&id)
+        self.remaps.contains_key(&id) || self.linked.contains_key(&id)
+    }
+
+    /// Opens link-remapped reg file `e` through its link (reg file `link_id` of `files`).
+    fn open_linked(&mut self, files: &std::collections::BTreeMap<u32, pb::FileEntry>, e: &pb::RegFileEntry, link_id: u32, exact_size: bool) -> Result<OwnedFd> {
+        let link = files
+            .get(&link_id)
+            .and_then(|f| f.reg.as_ref())
+            .ok_or_else(|| Error::Msg(format!("remap-fpath.img: {} is linked as file {link_id}, which files.img lacks", e.name)))?;
+        let fd = super::regfile::open(&pb::RegFileEntry { name: link.name.clone(), ..e.clone() }, exact_size)
+            .map_err(|err| Error::Msg(format!("{} (unlinked, kept by --link-remap as {}): {err}", e.name, link.name)))?;
+        self.unlink_after.insert(link.name.clone());
+        Ok(fd)
     }
 
     /// Opens reg file `e`, a ghost: the deleted file is created once (the first time one of its fds or
     /// mappings asks), and each open is a new open of that inode with `e`'s flags.
-    pub fn open(&mut self, dir: &Path, e: &pb::RegFileEntry) -> Result<OwnedFd> {
+    pub fn open(&mut self, dir: &Path, files: &std::collections::BTreeMap<u32, pb::FileEntry>, e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
+        if let Some(&link_id) = self.linked.get(&e.id) {
+            return self.open_linked(files, e, link_id, exact_size);
+        }
         let Some(&gid) = self.remaps.get(&e.id) else {
             return Err(Error::Msg(format!("file {} ({}) is not a ghost", e.id, e.name)));
         };
@@ -204,9 +273,14 @@ impl Ghosts {
         Ok(fd)
     }
 
-    /// Lets go of the ghosts (the tasks hold them now).
+    /// Lets go of the ghosts (the tasks hold them now) and removes the --link-remap links.
     pub fn finish(&mut self) {
         self.created.clear();
+        for l in std::mem::take(&mut self.unlink_after) {
+            if let Err(e) = std::fs::remove_file(&l) {
+                tracing::warn!("removing the link {l} made by the dump (--link-remap): {e}");
+            }
+        }
     }
 }
 
@@ -329,8 +403,9 @@ mod tests {
         g.load(&images).unwrap();
         assert!(g.is_ghost(7) && g.is_ghost(9) && !g.is_ghost(8));
         let e = pb::RegFileEntry { id: 7, name: name.into(), flags: libc::O_RDONLY as u32, pos: 4096, ..Default::default() };
-        let a = File::from(g.open(&images, &e).unwrap());
-        let b = File::from(g.open(&images, &pb::RegFileEntry { id: 9, flags: libc::O_RDWR as u32, pos: 0, ..e.clone() }).unwrap());
+        let none = Default::default();
+        let a = File::from(g.open(&images, &none, &e, false).unwrap());
+        let b = File::from(g.open(&images, &none, &pb::RegFileEntry { id: 9, flags: libc::O_RDWR as u32, pos: 0, ..e.clone() }, true).unwrap());
         let (sa, sb) = (fstat(a.as_fd()), fstat(b.as_fd()));
         assert_eq!((sa.st_ino, sa.st_nlink, sa.st_size), (sb.st_ino, 0, st.st_size));
         assert!(!path.exists(), "the restored ghost stays in the file system");

@@ -112,6 +112,9 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
         return Err(Error::Msg(format!("pid {pid}: {what} is '{link}', which is not a file rcr can reopen by path")));
     }
     let ty = st.st_mode & libc::S_IFMT;
+    if deleted && ty != libc::S_IFREG {
+        return Err(Error::Msg(format!("pid {pid}: {what} is a deleted {} ({link}); rcr cannot restore it", kind_name(st.st_mode))));
+    }
     if ty == libc::S_IFREG && st.st_nlink == 0 {
         files.ghosts.dump(file, st, path, id, ghost_opts(opts), &format!("pid {pid}: {what}"))?;
         return Ok(entry(id, path, flags, pos, st));
@@ -119,9 +122,22 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
     let same = |p: &str| stat_path(p).is_ok_and(|s| (s.st_dev, s.st_ino) == (st.st_dev, st.st_ino));
     let checked = matches!(ty, libc::S_IFREG | libc::S_IFDIR) && proc_pid(path).is_none() && !path.starts_with("/proc/");
     if checked && !same(path) && !(deleted && same(link)) {
+        if deleted && opts.link_remap {
+            let link_id = match files.ghosts.link_of(st) {
+                Some(l) => l,
+                None => {
+                    let l = files.next_id();
+                    let name = files.ghosts.make_link(file, st, path, l, &format!("pid {pid}: {what}"))?;
+                    files.files.push(pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: l, reg: Some(entry(l, &name, libc::O_RDONLY as u32, 0, st)), ..Default::default() });
+                    l
+                }
+            };
+            files.ghosts.add_linked(id, link_id);
+            return Ok(entry(id, path, flags, pos, st));
+        }
         return Err(Error::Msg(if deleted {
             format!(
-                "pid {pid}: {what} is {path}, which was unlinked but still has {} other link(s) elsewhere; rcr cannot restore such a file (criu's --link-remap is not supported)",
+                "pid {pid}: {what} is {path}, which was unlinked but still has {} other link(s) elsewhere; dump with --link-remap to keep it through a link made beside it",
                 st.st_nlink
             )
         } else {
@@ -131,9 +147,6 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
             };
             format!("pid {pid}: {what} is {path}, but that path {now}: the open file was renamed or replaced; rcr would reopen the wrong file")
         }));
-    }
-    if deleted && !checked && ty != libc::S_IFREG {
-        return Err(Error::Msg(format!("pid {pid}: {what} is a deleted {} ({link}); rcr cannot restore it", kind_name(st.st_mode))));
     }
     Ok(entry(id, path, flags, pos, st))
 }
@@ -230,7 +243,7 @@ impl super::FileKind for RegFiles {
     fn open(&mut self, f: &pb::FileEntry, env: &super::RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(r) = f.reg.as_ref() else { return Ok(None) };
         if self.ghosts.is_ghost(r.id) {
-            return self.ghosts.open(env.images_dir, r).map(Some);
+            return self.ghosts.open(env.images_dir, env.files, r, env.mapped).map(Some);
         }
         if let Some(pid) = proc_pid(&r.name).filter(|p| !Path::new(&format!("/proc/{p}")).exists()) {
             if env.mapped {
