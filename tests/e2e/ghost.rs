@@ -125,6 +125,18 @@ fn file_locks() {
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
 
+/// Locks of an fd table shared with a CLONE_FILES child are held again (the restore sets the table up
+/// in the child, the dump saw the locks in the parent).
+#[test]
+fn file_locks_shared_fd_table() {
+    let mut s = Subject::spawn("ghost", &["locks_shared"]);
+    s.wait_ready(READY_TIMEOUT);
+    s.dump(&["--file-locks"]);
+    s.restore(&[]);
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
+}
+
 /// A file open whose name was unlinked while another hard link remains: refused without --link-remap
 /// (naming the file and the option, the process keeps running); with it, restored as that same inode.
 #[test]

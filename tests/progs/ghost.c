@@ -14,6 +14,8 @@
  *            they show the restored process's own, live data (its new name, its pid).
  *   locks    flock, POSIX (range 10-19) and OFD locks held: after restore a child process can take
  *            none of them, but can take the POSIX range next to the held one.
+ *   locks_shared  the same with the fd table shared with a child made with clone(CLONE_FILES):
+ *            POSIX and flock locks taken by the parent are held after restore.
  *   linked   a file open whose name was unlinked while another hard link remains: refused without
  *            --link-remap; with it, the fd is that same inode after restore and no link is left over.
  *   plain    a file open at its path (the harness replaces it with a directory before restoring).
@@ -22,6 +24,8 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -340,6 +344,48 @@ static int mode_locks(void)
 	return finish();
 }
 
+static int mode_locks_shared(void)
+{
+	install_term();
+	long child = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+	SETUP(child >= 0, "clone(CLONE_FILES)");
+	if (child == 0) {
+		wait_term();
+		_exit(0);
+	}
+	int f = open(g_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	int p = open(g_path2, O_RDWR | O_CREAT | O_EXCL, 0600);
+	SETUP(f >= 0 && p >= 0, "create");
+	SETUP(flock(f, LOCK_EX | LOCK_NB) == 0, "flock");
+	struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100};
+	SETUP(fcntl(p, F_SETLK, &l) == 0, "F_SETLK");
+	ready();
+	wait_term();
+	kill(child, SIGTERM);
+	int st;
+	CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st), "child status %#x", st);
+	pid_t c = fork();
+	SETUP(c >= 0, "fork");
+	if (c == 0) {
+		int bad = 0;
+		int f2 = open(g_path, O_RDWR), p2 = open(g_path2, O_RDWR);
+		if (f2 < 0 || p2 < 0)
+			_exit(100);
+		if (flock(f2, LOCK_EX | LOCK_NB) == 0)
+			bad |= 1;
+		struct flock t = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1};
+		if (fcntl(p2, F_SETLK, &t) == 0)
+			bad |= 2;
+		_exit(bad);
+	}
+	SETUP(waitpid(c, &st, 0) == c, "waitpid");
+	int bad = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	CHECK(!(bad & 1), "another process could take the flock'ed file's lock");
+	CHECK(!(bad & 2), "another process could lock the POSIX-locked range");
+	CHECK(bad < 4, "checker child: status %#x", st);
+	return finish();
+}
+
 static int mode_linked(void)
 {
 	int fd = open(g_path, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -401,6 +447,8 @@ int main(int argc, char **argv)
 		return mode_proc();
 	if (strcmp(mode, "locks") == 0)
 		return mode_locks();
+	if (strcmp(mode, "locks_shared") == 0)
+		return mode_locks_shared();
 	if (strcmp(mode, "linked") == 0)
 		return mode_linked();
 	if (strcmp(mode, "plain") == 0)

@@ -81,6 +81,24 @@ fn flock_bytes(ty: u32, start: i64, len: i64) -> [u8; 32] {
 #[derive(Default)]
 pub struct Locks {
     entries: Vec<pb::FileLockEntry>,
+    /// The process that takes each lock again: the dump saw a lock in the first process of an fd table
+    /// shared with CLONE_FILES; the restore sets that table up in the last one (pid -> taker).
+    taker: std::collections::HashMap<i32, i32>,
+}
+
+/// For each process of the checkpoint, the last one sharing its fd table (itself when it shares none).
+fn last_sharers(dir: &Path) -> Result<std::collections::HashMap<i32, i32>> {
+    let tree: Vec<pb::PstreeEntry> = ImgReader::open(&dir.join("pstree.img"), Kind::Pstree)?.read_all()?;
+    let mut files_of = Vec::new();
+    for p in &tree {
+        let ids = dir.join(Kind::Ids.file_name(p.pid.into()));
+        if !ids.exists() {
+            continue; // a zombie: no files
+        }
+        let e: Option<pb::TaskKobjIdsEntry> = ImgReader::open(&ids, Kind::Ids)?.read_entry()?;
+        files_of.push((p.pid as i32, e.map_or(0, |e| e.files_id)));
+    }
+    Ok(files_of.iter().map(|&(pid, fid)| (pid, files_of.iter().rev().find(|(_, f)| *f == fid).map_or(pid, |(q, _)| *q))).collect())
 }
 
 impl super::FileKind for Locks {
@@ -112,6 +130,7 @@ impl super::FileKind for Locks {
         let path = dir.join("filelocks.img");
         if path.exists() {
             self.entries = ImgReader::open(&path, Kind::FileLocks)?.read_all()?;
+            self.taker = last_sharers(dir)?;
         }
         Ok(())
     }
@@ -121,7 +140,7 @@ impl super::FileKind for Locks {
     }
 
     fn in_task(&self, r: &mut Remote<'_>, pid: i32, fds: &[(&pb::FdinfoEntry, &pb::FileEntry)], _env: &super::RestoreEnv<'_>) -> Result<()> {
-        for l in self.entries.iter().filter(|l| l.pid == pid) {
+        for l in self.entries.iter().filter(|l| self.taker.get(&l.pid).copied().unwrap_or(l.pid) == pid) {
             if !fds.iter().any(|(fi, _)| fi.fd as i32 == l.fd) {
                 return Err(Error::Msg(format!("filelocks.img: pid {pid} held a lock on fd {}, which it does not have", l.fd)));
             }
