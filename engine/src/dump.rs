@@ -455,10 +455,10 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let (cwd_id, root_id) = dump_fs_files(proc, files)?;
     let exe_id = {
         let exe = proc.exe()?.to_string_lossy().into_owned();
-        regfile::check_path(pid, "the executable", &exe)?;
-        let f = std::fs::File::open(&exe).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its executable {exe}"), source: e })?;
+        // Through the link: a deleted executable opens too (and is saved as a ghost).
+        let f = proc.openat("exe", nix::fcntl::OFlag::O_RDONLY).map_err(|e| Error::Msg(format!("pid {pid}: opening its executable {exe}: {e}")))?;
         let st = fstat(&f, &exe)?;
-        files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
+        regfile::dump_file(files, pid, "its executable", &exe, false, f.as_fd(), &st, libc::O_RDONLY as u32, opts)?
     };
     let areas = dump_vmas(pid, proc, &vmas, files, opts)?;
     for (v, kind) in &areas {
@@ -641,7 +641,8 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, opts
             let st = fstat(&f, &path)?;
             // A shared mapping that may become writable (VM_MAYWRITE) needs the file open for writing.
             let flags = if v.shared && v.vm_flags.contains("mw") { libc::O_RDWR } else { libc::O_RDONLY };
-            e.shmid = regfile::dump_mapped(files, pid, v.start, &path, v.deleted, f.as_fd(), &st, flags as u32, opts)? as u64;
+            let what = format!("the file mapped at {:#x}", v.start);
+            e.shmid = regfile::dump_file(files, pid, &what, &path, v.deleted, f.as_fd(), &st, flags as u32, opts)? as u64;
             e.fdflags = Some(flags as u32);
         }
         out.push((e, kind));

@@ -243,6 +243,14 @@ struct ProcFiles {
     root: String,
 }
 
+/// Opens reg file `e` (a mapping's, the executable) through the kinds, as an fd would be: a deleted
+/// file (ghost) is then the same inode as its fds'. `mapped`: it must have its dumped size.
+fn open_reg(img: &Images, env: &RestoreEnv<'_>, e: pb::RegFileEntry, mapped: bool) -> Result<OwnedFd> {
+    let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
+    let env = RestoreEnv { mapped, ..*env };
+    crate::kinds::open_file(&mut img.kinds.borrow_mut(), &f, &env)?.ok_or_else(|| Error::Msg(format!("file {} cannot be opened", f.id)))
+}
+
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let dir = opts.images_dir.as_path();
@@ -309,12 +317,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-                // Through the kinds, as an fd: a deleted file (ghost) is the same inode as its fds'.
-                let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
-                let menv = RestoreEnv { mapped: true, ..env };
-                let fd = crate::kinds::open_file(&mut img.kinds.borrow_mut(), &f, &menv)
-                    .map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?
-                    .ok_or_else(|| Error::Msg(format!("pid {}: the file mapped at {:#x} cannot be opened", p.pid(), v.start)))?;
+                let fd = open_reg(&img, &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
                 map_fds.insert(v.shmid, fd);
             }
         }
@@ -322,7 +325,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
         pfiles.push(Some(ProcFiles {
             pages,
-            exe: regfile::open(img.reg(p.mm.exe_file_id)?, false)?,
+            exe: open_reg(&img, &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
             cwd: regfile::open(img.reg(p.fs.cwd_id)?, false)?,
             root: img.reg(p.fs.root_id)?.name.clone(),
         }));

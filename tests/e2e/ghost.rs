@@ -91,6 +91,12 @@ fn ghost_limit_too_small() {
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
 
+/// A process running a deleted executable: the executable and its mappings come back as a ghost.
+#[test]
+fn ghost_executable() {
+    scenario("ghost", &["exe"]);
+}
+
 /// A deleted file whose path another file took is restored as the deleted one; the new file stays.
 #[test]
 fn ghost_replaced_path() {

@@ -16,6 +16,8 @@
  *            none of them, but can take the POSIX range next to the held one.
  *   locks_shared  the same with the fd table shared with a child made with clone(CLONE_FILES):
  *            POSIX and flock locks taken by the parent are held after restore.
+ *   exe      runs from a copy of itself that it deletes: the executable (and its mappings) come back
+ *            from the checkpoint; /proc/self/exe still names the deleted copy.
  *   linked   a file open whose name was unlinked while another hard link remains: refused without
  *            --link-remap; with it, the fd is that same inode after restore and no link is left over.
  *   plain    a file open at its path (the harness replaces it with a directory before restoring).
@@ -386,6 +388,39 @@ static int mode_locks_shared(void)
 	return finish();
 }
 
+static int mode_exe(int argc, char **argv)
+{
+	char copy[600];
+	snprintf(copy, sizeof(copy), "%s.exe", g_path);
+	if (strcmp(argv[2], "exe") == 0) {
+		/* Copy this program and run the copy (same pid), which deletes itself. */
+		int in = open("/proc/self/exe", O_RDONLY), out = open(copy, O_WRONLY | O_CREAT | O_EXCL, 0755);
+		SETUP(in >= 0 && out >= 0, "copy the executable");
+		ssize_t n;
+		while ((n = read(in, g_buf, sizeof(g_buf))) > 0)
+			SETUP(write(out, g_buf, n) == n, "write the copy");
+		close(in);
+		close(out);
+		char *args[] = {copy, argv[1], "exe2", argc > 3 ? argv[3] : ".", NULL};
+		execv(copy, args);
+		SETUP(0, "execv");
+	}
+	SETUP(unlink(copy) == 0, "unlink the running executable");
+	install_term();
+	ready();
+	wait_term();
+	char link[700], want[700];
+	ssize_t n = readlink("/proc/self/exe", link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	snprintf(want, sizeof(want), "%s (deleted)", copy);
+	CHECK(strcmp(link, want) == 0, "/proc/self/exe is '%s', expected '%s'", link, want);
+	CHECK(access(copy, F_OK) != 0, "the deleted executable %s is back in the file system", copy);
+	int e = open("/proc/self/exe", O_RDONLY);
+	struct stat st;
+	CHECK(e >= 0 && fstat(e, &st) == 0 && st.st_nlink == 0 && (st.st_mode & 0777) == 0755, "the executable is not a deleted 0755 file");
+	return finish();
+}
+
 static int mode_linked(void)
 {
 	int fd = open(g_path, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -449,6 +484,8 @@ int main(int argc, char **argv)
 		return mode_locks();
 	if (strcmp(mode, "locks_shared") == 0)
 		return mode_locks_shared();
+	if (strcmp(mode, "exe") == 0 || strcmp(mode, "exe2") == 0)
+		return mode_exe(argc, argv);
 	if (strcmp(mode, "linked") == 0)
 		return mode_linked();
 	if (strcmp(mode, "plain") == 0)

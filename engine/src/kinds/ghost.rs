@@ -285,7 +285,7 @@ impl Ghosts {
 }
 
 /// Creates ghost `gid` from its image: at `path` if that is free, else beside it (another file took
-/// the name since the dump; it is left alone), filled, then unlinked. Returns an O_RDWR fd of it.
+/// the name since the dump; it is left alone), filled, then unlinked. Returns a read-only fd of it.
 fn create(dir: &Path, gid: u32, path: &str) -> Result<OwnedFd> {
     let img = dir.join(Kind::GhostFile.file_name(gid.into()));
     let mut r = ImgReader::open(&img, Kind::GhostFile)?;
@@ -341,7 +341,10 @@ fn create(dir: &Path, gid: u32, path: &str) -> Result<OwnedFd> {
     filled?;
     unlinked?;
     tracing::info!("deleted file {path} restored (created as {}, then unlinked)", name.display());
-    Ok(OwnedFd::from(f))
+    // Kept read-only: a writer would keep a deleted executable from being the restored exe link
+    // (PR_SET_MM_MAP denies write access to it); the fds and mappings reopen it as they need.
+    let ro = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(io(format!("reopening the restored deleted file {path}")))?;
+    Ok(OwnedFd::from(ro))
 }
 
 /// Creates a new file at `path`, or at `path.rcr-ghost-<gid>[-N]` when `path` exists.

@@ -151,11 +151,12 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
     Ok(entry(id, path, flags, pos, st))
 }
 
-/// Adds the file behind a mapping of `pid` at `start` to the file table; its reg file id.
+/// Adds a file of `pid` that is no fd (a mapping's, the executable; `what` names it) to the file table;
+/// its reg file id.
 #[allow(clippy::too_many_arguments)]
-pub fn dump_mapped(files: &mut super::FileTable, pid: i32, start: u64, path: &str, deleted: bool, file: BorrowedFd<'_>, st: &libc::stat, flags: u32, opts: &DumpOpts) -> Result<u32> {
+pub fn dump_file(files: &mut super::FileTable, pid: i32, what: &str, path: &str, deleted: bool, file: BorrowedFd<'_>, st: &libc::stat, flags: u32, opts: &DumpOpts) -> Result<u32> {
     let id = files.next_id();
-    let reg = dump_reg(files, id, pid, &format!("the file mapped at {start:#x}"), path, deleted, file, st, flags, 0, opts)?;
+    let reg = dump_reg(files, id, pid, what, path, deleted, file, st, flags, 0, opts)?;
     files.files.push(pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id, reg: Some(reg), ..Default::default() });
     Ok(id)
 }
