@@ -30,7 +30,10 @@ pub fn data_len(ext: &[Extent]) -> u64 {
 pub fn data_extents(fd: BorrowedFd<'_>, size: u64, method: Method, what: &str) -> Result<Vec<Extent>> {
     if method == Method::Fiemap {
         match fiemap(fd, size) {
-            Ok(v) => return Ok(v),
+            Ok((v, calls)) => {
+                tracing::info!("{what}: FIEMAP found {} data extents in {calls} call(s)", v.len());
+                return Ok(v);
+            }
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) || e.raw_os_error() == Some(libc::ENOTTY) => {
                 tracing::info!("{what}: the file system has no FIEMAP; finding its data with SEEK_DATA instead");
             }
@@ -107,10 +110,13 @@ struct Fiemap {
     fm_extents: [FiemapExtent; FIEMAP_BATCH],
 }
 
-fn fiemap(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Vec<Extent>> {
+/// The extents and the number of ioctl calls it took.
+fn fiemap(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<(Vec<Extent>, usize)> {
     let mut out = Vec::new();
     let mut start = 0u64;
+    let mut calls = 0;
     while start < size {
+        calls += 1;
         let mut m = Fiemap {
             fm_start: start,
             fm_length: size - start,
@@ -140,7 +146,7 @@ fn fiemap(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Vec<Extent>> {
             break;
         }
     }
-    Ok(out)
+    Ok((out, calls))
 }
 
 #[cfg(test)]
