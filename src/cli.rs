@@ -80,6 +80,41 @@ pub struct DumpArgs {
     /// The tree is a shell job: its terminal belongs to the shell.
     #[arg(short = 'j', long = "shell-job")]
     pub shell_job: bool,
+    /// Largest deleted-but-open file to save with the checkpoint, counting its data, not its holes
+    /// (bytes, or with a K, M or G suffix; default 1M).
+    #[arg(long = "ghost-limit", value_name = "SIZE", value_parser = parse_size)]
+    pub ghost_limit: Option<u64>,
+    /// Find the data of deleted files with the FIEMAP ioctl (SEEK_DATA where the file system lacks it).
+    #[arg(long = "ghost-fiemap", overrides_with = "no_ghost_fiemap")]
+    pub ghost_fiemap: bool,
+    /// Find the data of deleted files with SEEK_DATA/SEEK_HOLE (the default).
+    #[arg(long = "no-ghost-fiemap", overrides_with = "ghost_fiemap")]
+    pub no_ghost_fiemap: bool,
+    /// Save the file locks (flock, POSIX, OFD) the tree holds; without it a held lock fails the dump.
+    #[arg(short = 'l', long = "file-locks")]
+    pub file_locks: bool,
+    /// Keep a file that was unlinked but has other links by linking it as link_remap.N beside its path.
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
+}
+
+/// A size as criu takes it: a number of bytes, or with a K, M or G suffix (powers of 1024).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (num, mul) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mul = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{v}': the size suffix must be K, M or G")),
+            };
+            (&v[..i], mul)
+        }
+        _ => (v, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("'{v}' is not a size (a number, optionally followed by K, M or G)"))?;
+    n.checked_mul(mul).ok_or_else(|| format!("'{v}' is too large"))
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +130,9 @@ pub struct RestoreArgs {
     /// Restore a shell job onto rcr's own terminal.
     #[arg(short = 'j', long = "shell-job")]
     pub shell_job: bool,
+    /// Accepted as criu's: the file locks a checkpoint holds are always taken again.
+    #[arg(short = 'l', long = "file-locks")]
+    pub file_locks: bool,
 }
 
 #[derive(Args, Debug)]
@@ -141,10 +179,10 @@ pub struct ShowArgs {
 /// criu options rcr knows by name but does not implement yet: refused with a clear message instead of the
 /// generic "unexpected argument", and never silently ignored.
 pub const UNSUPPORTED_CRIU_OPTIONS: &[&str] = &[
-    "--tcp-established", "--tcp-close", "--file-locks", "--ext-unix-sk", "--external", "--inherit-fd",
+    "--tcp-established", "--tcp-close", "--ext-unix-sk", "--external", "--inherit-fd",
     "--manage-cgroups", "--cgroup-root", "--track-mem", "--prev-images-dir", "--page-server", "--address",
     "--port", "--lazy-pages", "--leave-stopped", "-s", "--restore-sibling", "-S", "--root", "-r",
-    "--work-dir", "-W", "--ghost-limit", "--ghost-fiemap", "--no-ghost-fiemap", "--link-remap",
+    "--work-dir", "-W",
     "--evasive-devices", "--auto-dedup", "--skip-mnt", "--enable-fs", "--enable-external-sharing",
     "--enable-external-masters", "--freeze-cgroup", "--stream", "--network-lock", "--skip-in-flight",
     "--pre-dump", "--lsm-profile", "--lsm-mount-context", "--veth-pair", "--cpu-cap",
@@ -259,8 +297,25 @@ mod tests {
     #[test]
     fn unsupported_options_are_named() {
         assert_eq!(find_unsupported(&s(&["rcr", "dump", "--tcp-established"])).as_deref(), Some("--tcp-established"));
-        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--ghost-limit=5M"])).as_deref(), Some("--ghost-limit"));
+        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--tcp-close"])).as_deref(), Some("--tcp-close"));
+        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--ghost-limit=5M", "--file-locks", "--link-remap"])), None);
         assert_eq!(find_unsupported(&s(&["rcr", "dump", "-t", "1"])), None);
+    }
+
+    #[test]
+    fn ghost_and_lock_options() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("5M"), Ok(5 << 20));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("5X").is_err() && parse_size("M").is_err());
+        let cli = Cli::try_parse_from(s(&["rcr", "dump", "-t", "1", "--ghost-limit", "8M", "--ghost-fiemap", "--file-locks"])).unwrap();
+        let Cmd::Dump(d) = cli.cmd else { panic!("not dump") };
+        assert_eq!((d.ghost_limit, d.ghost_fiemap, d.file_locks), (Some(8 << 20), true, true));
+        let cli = Cli::try_parse_from(s(&["rcr", "dump", "-t", "1", "--ghost-fiemap", "--no-ghost-fiemap"])).unwrap();
+        let Cmd::Dump(d) = cli.cmd else { panic!("not dump") };
+        assert!(!d.ghost_fiemap);
+        assert!(Cli::try_parse_from(s(&["rcr", "restore", "--file-locks"])).is_ok());
     }
 
     #[test]

@@ -127,6 +127,12 @@ fn run() -> Result<i32> {
             opts.leave_running = a.leave_running;
             opts.shell_job = a.shell_job;
             opts.plugin_dir = plugin_dir(&cli.global);
+            if let Some(l) = a.ghost_limit {
+                opts.ghost_limit = l;
+            }
+            opts.ghost_fiemap = a.ghost_fiemap && !a.no_ghost_fiemap;
+            opts.file_locks = a.file_locks;
+            opts.link_remap = a.link_remap;
             if let Some(t) = timeout {
                 opts.freeze_timeout = t;
             }
@@ -139,6 +145,7 @@ fn run() -> Result<i32> {
             opts.detached = a.detached;
             opts.pidfile = a.pidfile;
             opts.shell_job = a.shell_job;
+            opts.file_locks = a.file_locks;
             opts.plugin_dir = plugin_dir(&cli.global);
             if let Some(t) = timeout {
                 opts.step_timeout = t;

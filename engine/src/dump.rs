@@ -468,12 +468,12 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let (cwd_id, root_id) = dump_fs_files(proc, files)?;
     let exe_id = {
         let exe = proc.exe()?.to_string_lossy().into_owned();
-        regfile::check_path(pid, "the executable", &exe)?;
-        let f = std::fs::File::open(&exe).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its executable {exe}"), source: e })?;
+        // Through the link: a deleted executable opens too (and is saved as a ghost).
+        let f = proc.openat("exe", nix::fcntl::OFlag::O_RDONLY).map_err(|e| Error::Msg(format!("pid {pid}: opening its executable {exe}: {e}")))?;
         let st = fstat(&f, &exe)?;
-        files.add_reg(&exe, libc::O_RDONLY as u32, 0, &st)
+        regfile::dump_file(files, pid, "its executable", &exe, false, f.as_fd(), &st, libc::O_RDONLY as u32, opts)?
     };
-    let areas = dump_vmas(pid, proc, &vmas, files, plugins)?;
+    let areas = dump_vmas(pid, proc, &vmas, files, plugins, opts)?;
     for (v, kind) in &areas {
         if matches!(kind, mem::AreaKind::Memfd { .. }) && !ctx.files.memfds.iter().any(|m| m.inode_id == v.shmid) {
             let src = vmas.iter().find(|m| m.start == v.start).and_then(|m| m.path.clone()).unwrap_or_default();
@@ -594,6 +594,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let key = (st.st_dev, st.st_ino);
         let shared = seen.get(&key).and_then(|v| v.iter().find(|(opid, other, _)| same(*opid, *other)).copied());
         if let Some((_, _, id)) = shared {
+            files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
             let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
@@ -615,6 +616,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let entry = kind.dump(&one, id, files)?;
         let ty = entry.r#type;
         files.files.push(entry);
+        files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
         seen.entry(key).or_default().push((pid, fd, id));
         out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
     }
@@ -637,7 +639,7 @@ fn dump_fs_files(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {
 /// The task's memory areas as vma entries, the files behind file mappings added to the file table.
 /// Areas the core cannot handle (device memory, special mappings) and mappings of files under /dev are
 /// offered to the plugins first.
-fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plugins: &Plugins) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
+fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plugins: &Plugins, opts: &DumpOpts) -> Result<Vec<(pb::VmaEntry, mem::AreaKind)>> {
     let mut out = Vec::with_capacity(vmas.len());
     for v in vmas {
         let classified = mem::classify(pid, v);
@@ -663,12 +665,12 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plug
         }
         if matches!(kind, mem::AreaKind::FilePrivate | mem::AreaKind::FileShared) {
             let path = v.path.clone().unwrap_or_default();
-            regfile::check_path(pid, &format!("the file mapped at {:#x}", v.start), &path)?;
             let f = proc.map_files_open(v.start, v.end, nix::fcntl::OFlag::O_RDONLY)?;
             let st = fstat(&f, &path)?;
             // A shared mapping that may become writable (VM_MAYWRITE) needs the file open for writing.
             let flags = if v.shared && v.vm_flags.contains("mw") { libc::O_RDWR } else { libc::O_RDONLY };
-            e.shmid = files.add_reg(&path, flags as u32, 0, &st) as u64;
+            let what = format!("the file mapped at {:#x}", v.start);
+            e.shmid = regfile::dump_file(files, pid, &what, &path, v.deleted, f.as_fd(), &st, flags as u32, opts)? as u64;
             e.fdflags = Some(flags as u32);
         }
         out.push((e, kind));

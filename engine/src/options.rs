@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `--ghost-limit` when not given: 1 MiB, as criu.
+pub const DEFAULT_GHOST_LIMIT: u64 = 1 << 20;
+
 /// Options for [`crate::dump::dump`].
 #[derive(Debug, Clone)]
 pub struct DumpOpts {
@@ -19,6 +22,14 @@ pub struct DumpOpts {
     pub freeze_timeout: Duration,
     /// Load every plugin in this directory (`-L/--libdir`, `RCR_LIBS_DIR`); None: no plugins.
     pub plugin_dir: Option<PathBuf>,
+    /// Largest deleted-but-open file saved with the checkpoint, in bytes of data (`--ghost-limit`).
+    pub ghost_limit: u64,
+    /// Find a deleted file's data extents with FIEMAP instead of SEEK_DATA (`--ghost-fiemap`).
+    pub ghost_fiemap: bool,
+    /// Save the file locks held (`--file-locks`); without it a held lock fails the dump.
+    pub file_locks: bool,
+    /// Keep a file unlinked from its path but linked elsewhere through a link made beside it (`--link-remap`).
+    pub link_remap: bool,
 }
 
 impl DumpOpts {
@@ -31,6 +42,10 @@ impl DumpOpts {
             shell_job: false,
             freeze_timeout: Duration::from_secs(10),
             plugin_dir: None,
+            ghost_limit: DEFAULT_GHOST_LIMIT,
+            ghost_fiemap: false,
+            file_locks: false,
+            link_remap: false,
         }
     }
 }
@@ -50,6 +65,8 @@ pub struct RestoreOpts {
     pub step_timeout: Duration,
     /// Load every plugin in this directory (`-L/--libdir`, `RCR_LIBS_DIR`); None: no plugins.
     pub plugin_dir: Option<PathBuf>,
+    /// `--file-locks`: accepted as criu does; the locks a checkpoint holds are always taken again.
+    pub file_locks: bool,
 }
 
 impl RestoreOpts {
@@ -62,6 +79,7 @@ impl RestoreOpts {
             shell_job: false,
             step_timeout: Duration::from_secs(10),
             plugin_dir: None,
+            file_locks: false,
         }
     }
 }
@@ -76,6 +94,10 @@ impl DumpOpts {
             "leave_running": self.leave_running,
             "shell_job": self.shell_job,
             "timeout_ms": self.freeze_timeout.as_millis() as u64,
+            "ghost_limit": self.ghost_limit,
+            "ghost_fiemap": self.ghost_fiemap,
+            "file_locks": self.file_locks,
+            "link_remap": self.link_remap,
         })
         .to_string()
     }
@@ -90,6 +112,7 @@ impl RestoreOpts {
             "detached": self.detached,
             "shell_job": self.shell_job,
             "timeout_ms": self.step_timeout.as_millis() as u64,
+            "file_locks": self.file_locks,
         })
         .to_string()
     }

@@ -243,6 +243,14 @@ struct ProcFiles {
     root: String,
 }
 
+/// Opens reg file `e` (a mapping's, the executable) through the kinds, as an fd would be: a deleted
+/// file (ghost) is then the same inode as its fds'. `mapped`: it must have its dumped size.
+fn open_reg(img: &Images, env: &RestoreEnv<'_>, e: pb::RegFileEntry, mapped: bool) -> Result<OwnedFd> {
+    let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
+    let env = RestoreEnv { mapped, ..*env };
+    crate::kinds::open_file(&mut img.kinds.borrow_mut(), &f, &env)?.ok_or_else(|| Error::Msg(format!("file {} cannot be opened", f.id)))
+}
+
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let dir = opts.images_dir.as_path();
@@ -271,7 +279,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     for e in &img.memfds {
         memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
     }
-    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds };
+    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds, mapped: false };
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -324,14 +332,15 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-                map_fds.insert(v.shmid, regfile::open(&e, true)?);
+                let fd = open_reg(&img, &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
+                map_fds.insert(v.shmid, fd);
             }
         }
         let pages_path = dir.join(format!("pages-{}.img", p.pages_id));
         let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
         pfiles.push(Some(ProcFiles {
             pages,
-            exe: regfile::open(img.reg(p.mm.exe_file_id)?, false)?,
+            exe: open_reg(&img, &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
             cwd: regfile::open(img.reg(p.fs.cwd_id)?, false)?,
             root: img.reg(p.fs.root_id)?.name.clone(),
         }));
@@ -780,7 +789,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     if last_sharer == Some(i) {
         close_others(r, pid, &keep)?;
         // What only the task can do with its fds in place, kind by kind.
-        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds };
+        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds, mapped: false };
         let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
         for k in img.kinds.borrow().iter() {
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;

@@ -10,6 +10,7 @@ mod counter;
 mod cpu;
 mod failures;
 mod files;
+mod ghost;
 mod identity;
 mod mem;
 mod plugins;

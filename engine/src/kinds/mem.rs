@@ -81,12 +81,7 @@ pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
             return Err(Error::Msg(format!("{}: System V shared memory is not supported yet", name())))
         }
         _ if v.deleted && path.starts_with("/memfd:") => AreaKind::Memfd { shared: v.shared },
-        _ if v.deleted => {
-            return Err(Error::Msg(format!(
-                "{}: the mapped file was deleted (or is a memfd); deleted mappings are not supported yet",
-                name()
-            )))
-        }
+        // Any other deleted file is a file mapping: its file is saved as a ghost (regfile::dump_reg).
         _ if !path.starts_with('/') => {
             return Err(Error::Msg(format!("{}: unknown special mapping", name())))
         }

@@ -7,7 +7,7 @@ use crate::kinds::mem::{PageRun, PAGE_SIZE, PE_PRESENT};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -32,21 +32,18 @@ pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::
     pagemap.write_entry(&pb::PagemapHead { pages_id })?;
     let pages_path = dir.join(format!("pages-{pages_id}.img"));
     let mut pages = std::io::BufWriter::new(File::create(&pages_path).map_err(io(format!("creating {}", pages_path.display())))?);
-    let mut off = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    while off < size {
-        // SAFETY: lseek takes integers only.
-        let data = unsafe { libc::lseek(f.as_raw_fd(), off as i64, libc::SEEK_DATA) };
-        if data < 0 {
-            break; // ENXIO: only a hole is left
+    // The data extents, widened to whole pages (the pagemap counts pages) and merged where they meet.
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for x in super::extents::data_extents(f.as_fd(), size, super::extents::Method::SeekData, &format!("memfd {name}"))? {
+        let start = x.off / PAGE_SIZE * PAGE_SIZE;
+        let end = (x.off + x.len).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        match runs.last_mut() {
+            Some(l) if l.1 >= start => l.1 = l.1.max(end),
+            _ => runs.push((start, end)),
         }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(f.as_raw_fd(), data, libc::SEEK_HOLE) }.max(data);
-        let start = (data as u64) / PAGE_SIZE * PAGE_SIZE;
-        let end = ((hole as u64).min(size)).div_ceil(PAGE_SIZE) * PAGE_SIZE;
-        if end <= start {
-            break;
-        }
+    }
+    for (start, end) in runs {
         pagemap.write_entry(&pb::PagemapEntry {
             vaddr: start,
             nr_pages: ((end - start) / PAGE_SIZE) as u32,
@@ -63,7 +60,6 @@ pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::
             pages.write_all(chunk).map_err(io(format!("writing {}", pages_path.display())))?;
             at += n as u64;
         }
-        off = end;
     }
     pages.flush().map_err(io(format!("writing {}", pages_path.display())))?;
     pagemap.finish()?;

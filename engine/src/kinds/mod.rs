@@ -7,6 +7,9 @@
 //! exactly one kind or refused with an error naming it.
 
 pub mod cpu;
+pub mod extents;
+pub mod ghost;
+pub mod locks;
 pub mod mem;
 pub mod fifo;
 pub mod memfd;
@@ -31,10 +34,11 @@ use std::path::Path;
 pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
     vec![
         Box::new(memfd::MemfdFiles),
-        Box::new(regfile::RegFiles),
+        Box::new(regfile::RegFiles::default()),
         Box::new(tty::Ttys::default()),
         Box::new(pipe::PipeFiles::default()),
         Box::new(fifo::Fifos::default()),
+        Box::new(locks::Locks::default()),
     ]
 }
 
@@ -64,6 +68,10 @@ pub struct FileTable {
     /// memfd inodes (content, name, seals), saved once each for the fds and mappings of them
     /// (memfd.img).
     pub memfds: Vec<pb::MemfdInodeEntry>,
+    /// Deleted files saved with the checkpoint (ghost-file-N.img, remap-fpath.img).
+    pub ghosts: ghost::GhostTable,
+    /// File locks held (filelocks.img).
+    pub locks: locks::LockTable,
 }
 
 impl FileTable {
@@ -94,6 +102,8 @@ pub struct RestoreEnv<'a> {
     pub files: &'a BTreeMap<u32, pb::FileEntry>,
     /// The memfds of the checkpoint, created again, by inode id (memfd.img).
     pub memfds: &'a BTreeMap<u64, OwnedFd>,
+    /// The file is opened for a memory mapping (a regular file must have its dumped size).
+    pub mapped: bool,
 }
 
 /// A kind of open file: dump and restore side by side. One value lives through one dump or one

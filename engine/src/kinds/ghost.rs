@@ -1,0 +1,426 @@
+//! Ghost files: regular files that were deleted while a task still had them open or mapped. Their content
+//! goes into the checkpoint, as CRIU does: `ghost-file-<id>.img` (a `ghost_file_entry` with the inode's
+//! owner, mode and times, then, with `chunks`, one `ghost_chunk_entry` plus its bytes per data extent, so
+//! that holes take no room), and `remap-fpath.img` ties each reg file entry (fd or mapping) to its ghost.
+//! At restore the file is created again at its path (or beside it, when another file took the path),
+//! filled, and unlinked at once; every fd and mapping of it reopens that one inode through
+//! /proc/self/fd, so they all share it as they did.
+//!
+//! A file unlinked from its path but still linked elsewhere (nlink > 0) cannot be found by path; with
+//! `--link-remap` (as CRIU) the dump links it as `link_remap.<id>` beside its old path, remap-fpath.img
+//! says LINKED, and the restore opens that link and removes it once the tasks run.
+
+use super::extents::{self, Extent, Method};
+use crate::image::{pb, ImgReader, ImgWriter, Kind};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// How ghost files are dumped (`--ghost-limit`, `--ghost-fiemap`).
+#[derive(Debug, Clone, Copy)]
+pub struct GhostOpts<'a> {
+    /// The images directory.
+    pub dir: &'a Path,
+    /// Largest amount of data (holes not counted) a ghost file may have.
+    pub limit: u64,
+    pub method: Method,
+}
+
+/// The ghosts of one dump: one image per deleted inode, whatever the number of fds and mappings of it.
+#[derive(Default)]
+pub struct GhostTable {
+    by_inode: HashMap<(u64, u64), u32>,
+    next: u32,
+    /// remap-fpath.img: which reg file entry is which ghost.
+    pub remaps: Vec<pb::RemapFilePathEntry>,
+    /// Link-remapped inodes: the reg file id of their link.
+    links: HashMap<(u64, u64), u32>,
+    /// The links made, removed again unless the dump got to its end.
+    made_links: Vec<std::path::PathBuf>,
+    keep_links: std::cell::Cell<bool>,
+}
+
+impl Drop for GhostTable {
+    fn drop(&mut self) {
+        if !self.keep_links.get() {
+            for p in &self.made_links {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+fn io(ctx: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::Io { ctx, source: e }
+}
+
+/// The kernel's 32-bit encoding of a device number (CRIU's `dev` fields): major << 20 | minor.
+fn kdev(dev: u64) -> u32 {
+    (libc::major(dev) << 20) | (libc::minor(dev) & 0xfffff)
+}
+
+impl GhostTable {
+    /// Dumps the deleted file `file` (stat `st`, once at `path`) as the ghost of reg file entry
+    /// `orig_id`. `what` names it in errors ("pid 5: fd 3").
+    pub fn dump(&mut self, file: BorrowedFd<'_>, st: &libc::stat, path: &str, orig_id: u32, opts: GhostOpts<'_>, what: &str) -> Result<()> {
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::Msg(format!("{what}: {path} was deleted and is not a regular file (mode {:o}); rcr cannot restore it", st.st_mode)));
+        }
+        let key = (st.st_dev, st.st_ino);
+        let id = match self.by_inode.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.next + 1;
+                write_ghost(id, file, st, path, opts, what)?;
+                self.next = id;
+                self.by_inode.insert(key, id);
+                id
+            }
+        };
+        self.remaps.push(pb::RemapFilePathEntry { orig_id, remap_id: id, remap_type: Some(pb::RemapType::Ghost as i32) });
+        Ok(())
+    }
+
+    /// The reg file id of the link already made for the inode `st`, if any.
+    pub fn link_of(&self, st: &libc::stat) -> Option<u32> {
+        self.links.get(&(st.st_dev, st.st_ino)).copied()
+    }
+
+    /// Links `file` (unlinked from `path`, nlink > 0) as `link_remap.<link_id>` beside `path`, for reg
+    /// file `link_id`; returns the link's path.
+    pub fn make_link(&mut self, file: BorrowedFd<'_>, st: &libc::stat, path: &str, link_id: u32, what: &str) -> Result<String> {
+        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+        let link = dir.join(format!("link_remap.{link_id}"));
+        let c = CString::new(link.to_string_lossy().as_bytes()).map_err(|_| Error::Msg(format!("{what}: NUL in {}", link.display())))?;
+        // SAFETY: an empty C string and a valid path; linkat(AT_EMPTY_PATH) links the inode of `file`.
+        let r = unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, c.as_ptr(), libc::AT_EMPTY_PATH) };
+        if r < 0 {
+            return Err(Error::Io { ctx: format!("{what}: linking the unlinked file {path} as {} (--link-remap)", link.display()), source: std::io::Error::last_os_error() });
+        }
+        tracing::info!("{what}: {path} was unlinked but has other links: linked as {}", link.display());
+        self.made_links.push(link.clone());
+        self.links.insert((st.st_dev, st.st_ino), link_id);
+        Ok(link.to_string_lossy().into_owned())
+    }
+
+    /// Reg file `orig_id` is reopened through the link that is reg file `link_id`.
+    pub fn add_linked(&mut self, orig_id: u32, link_id: u32) {
+        self.remaps.push(pb::RemapFilePathEntry { orig_id, remap_id: link_id, remap_type: Some(pb::RemapType::Linked as i32) });
+    }
+
+    /// Writes remap-fpath.img (when there is a ghost or a link).
+    pub fn finish(&self, dir: &Path) -> Result<()> {
+        self.keep_links.set(true);
+        if self.remaps.is_empty() {
+            return Ok(());
+        }
+        let mut w = ImgWriter::create(&dir.join("remap-fpath.img"), Kind::RemapFpath)?;
+        for r in &self.remaps {
+            w.write_entry(r)?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+}
+
+fn write_ghost(id: u32, file: BorrowedFd<'_>, st: &libc::stat, path: &str, opts: GhostOpts<'_>, what: &str) -> Result<()> {
+    // A readable open of the same inode (the task's may be write-only); reading it moves no task offset.
+    let me = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let f = File::open(&me).map_err(io(format!("{what}: reopening the deleted file {path} to save it")))?;
+    let size = st.st_size as u64;
+    let ext = extents::data_extents(f.as_fd(), size, opts.method, &format!("{what}: deleted file {path}"))?;
+    let data = extents::data_len(&ext);
+    if data > opts.limit {
+        return Err(Error::Msg(format!(
+            "{what}: the deleted file {path} has {data} bytes of data (size {size}), more than --ghost-limit ({} bytes); raise --ghost-limit to dump it",
+            opts.limit
+        )));
+    }
+    let img = opts.dir.join(Kind::GhostFile.file_name(id.into()));
+    let mut w = ImgWriter::create(&img, Kind::GhostFile)?;
+    let tv = |s: i64, ns: i64| pb::Timeval { tv_sec: s as u64, tv_usec: (ns / 1000) as u64 };
+    w.write_entry(&pb::GhostFileEntry {
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mode: st.st_mode,
+        dev: Some(kdev(st.st_dev)),
+        ino: Some(st.st_ino),
+        rdev: None,
+        atim: Some(tv(st.st_atime, st.st_atime_nsec)),
+        mtim: Some(tv(st.st_mtime, st.st_mtime_nsec)),
+        chunks: Some(true),
+        size: Some(size),
+        symlnk_target: None,
+    })?;
+    let mut buf = vec![0u8; 1 << 20];
+    for x in &ext {
+        w.write_entry(&pb::GhostChunkEntry { len: x.len, off: x.off })?;
+        let mut done = 0u64;
+        while done < x.len {
+            let n = ((x.len - done) as usize).min(buf.len());
+            let chunk = &mut buf[..n];
+            chunk.fill(0);
+            read_full_at(&f, chunk, x.off + done).map_err(io(format!("{what}: reading the deleted file {path} at {}", x.off + done)))?;
+            w.write_raw(chunk)?;
+            done += n as u64;
+        }
+    }
+    w.finish()?;
+    tracing::info!("{what}: deleted file {path} saved as ghost {id}: {} extents, {data} bytes of {size}", ext.len());
+    Ok(())
+}
+
+/// Reads `buf.len()` bytes at `off`; what lies past the end of the file (it shrank) stays zero.
+fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], off + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The ghosts of a restore: which reg file entry is which ghost, and the ghosts created so far.
+#[derive(Default)]
+pub struct Ghosts {
+    remaps: HashMap<u32, u32>,
+    created: HashMap<u32, OwnedFd>,
+    /// Link-remapped files: reg file id -> the reg file id of the link.
+    linked: HashMap<u32, u32>,
+    /// Links to remove once the tasks run.
+    unlink_after: std::collections::BTreeSet<String>,
+}
+
+impl Ghosts {
+    /// Reads remap-fpath.img, if the checkpoint has one.
+    pub fn load(&mut self, dir: &Path) -> Result<()> {
+        let path = dir.join("remap-fpath.img");
+        if !path.exists() {
+            return Ok(());
+        }
+        for r in ImgReader::open(&path, Kind::RemapFpath)?.read_all::<pb::RemapFilePathEntry>()? {
+            match r.remap_type.and_then(|t| pb::RemapType::try_from(t).ok()) {
+                Some(pb::RemapType::Ghost) => {
+                    self.remaps.insert(r.orig_id, r.remap_id);
+                }
+                Some(pb::RemapType::Linked) => {
+                    self.linked.insert(r.orig_id, r.remap_id);
+                }
+                other => {
+                    return Err(Error::Msg(format!(
+                        "remap-fpath.img: file {} is remapped as {other:?}; rcr restores only ghost (deleted) and linked files",
+                        r.orig_id
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether reg file `id` is a ghost or link-remapped.
+    pub fn is_ghost(&self, id: u32) -> bool {
+        self.remaps.contains_key(&id) || self.linked.contains_key(&id)
+    }
+
+    /// Opens link-remapped reg file `e` through its link (reg file `link_id` of `files`).
+    fn open_linked(&mut self, files: &std::collections::BTreeMap<u32, pb::FileEntry>, e: &pb::RegFileEntry, link_id: u32, exact_size: bool) -> Result<OwnedFd> {
+        let link = files
+            .get(&link_id)
+            .and_then(|f| f.reg.as_ref())
+            .ok_or_else(|| Error::Msg(format!("remap-fpath.img: {} is linked as file {link_id}, which files.img lacks", e.name)))?;
+        let fd = super::regfile::open(&pb::RegFileEntry { name: link.name.clone(), ..e.clone() }, exact_size)
+            .map_err(|err| Error::Msg(format!("{} (unlinked, kept by --link-remap as {}): {err}", e.name, link.name)))?;
+        self.unlink_after.insert(link.name.clone());
+        Ok(fd)
+    }
+
+    /// Opens reg file `e`, a ghost: the deleted file is created once (the first time one of its fds or
+    /// mappings asks), and each open is a new open of that inode with `e`'s flags.
+    pub fn open(&mut self, dir: &Path, files: &std::collections::BTreeMap<u32, pb::FileEntry>, e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
+        if let Some(&link_id) = self.linked.get(&e.id) {
+            return self.open_linked(files, e, link_id, exact_size);
+        }
+        let Some(&gid) = self.remaps.get(&e.id) else {
+            return Err(Error::Msg(format!("file {} ({}) is not a ghost", e.id, e.name)));
+        };
+        let base = match self.created.entry(gid) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(create(dir, gid, &e.name)?),
+        };
+        let me = CString::new(format!("/proc/self/fd/{}", base.as_raw_fd())).map_err(|_| Error::Msg("NUL in a path".into()))?;
+        let flags = (e.flags as i32) & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC) | libc::O_CLOEXEC;
+        // SAFETY: `me` is a valid C string.
+        let fd = unsafe { libc::open(me.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(Error::Io { ctx: format!("reopening the restored deleted file {} (flags {flags:#o})", e.name), source: std::io::Error::last_os_error() });
+        }
+        // SAFETY: `fd` is new and owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if e.pos != 0 {
+            // SAFETY: lseek takes integers only.
+            if unsafe { libc::lseek(fd.as_raw_fd(), e.pos as i64, libc::SEEK_SET) } < 0 {
+                return Err(Error::Io { ctx: format!("seek {} to {}", e.name, e.pos), source: std::io::Error::last_os_error() });
+            }
+        }
+        Ok(fd)
+    }
+
+    /// Lets go of the ghosts (the tasks hold them now) and removes the --link-remap links.
+    pub fn finish(&mut self) {
+        self.created.clear();
+        for l in std::mem::take(&mut self.unlink_after) {
+            if let Err(e) = std::fs::remove_file(&l) {
+                tracing::warn!("removing the link {l} made by the dump (--link-remap): {e}");
+            }
+        }
+    }
+}
+
+/// Creates ghost `gid` from its image: at `path` if that is free, else beside it (another file took
+/// the name since the dump; it is left alone), filled, then unlinked. Returns a read-only fd of it.
+fn create(dir: &Path, gid: u32, path: &str) -> Result<OwnedFd> {
+    let img = dir.join(Kind::GhostFile.file_name(gid.into()));
+    let mut r = ImgReader::open(&img, Kind::GhostFile)?;
+    let g: pb::GhostFileEntry = r.read_entry()?.ok_or_else(|| Error::Msg(format!("{}: no ghost_file_entry", img.display())))?;
+    if g.mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::Msg(format!("{}: ghost of {path} has mode {:o}; rcr restores only regular ghost files", img.display(), g.mode)));
+    }
+    let (name, f) = create_near(path, gid)?;
+    let mut fill = || -> Result<()> {
+        let size = g.size.unwrap_or(0);
+        f.set_len(size).map_err(io(format!("sizing the restored deleted file {path} to {size}")))?;
+        if g.chunks == Some(true) {
+            while let Some(c) = r.read_entry::<pb::GhostChunkEntry>()? {
+                let x = Extent { off: c.off, len: c.len };
+                let mut done = 0u64;
+                while done < x.len {
+                    let n = (x.len - done).min(1 << 20);
+                    let chunk = r.read_raw(n)?;
+                    f.write_all_at(&chunk, x.off + done).map_err(io(format!("writing the restored deleted file {path}")))?;
+                    done += n;
+                }
+            }
+        } else {
+            let data = r.read_raw_to_end()?;
+            f.write_all_at(&data, 0).map_err(io(format!("writing the restored deleted file {path}")))?;
+            if g.size.is_none() {
+                f.set_len(data.len() as u64).map_err(io(format!("sizing the restored deleted file {path}")))?;
+            }
+        }
+        // SAFETY: fchown/fchmod take integers only.
+        unsafe {
+            if libc::fchown(f.as_raw_fd(), g.uid, g.gid) < 0 {
+                tracing::warn!("restored deleted file {path}: cannot give it to uid {} gid {}: {}", g.uid, g.gid, std::io::Error::last_os_error());
+            }
+            libc::fchmod(f.as_raw_fd(), g.mode & 0o7777);
+        }
+        // Settle the new blocks (delayed allocation) so the file's st_blocks and extents are final, as
+        // the dump's were (FIEMAP syncs; a dumped file had long been written).
+        f.sync_data().map_err(io(format!("syncing the restored deleted file {path}")))?;
+        if let (Some(a), Some(m)) = (g.atim, g.mtim) {
+            let ts = [
+                libc::timespec { tv_sec: a.tv_sec as i64, tv_nsec: (a.tv_usec * 1000) as i64 },
+                libc::timespec { tv_sec: m.tv_sec as i64, tv_nsec: (m.tv_usec * 1000) as i64 },
+            ];
+            // SAFETY: `ts` holds two valid timespecs.
+            unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
+        }
+        Ok(())
+    };
+    let filled = fill();
+    // Deleted again whatever happened: a half-restored ghost must not stay in the file system.
+    let unlinked = std::fs::remove_file(&name).map_err(io(format!("unlinking the restored deleted file {}", name.display())));
+    filled?;
+    unlinked?;
+    tracing::info!("deleted file {path} restored (created as {}, then unlinked)", name.display());
+    // Kept read-only: a writer would keep a deleted executable from being the restored exe link
+    // (PR_SET_MM_MAP denies write access to it); the fds and mappings reopen it as they need.
+    let ro = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(io(format!("reopening the restored deleted file {path}")))?;
+    Ok(OwnedFd::from(ro))
+}
+
+/// Creates a new file at `path`, or at `path.rcr-ghost-<gid>[-N]` when `path` exists.
+fn create_near(path: &str, gid: u32) -> Result<(std::path::PathBuf, File)> {
+    let mut tries = vec![std::path::PathBuf::from(path)];
+    tries.extend((0..16).map(|n| std::path::PathBuf::from(format!("{path}.rcr-ghost-{gid}-{n}"))));
+    for p in tries {
+        match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&p) {
+            Ok(f) => {
+                if p.as_os_str() != path {
+                    tracing::info!("deleted file {path}: the path is taken by another file; restoring it as {}", p.display());
+                }
+                return Ok((p, f));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::Io { ctx: format!("creating the deleted file {} again (does its directory still exist?)", p.display()), source: e }),
+        }
+    }
+    Err(Error::Msg(format!("cannot find a free name near {path} to restore the deleted file")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fstat(fd: BorrowedFd<'_>) -> libc::stat {
+        // SAFETY: an all-zero stat is a valid buffer; `fd` is open.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }, 0);
+        st
+    }
+
+    #[test]
+    fn a_sparse_ghost_round_trips() {
+        let base = std::env::temp_dir().join(format!("rcr-ghost-unit-{}", std::process::id()));
+        let images = base.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let path = base.join("file");
+        let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        for i in 0..10u64 {
+            f.write_all_at(&[i as u8 + 1; 4096], i * 3 * 4096).unwrap();
+        }
+        f.set_len(31 * 4096 + 7).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let st = fstat(f.as_fd());
+        let name = path.to_str().unwrap();
+        let mut t = GhostTable::default();
+        let small = GhostOpts { dir: &images, limit: 4096, method: Method::SeekData };
+        let e = t.dump(f.as_fd(), &st, name, 7, small, "test").unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains("40960 bytes") && e.contains("--ghost-limit"), "{e}");
+        let opts = GhostOpts { dir: &images, limit: 1 << 20, method: Method::Fiemap };
+        t.dump(f.as_fd(), &st, name, 7, opts, "test").unwrap();
+        t.dump(f.as_fd(), &st, name, 9, opts, "test").unwrap(); // the same inode again: one ghost
+        t.finish(&images).unwrap();
+        assert!(images.join("ghost-file-1.img").exists() && !images.join("ghost-file-2.img").exists());
+
+        let mut g = Ghosts::default();
+        g.load(&images).unwrap();
+        assert!(g.is_ghost(7) && g.is_ghost(9) && !g.is_ghost(8));
+        let e = pb::RegFileEntry { id: 7, name: name.into(), flags: libc::O_RDONLY as u32, pos: 4096, ..Default::default() };
+        let none = Default::default();
+        let a = File::from(g.open(&images, &none, &e, false).unwrap());
+        let b = File::from(g.open(&images, &none, &pb::RegFileEntry { id: 9, flags: libc::O_RDWR as u32, pos: 0, ..e.clone() }, true).unwrap());
+        let (sa, sb) = (fstat(a.as_fd()), fstat(b.as_fd()));
+        assert_eq!((sa.st_ino, sa.st_nlink, sa.st_size), (sb.st_ino, 0, st.st_size));
+        assert!(!path.exists(), "the restored ghost stays in the file system");
+        // SAFETY: lseek takes integers only.
+        assert_eq!(unsafe { libc::lseek(a.as_raw_fd(), 0, libc::SEEK_CUR) }, 4096);
+        let want = extents::data_extents(f.as_fd(), st.st_size as u64, Method::SeekData, "orig").unwrap();
+        let got = extents::data_extents(a.as_fd(), st.st_size as u64, Method::SeekData, "copy").unwrap();
+        assert_eq!(want, got);
+        let mut buf = [0u8; 4096];
+        a.read_exact_at(&mut buf, 9 * 3 * 4096).unwrap();
+        assert_eq!(buf, [10u8; 4096]);
+        g.finish();
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
