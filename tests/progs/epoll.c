@@ -4,10 +4,13 @@
  * readable), b (LT, not readable), c (ET, readable, never reported before the dump), f (ONESHOT, not
  * readable), g (LT, readable), e2 (an epoll watching h). After restore, from inside: what epoll_wait
  * reports, step by step; EPOLL_CTL_MOD and EPOLL_CTL_DEL by the task (they only find watches added
- * with the task's fd numbers); the fired one-shot's events in fdinfo. */
+ * with the task's fd numbers); the fired one-shot's events in fdinfo. A child forked before the dump
+ * shares e1 (its own fd table, the same numbers): the watches are restored once, and its EPOLL_CTL_MOD
+ * after restore changes the parent's view. */
 #include "common.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 
 static int efd(uint64_t v)
 {
@@ -97,6 +100,19 @@ int main(int argc, char **argv)
 	add(e2, h, EPOLLIN, 0x99);
 	add(e1, e2, EPOLLIN, 0xe2);
 	SETUP(tfd_events(e1, d) == EPOLLONESHOT, "fdinfo of the fired one-shot");
+	pid_t kid = fork();
+	SETUP(kid >= 0, "fork");
+	if (kid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		sigset_t s;
+		sigemptyset(&s);
+		sigaddset(&s, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &s, NULL);
+		int sig;
+		sigwait(&s, &sig);
+		struct epoll_event m = { .events = EPOLLIN, .data.u64 = 0xb3 };
+		_exit(epoll_ctl(e1, EPOLL_CTL_MOD, b, &m) == 0 ? 0 : 1);
+	}
 
 	install_term();
 	ready();
@@ -125,6 +141,12 @@ int main(int argc, char **argv)
 	bump(b);
 	EXPECT(e1, "78,b2", "b readable");
 	uint64_t x;
+	CHECK(read(b, &x, 8) == 8, "read b");
+	CHECK(kill(kid, SIGUSR1) == 0, "kill child");
+	int st = -1;
+	CHECK(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child's EPOLL_CTL_MOD of b failed: status %#x", st);
+	bump(b);
+	EXPECT(e1, "78,b3", "b, modified by the child");
 	CHECK(read(b, &x, 8) == 8, "read b");
 	bump(h);
 	EXPECT(e1, "78,e2", "nested: e2 ready when h is");
