@@ -2,10 +2,13 @@
  * fd a: eventfd, O_NONBLOCK, counter 0x100000005 (above 32 bits); fd b: EFD_SEMAPHORE, blocking,
  * counter 3; fd s: signalfd for SIGUSR1|SIGUSR2, O_NONBLOCK|O_CLOEXEC, SIGUSR2 pending at dump.
  * After restore, from inside: flags, counter, semaphore reads of 1, the mask in fdinfo, the pending
- * SIGUSR2 and a SIGUSR1 sent after restore read through the signalfd. */
+ * SIGUSR2 and a SIGUSR1 sent after restore read through the signalfd. Also an epoll and an inotify
+ * that watch nothing (their fdinfo has no watch lines). */
 #include "common.h"
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
 
 static void check_flags(int fd, const char *name, int want_fl, int want_fd)
 {
@@ -52,6 +55,9 @@ int main(int argc, char **argv)
 	SETUP(s >= 0, "signalfd");
 	SETUP(kill(getpid(), SIGUSR2) == 0, "kill SIGUSR2");
 
+	int ep0 = epoll_create1(0), in0 = inotify_init1(IN_NONBLOCK);
+	SETUP(ep0 >= 0 && in0 >= 0, "empty epoll and inotify");
+
 	install_term();
 	ready();
 	wait_term();
@@ -95,5 +101,14 @@ int main(int argc, char **argv)
 	      "signalfd: SIGUSR1 sent after restore: read %zd signo %u", n, n > 0 ? si.ssi_signo : 0);
 	n = read(s, &si, sizeof(si));
 	CHECK(n < 0 && errno == EAGAIN, "signalfd: nothing more expected, read returned %zd", n);
+	struct epoll_event ev;
+	CHECK(epoll_wait(ep0, &ev, 1, 0) == 0, "empty epoll: epoll_wait");
+	char ib[512];
+	n = read(in0, ib, sizeof(ib));
+	CHECK(n < 0 && errno == EAGAIN, "empty inotify: read returned %zd", n);
+	snprintf(lp, sizeof(lp), "/proc/self/fd/%d", in0);
+	n = readlink(lp, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	CHECK(strcmp(link, "anon_inode:inotify") == 0, "empty inotify: target '%s'", link);
 	return finish();
 }

@@ -65,6 +65,8 @@ fn event_bytes(events: u32, data: u64) -> [u8; 12] {
 pub struct Epolls {
     /// Restore: the epolls whose watches are added (an epoll shared by several tasks gets them once).
     done: RefCell<BTreeSet<u32>>,
+    /// Restore: the epolls opened that have watches.
+    with_watches: BTreeSet<u32>,
 }
 
 /// Checks that fd `tfd` of `pid` is the file epoll fd `efd` watches as its `toff`-th watch numbered `tfd`.
@@ -175,6 +177,9 @@ impl FileKind for Epolls {
         let Some(e) = &f.epfd else { return Ok(None) };
         // SAFETY: epoll_create1 takes an integer.
         let fd = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) } as i64, || format!("epoll {}: epoll_create1", e.id))?;
+        if !e.tfd.is_empty() {
+            self.with_watches.insert(e.id);
+        }
         set_status_flags(&fd, e.flags, &format!("epoll {}", e.id))?;
         Ok(Some(fd))
     }
@@ -202,6 +207,12 @@ impl FileKind for Epolls {
     }
 
     fn finish_restore(&mut self) {
+        // Dump checked that the task it read the epoll from has every watched fd number; a checkpoint
+        // from elsewhere may not.
+        for id in self.with_watches.difference(&self.done.borrow()) {
+            tracing::warn!("epoll {id}: no restored task has all the fds it watches; it was restored without its watches");
+        }
+        self.with_watches.clear();
         self.done.borrow_mut().clear();
     }
 }
