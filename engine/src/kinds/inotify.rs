@@ -28,11 +28,11 @@ const FH_MIN_WORDS: usize = 16;
 pub struct Inotifies;
 
 /// The kernel's s_dev as (major, minor) (MKDEV: 12 bits of major above 20 of minor).
-fn split_kdev(sdev: u64) -> (u32, u32) {
+pub(super) fn split_kdev(sdev: u64) -> (u32, u32) {
     ((sdev >> 20) as u32, (sdev & 0xfffff) as u32)
 }
 
-fn handle_words(bytes: &[u8]) -> Vec<u64> {
+pub(super) fn handle_words(bytes: &[u8]) -> Vec<u64> {
     let mut words: Vec<u64> = bytes.chunks(8).map(|c| {
         let mut w = [0u8; 8];
         w[..c.len()].copy_from_slice(c);
@@ -44,13 +44,13 @@ fn handle_words(bytes: &[u8]) -> Vec<u64> {
     words
 }
 
-fn handle_bytes(fh: &pb::FhEntry) -> Vec<u8> {
+pub(super) fn handle_bytes(fh: &pb::FhEntry) -> Vec<u8> {
     let mut b: Vec<u8> = fh.handle.iter().flat_map(|w| w.to_le_bytes()).collect();
     b.truncate(fh.bytes as usize);
     b
 }
 
-fn open_path(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
+pub(super) fn open_path(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
     let c = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` is a valid C string.
     let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
@@ -81,7 +81,7 @@ fn open_handle(mount_dir: &str, ty: i32, handle: &[u8]) -> std::io::Result<Owned
 
 /// Opens the inode of a watch (O_PATH) by its handle through one of the mounts of its device (`mount_dir`
 /// gives the directory of a mount); returns the fd and the mount's id, or the last error.
-fn open_watched(sdev: u64, ty: i32, handle: &[u8], mounts: &[Mount], mount_dir: impl Fn(&Mount) -> String) -> std::result::Result<(OwnedFd, u32), std::io::Error> {
+pub(super) fn open_watched(sdev: u64, ty: i32, handle: &[u8], mounts: &[Mount], mount_dir: impl Fn(&Mount) -> String) -> std::result::Result<(OwnedFd, u32), std::io::Error> {
     let (major, minor) = split_kdev(sdev);
     let mut on_dev: Vec<&Mount> = mounts.iter().filter(|m| m.dev_major == major && m.dev_minor == minor).collect();
     // A mount of the filesystem's root reaches every inode; a bind mount of a subtree may not.
@@ -96,7 +96,7 @@ fn open_watched(sdev: u64, ty: i32, handle: &[u8], mounts: &[Mount], mount_dir: 
     Err(last)
 }
 
-fn fd_path(fd: &OwnedFd) -> String {
+pub(super) fn fd_path(fd: &OwnedFd) -> String {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
 }
 

@@ -10,6 +10,7 @@ mod anon;
 pub mod cpu;
 pub mod epoll;
 pub mod eventfd;
+pub mod fanotify;
 pub mod inotify;
 pub mod mem;
 pub mod memfd;
@@ -43,6 +44,7 @@ pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
         Box::new(signalfd::Signalfds),
         Box::new(epoll::Epolls::default()),
         Box::new(inotify::Inotifies),
+        Box::new(fanotify::Fanotifies),
     ]
 }
 
@@ -184,7 +186,7 @@ mod tests {
             (st(0, 0, 0), "anon_inode:[signalfd]", Some("signalfd")),
             (st(0, 0, 0), "anon_inode:[eventpoll]", Some("epoll")),
             (st(0, 0, 0), "anon_inode:inotify", Some("inotify")),
-            (st(0, 0, 0), "anon_inode:[fanotify]", None),
+            (st(0, 0, 0), "anon_inode:[fanotify]", Some("fanotify")),
         ];
         for (s, link, want) in cases {
             let got: Vec<&str> = kinds.iter().filter(|k| k.handles(&s, link)).map(|k| k.name()).collect();
