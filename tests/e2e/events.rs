@@ -1,4 +1,5 @@
-//! Event files: eventfd, signalfd, timerfd, epoll, inotify (each program checks its state from inside).
+//! Event files: eventfd, signalfd, timerfd, epoll, inotify, fanotify (each program checks its state from
+//! inside), and those rcr refuses.
 
 use crate::harness::{scenario, selftest, Subject, READY_TIMEOUT, RESULT_TIMEOUT};
 
@@ -26,10 +27,18 @@ fn inotify() {
     scenario("inotify", &[]);
 }
 
+/// Unmounts (lazily) what a test program may have left mounted if it failed early.
+fn umount(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid C string; an error means nothing is mounted there.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+}
+
 /// The dump fails, saying `wants`, and the program runs on unharmed.
 fn refused(mode: &str, wants: &[&str]) {
     let mut s = Subject::spawn("evfd_refused", &[mode]);
     s.wait_ready(READY_TIMEOUT);
+    let mnt = s.path().join("mnt");
     if !selftest() {
         let run = s.try_dump(&[]);
         assert!(!run.timed_out, "rcr dump hung\n{}", run.describe());
@@ -39,7 +48,9 @@ fn refused(mode: &str, wants: &[&str]) {
         }
     }
     s.signal(libc::SIGTERM);
-    if let Err(e) = s.wait_result(RESULT_TIMEOUT) {
+    let r = s.wait_result(RESULT_TIMEOUT);
+    umount(&mnt);
+    if let Err(e) = r {
         panic!("{e}");
     }
 }
@@ -48,6 +59,12 @@ fn refused(mode: &str, wants: &[&str]) {
 #[test]
 fn epoll_stale_watch_refused() {
     refused("stale", &["fd 7", "epoll", "closed or reused"]);
+}
+
+/// A fanotify mark on a whole filesystem is not supported yet: the error says so.
+#[test]
+fn fanotify_filesystem_mark_refused() {
+    refused("fsmark", &["fanotify", "FAN_MARK_FILESYSTEM", "not supported yet"]);
 }
 
 /// fanotify: init flags, inode marks (with an ignored mask), a mount mark (on a tmpfs the program
@@ -60,10 +77,8 @@ fn fanotify() {
     s.checkpoint();
     s.signal(libc::SIGTERM);
     let r = s.wait_result(RESULT_TIMEOUT);
-    // The program unmounts its tmpfs; if it failed before, do it here (lazily; an error means done).
-    let c = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `c` is a valid C string.
-    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    // The program unmounts its tmpfs; if it failed before, do it here.
+    umount(&mnt);
     if let Err(e) = r {
         panic!("{e}");
     }
