@@ -1,5 +1,6 @@
 /* inotify: watches with their masks and watch descriptors (1, 3 and 4: wd 2 was removed before the
- * dump, so restore must skip it), in a directory of this test only.
+ * dump, so restore must skip it; and 505, after 500 watches added and removed), in a directory of this
+ * test only.
  * After restore, from inside: the wds and masks in fdinfo; adding a watch on a watched directory gives
  * its wd back; creating a file in a watched directory and writing to a watched file report events
  * with the right wds. */
@@ -48,7 +49,7 @@ static int next_event(int fd, unsigned int *mask, char *name, size_t len)
 int main(int argc, char **argv)
 {
 	init(argc, argv);
-	SETUP(mkdir("w1", 0755) == 0 && mkdir("w2", 0755) == 0, "mkdir");
+	SETUP(mkdir("w1", 0755) == 0 && mkdir("w2", 0755) == 0 && mkdir("w3", 0755) == 0, "mkdir");
 	int tf = open("w2/file", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
 	SETUP(tf >= 0, "create w2/file");
 	close(tf);
@@ -60,6 +61,14 @@ int main(int argc, char **argv)
 	int wf = inotify_add_watch(in, "w2/file", IN_MODIFY);
 	int w2 = inotify_add_watch(in, "w2", IN_CREATE | IN_ONLYDIR);
 	SETUP(wf == 3 && w2 == 4, "watches 3 and 4");
+	for (int i = 0; i < 500; i++) {
+		int w = inotify_add_watch(in, "w3", IN_ALL_EVENTS);
+		SETUP(w == 5 + i && inotify_rm_watch(in, w) == 0, "stepping watches");
+	}
+	int w3 = inotify_add_watch(in, "w3", IN_DELETE);
+	SETUP(w3 == 505, "watch 505");
+	int tf3 = open("w3/doomed", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	SETUP(tf3 >= 0 && close(tf3) == 0, "create w3/doomed");
 	char buf[4096];
 	while (read(in, buf, sizeof(buf)) > 0)
 		;
@@ -74,6 +83,7 @@ int main(int argc, char **argv)
 	CHECK(wd_mask(in, 3, &m) == 0 && m == IN_MODIFY, "wd 3: mask %#x", m);
 	m = 0;
 	CHECK(wd_mask(in, 4, &m) == 0 && (m & IN_CREATE), "wd 4: mask %#x", m);
+	CHECK(wd_mask(in, 505, &m) == 0 && m == IN_DELETE, "wd 505: mask %#x", m);
 	ssize_t n = read(in, buf, sizeof(buf));
 	CHECK(n < 0 && errno == EAGAIN, "no event expected before any change, read returned %zd", n);
 	CHECK(fcntl(in, F_GETFL) & O_NONBLOCK, "inotify lost O_NONBLOCK");
@@ -88,8 +98,9 @@ int main(int argc, char **argv)
 	close(tf);
 	nf = open("w2/other", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
 	close(nf);
+	CHECK(unlink("w3/doomed") == 0, "unlink w3/doomed");
 
-	int seen_create = 0, seen_modify = 0, seen_create2 = 0;
+	int seen_create = 0, seen_modify = 0, seen_create2 = 0, seen_delete = 0;
 	char name[256];
 	for (int i = 0; i < 20; i++) {
 		int wd = next_event(in, &m, name, sizeof(name));
@@ -101,11 +112,14 @@ int main(int argc, char **argv)
 			seen_modify++;
 		else if (wd == w2 && (m & IN_CREATE) && strcmp(name, "other") == 0)
 			seen_create2++;
+		else if (wd == w3 && (m & IN_DELETE) && strcmp(name, "doomed") == 0)
+			seen_delete++;
 		else
 			failf("unexpected event wd %d mask %#x name '%s'", wd, m, name);
 	}
 	CHECK(seen_create == 1, "IN_CREATE of w1/new on wd %d: seen %d times", w1, seen_create);
 	CHECK(seen_modify == 1, "IN_MODIFY of w2/file on wd %d: seen %d times", wf, seen_modify);
 	CHECK(seen_create2 == 1, "IN_CREATE of w2/other on wd %d: seen %d times", w2, seen_create2);
+	CHECK(seen_delete == 1, "IN_DELETE of w3/doomed on wd %d: seen %d times", w3, seen_delete);
 	return finish();
 }
