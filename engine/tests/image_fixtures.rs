@@ -633,7 +633,7 @@ fn files() -> Vec<pb::FileEntry> {
             ..file(9, pb::FdTypes::Inetsk)
         },
         pb::FileEntry {
-            efd: Some(pb::EventfdFileEntry { id: 10, flags: 0o2004002, fown: fown(), counter: 42 }),
+            efd: Some(pb::EventfdFileEntry { id: 10, flags: 0o2004002, fown: fown(), counter: 42, rcr_semaphore: None }),
             ..file(10, pb::FdTypes::Eventfd)
         },
         pb::FileEntry {

@@ -8,6 +8,7 @@ mod harness;
 
 mod counter;
 mod cpu;
+mod events;
 mod failures;
 mod files;
 mod ghost;

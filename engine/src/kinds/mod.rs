@@ -6,19 +6,26 @@
 //! the one list of them: adding a kind of file is a module plus one line there. Every fd is handled by
 //! exactly one kind or refused with an error naming it.
 
+mod anon;
 pub mod cpu;
+pub mod epoll;
+pub mod eventfd;
 pub mod extents;
+pub mod fanotify;
+pub mod fifo;
 pub mod ghost;
+pub mod inotify;
 pub mod locks;
 pub mod mem;
-pub mod fifo;
 pub mod memfd;
 pub mod pipe;
 pub mod posix_timers;
 pub mod regfile;
+pub mod signalfd;
 pub mod signals;
 pub mod task;
 pub mod timens;
+pub mod timerfd;
 pub mod tty;
 
 use crate::compel::Remote;
@@ -38,6 +45,12 @@ pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
         Box::new(tty::Ttys::default()),
         Box::new(pipe::PipeFiles::default()),
         Box::new(fifo::Fifos::default()),
+        Box::new(eventfd::Eventfds),
+        Box::new(timerfd::Timerfds),
+        Box::new(signalfd::Signalfds),
+        Box::new(epoll::Epolls::default()),
+        Box::new(inotify::Inotifies),
+        Box::new(fanotify::Fanotifies),
         Box::new(locks::Locks::default()),
     ]
 }
@@ -176,7 +189,7 @@ mod tests {
     #[test]
     fn every_known_fd_has_exactly_one_handler() {
         let kinds = file_kinds();
-        let cases: [(libc::stat, &str, Option<&str>); 9] = [
+        let cases: [(libc::stat, &str, Option<&str>); 15] = [
             (st(libc::S_IFREG | 0o644, 0, 0), "/x", Some("regular file")),
             (st(libc::S_IFDIR | 0o755, 0, 0), "/x", Some("regular file")),
             (st(libc::S_IFCHR | 0o666, 1, 3), "/dev/null", Some("regular file")),
@@ -186,6 +199,12 @@ mod tests {
             (st(libc::S_IFCHR | 0o600, 10, 200), "/dev/net/tun", None),
             (st(0, 0, 0), "anon_inode:[io_uring]", None),
             (st(0, 0, 0), "anon_inode:[perf_event]", None),
+            (st(0, 0, 0), "anon_inode:[eventfd]", Some("eventfd")),
+            (st(0, 0, 0), "anon_inode:[timerfd]", Some("timerfd")),
+            (st(0, 0, 0), "anon_inode:[signalfd]", Some("signalfd")),
+            (st(0, 0, 0), "anon_inode:[eventpoll]", Some("epoll")),
+            (st(0, 0, 0), "anon_inode:inotify", Some("inotify")),
+            (st(0, 0, 0), "anon_inode:[fanotify]", Some("fanotify")),
         ];
         for (s, link, want) in cases {
             let got: Vec<&str> = kinds.iter().filter(|k| k.handles(&s, link)).map(|k| k.name()).collect();

@@ -173,7 +173,7 @@ fn parse_inotify(ln: usize, rest: &str) -> Result<InotifyWatch> {
     let mut w = InotifyWatch::default();
     for (k, v) in pairs(rest) {
         match k {
-            "wd" => w.wd = num(FILE, ln, v)?,
+            "wd" => w.wd = hex_u64(FILE, ln, v)? as i32, // "wd:%x"
             "ino" => w.ino = hex_u64(FILE, ln, v)?,
             "sdev" => w.sdev = hex_u64(FILE, ln, v)?,
             "mask" => w.mask = hex_u64(FILE, ln, v)? as u32,
@@ -495,13 +495,15 @@ mod tests {
         let fi = parse_fdinfo(
             "pos:\t0\nflags:\t00\nmnt_id:\t17\nino:\t1038\n\
              inotify wd:1 ino:3c4a7 sdev:fe00000 mask:300 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:a7c4030000000000\n\
-             inotify wd:2 ino:2 sdev:fe00000 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0200000000000000\n",
+             inotify wd:2 ino:2 sdev:fe00000 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0200000000000000\n\
+             inotify wd:1f9 ino:2 sdev:fe00000 mask:200 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0200000000000000\n",
         )
         .unwrap();
         let FdInfoKind::Inotify { watches } = fi.kind else {
             panic!("not inotify")
         };
-        assert_eq!(watches.len(), 2);
+        assert_eq!(watches.len(), 3);
+        assert_eq!(watches[2].wd, 0x1f9, "wd is printed in hex");
         let w = &watches[0];
         assert_eq!(
             (w.wd, w.ino, w.sdev, w.mask, w.ignored_mask),

@@ -72,6 +72,24 @@ pub fn kcmp(pid1: Pid, pid2: Pid, kind: KcmpType, idx1: u64, idx2: u64) -> Resul
     }
 }
 
+/// kcmp(2) with KCMP_EPOLL_TFD: is fd `fd` of `pid` the file that epoll fd `efd` of `epoll_pid` watches
+/// as target fd number `tfd` (the `toff`-th watch with that number, in the order fdinfo lists them)?
+pub fn kcmp_epoll_tfd(pid: Pid, fd: i32, epoll_pid: Pid, efd: i32, tfd: i32, toff: u32) -> Result<KcmpResult> {
+    // struct kcmp_epoll_slot (uapi linux/kcmp.h).
+    let slot: [u32; 3] = [efd as u32, tfd as u32, toff];
+    const KCMP_EPOLL_TFD: i32 = 7;
+    // SAFETY: `slot` is a live kcmp_epoll_slot the kernel only reads during the call.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid.as_raw(), epoll_pid.as_raw(), KCMP_EPOLL_TFD, fd as u64, slot.as_ptr()) };
+    let ctx = || format!("{pid}, {epoll_pid}, KCMP_EPOLL_TFD, {fd}, {{efd {efd}, tfd {tfd}, toff {toff}}}");
+    match Errno::result(r).map_err(err("kcmp", ctx()))? {
+        0 => Ok(KcmpResult::Equal),
+        1 => Ok(KcmpResult::Less),
+        2 => Ok(KcmpResult::Greater),
+        3 => Ok(KcmpResult::NotEqual),
+        v => Err(SysError::Unexpected { call: "kcmp", ctx: ctx(), msg: format!("returned {v}") }),
+    }
+}
+
 /// memfd_create(2) (via nix), flags e.g. MFD_CLOEXEC | MFD_ALLOW_SEALING.
 pub fn memfd_create(name: &CStr, flags: nix::sys::memfd::MemFdCreateFlag) -> Result<OwnedFd> {
     nix::sys::memfd::memfd_create(name, flags).map_err(err("memfd_create", name.to_string_lossy()))

@@ -13,7 +13,7 @@ mod vm;
 pub use anon::AnonMapping;
 pub use child::{kill_and_reap, spawn_exiting_child_at, spawn_idle_child, wait_timeout};
 pub use misc::{
-    kcmp, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
+    kcmp, kcmp_epoll_tfd, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
     prctl_set_child_subreaper, prctl_set_mm_map, prlimit_get, prlimit_set, sched_getattr,
     sched_setattr, setns, KcmpResult, KcmpType, MmMap, SchedAttr,
 };
