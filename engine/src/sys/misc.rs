@@ -30,7 +30,7 @@ pub enum KcmpType {
     Sighand = 4,
     Io = 5,
     Sysvsem = 6,
-    Epoll = 7,
+    // KCMP_EPOLL_TFD (7) takes a pointer: see [`kcmp_epoll_tfd`].
 }
 
 /// kcmp's answer: the kernel orders objects by an obfuscated pointer.
@@ -58,18 +58,7 @@ pub fn kcmp(pid1: Pid, pid2: Pid, kind: KcmpType, idx1: u64, idx2: u64) -> Resul
             idx2,
         )
     };
-    let ctx = || format!("{pid1}, {pid2}, {kind:?}, {idx1}, {idx2}");
-    match Errno::result(r).map_err(err("kcmp", ctx()))? {
-        0 => Ok(KcmpResult::Equal),
-        1 => Ok(KcmpResult::Less),
-        2 => Ok(KcmpResult::Greater),
-        3 => Ok(KcmpResult::NotEqual),
-        v => Err(SysError::Unexpected {
-            call: "kcmp",
-            ctx: ctx(),
-            msg: format!("returned {v}"),
-        }),
-    }
+    kcmp_result(r, || format!("{pid1}, {pid2}, {kind:?}, {idx1}, {idx2}"))
 }
 
 /// kcmp(2) with KCMP_EPOLL_TFD: is fd `fd` of `pid` the file that epoll fd `efd` of `epoll_pid` watches
@@ -80,7 +69,11 @@ pub fn kcmp_epoll_tfd(pid: Pid, fd: i32, epoll_pid: Pid, efd: i32, tfd: i32, tof
     const KCMP_EPOLL_TFD: i32 = 7;
     // SAFETY: `slot` is a live kcmp_epoll_slot the kernel only reads during the call.
     let r = unsafe { libc::syscall(libc::SYS_kcmp, pid.as_raw(), epoll_pid.as_raw(), KCMP_EPOLL_TFD, fd as u64, slot.as_ptr()) };
-    let ctx = || format!("{pid}, {epoll_pid}, KCMP_EPOLL_TFD, {fd}, {{efd {efd}, tfd {tfd}, toff {toff}}}");
+    kcmp_result(r, || format!("{pid}, {epoll_pid}, KCMP_EPOLL_TFD, {fd}, {{efd {efd}, tfd {tfd}, toff {toff}}}"))
+}
+
+/// kcmp's return value as an answer; `ctx` describes the call for errors.
+fn kcmp_result(r: libc::c_long, ctx: impl Fn() -> String) -> Result<KcmpResult> {
     match Errno::result(r).map_err(err("kcmp", ctx()))? {
         0 => Ok(KcmpResult::Equal),
         1 => Ok(KcmpResult::Less),
