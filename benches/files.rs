@@ -37,7 +37,7 @@ fn main() {
     harness::init();
     let runs = env_num("RCR_BENCH_RUNS", 5).max(1);
     let n = env_num("RCR_BENCH_FDS", 250).max(1);
-    let kinds = std::env::var("RCR_BENCH_FD_KINDS").unwrap_or_else(|_| "pipe,file,fifo,memfd".into());
+    let kinds = std::env::var("RCR_BENCH_FD_KINDS").unwrap_or_else(|_| "pipe,fifo,unix,file,ghost,memfd,eventfd,epoll".into());
     let base = Path::new("/dev/shm");
     println!("rcr dump/restore of a process with {n} open objects of one kind, {runs} runs, images in /dev/shm");
     println!("{:<22} {:>10} {:>12} {:>10} {:>12}", "kind", "dump", "per object", "restore", "per object");

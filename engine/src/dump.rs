@@ -243,13 +243,52 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
 /// An fd already dumped: (pid, fd, file id).
 type SeenFd = (i32, i32, u32);
 
+/// The open file descriptions dumped so far, to find the one an fd shares (dup, fork). Only fds of the
+/// same (device, inode) can share one; those are kept in kcmp's order of their descriptions, so a lookup
+/// costs log n kcmp calls even where one inode stands for many files (every anon-inode file — eventfd,
+/// epoll, timerfd... — has the same inode). Where kcmp cannot order (it says only "not equal") the list
+/// is searched one by one.
+#[derive(Default)]
+struct SeenFiles(std::collections::HashMap<(u64, u64), Vec<SeenFd>>);
+
+impl SeenFiles {
+    /// The file id of the description fd `fd` of `pid` shares with an fd seen before (Ok), or where
+    /// to insert it (Err) — pass that to [`SeenFiles::insert`].
+    fn find(&self, key: (u64, u64), pid: i32, fd: i32) -> std::result::Result<u32, Option<usize>> {
+        let Some(v) = self.0.get(&key) else { return Err(Some(0)) };
+        // kcmp(seen, new): Less when the seen description orders before the new one.
+        let cmp = |&(opid, ofd, _): &SeenFd| sys::kcmp(Pid::from_raw(opid), Pid::from_raw(pid), sys::KcmpType::File, ofd as u64, fd as u64);
+        let (mut lo, mut hi) = (0usize, v.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match cmp(&v[mid]) {
+                Ok(sys::KcmpResult::Equal) => return Ok(v[mid].2),
+                Ok(sys::KcmpResult::Less) => lo = mid + 1,
+                Ok(sys::KcmpResult::Greater) => hi = mid,
+                // No order (or the seen process is gone): one by one, and appended unordered.
+                _ => return v.iter().find(|e| matches!(cmp(e), Ok(sys::KcmpResult::Equal))).map(|e| e.2).ok_or(None),
+            }
+        }
+        Err(Some(lo))
+    }
+
+    /// Records fd `e` at the place [`SeenFiles::find`] gave.
+    fn insert(&mut self, key: (u64, u64), at: Option<usize>, e: SeenFd) {
+        let v = self.0.entry(key).or_default();
+        match at {
+            Some(i) if i <= v.len() => v.insert(i, e),
+            _ => v.push(e),
+        }
+    }
+}
+
 /// State shared by the processes of one dump: file ids, fd sharing, namespace-like ids.
 #[derive(Default)]
 struct TreeCtx {
     files: FileTable,
     /// File ids of the fds dumped so far, by (device, inode) of their file: (pid, fd, file id). Only fds
     /// of the same file can share an open file description, so kcmp compares only those.
-    seen_fds: std::collections::HashMap<(u64, u64), Vec<SeenFd>>,
+    seen_fds: SeenFiles,
     /// (pid, ids) of the processes dumped so far.
     ids: Vec<(i32, pb::TaskKobjIdsEntry)>,
     next_ids: [u32; 4],
@@ -588,20 +627,18 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
         let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
-        let same = |opid: i32, other: i32| {
-            matches!(sys::kcmp(Pid::from_raw(pid), Pid::from_raw(opid), sys::KcmpType::File, fd as u64, other as u64), Ok(sys::KcmpResult::Equal))
-        };
         let key = (st.st_dev, st.st_ino);
-        let shared = seen.get(&key).and_then(|v| v.iter().find(|(opid, other, _)| same(*opid, *other)).copied());
-        if let Some((_, _, id)) = shared {
+        let found = seen.find(key, pid, fd);
+        if let Ok(id) = found {
             files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
             let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
         }
+        let at = found.err().flatten();
         // plugins: every fd is offered to the plugins (in order) before the core handles it.
         if let Some(id) = plugins.dump_file(pid, fd, &link, copy.as_fd(), &st, info.flags, info.pos, files)? {
-            seen.entry(key).or_default().push((pid, fd, id));
+            seen.insert(key, at, (pid, fd, id));
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
         }
@@ -617,7 +654,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let ty = entry.r#type;
         files.files.push(entry);
         files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-        seen.entry(key).or_default().push((pid, fd, id));
+        seen.insert(key, at, (pid, fd, id));
         out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
     }
     Ok(out)

@@ -3,7 +3,9 @@
  * counter 3; fd s: signalfd for SIGUSR1|SIGUSR2, O_NONBLOCK|O_CLOEXEC, SIGUSR2 pending at dump.
  * After restore, from inside: flags, counter, semaphore reads of 1, the mask in fdinfo, the pending
  * SIGUSR2 and a SIGUSR1 sent after restore read through the signalfd. Also an epoll and an inotify
- * that watch nothing (their fdinfo has no watch lines). */
+ * that watch nothing (their fdinfo has no watch lines). And 64 eventfds at fds 300..363, each dup'ed to
+ * 400+ in a shuffled order: every pair still shares its eventfd, no other (all anon-inode files have one
+ * inode, so only kcmp tells them apart). */
 #include "common.h"
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -59,8 +61,21 @@ int main(int argc, char **argv)
 	SETUP(ep0 >= 0 && in0 >= 0, "empty epoll and inotify");
 
 	install_term();
+	for (int i = 0; i < 64; i++) {
+		int e = eventfd(1000 + i, EFD_NONBLOCK);
+		SETUP(e >= 0 && dup2(e, 300 + i) == 300 + i && close(e) == 0, "eventfd 300+i");
+	}
+	for (int i = 0; i < 64; i++)
+		SETUP(dup2(300 + (i * 37) % 64, 400 + i) == 400 + i, "dup 400+i");
 	ready();
 	wait_term();
+	for (int i = 0; i < 64; i++) {
+		int src = 300 + (i * 37) % 64;
+		uint64_t one = 1, v = 0;
+		CHECK(write(400 + i, &one, 8) == 8 && read(src, &v, 8) == 8 && v == (uint64_t)(1000 + (i * 37) % 64) + 1,
+		      "fd %d and its dup %d: counter %llu, expected %d", src, 400 + i, (unsigned long long)v, 1000 + (i * 37) % 64 + 1);
+		CHECK(read(src, &v, 8) < 0 && errno == EAGAIN, "fd %d: read again should be empty", src);
+	}
 
 	check_flags(a, "eventfd a", O_RDWR | O_NONBLOCK, 0);
 	check_flags(b, "eventfd b", O_RDWR, 0);
