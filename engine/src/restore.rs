@@ -973,18 +973,6 @@ fn gaps(keep: &[i32]) -> Vec<(u32, u32)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::gaps;
-
-    #[test]
-    fn gaps_between_kept_fds() {
-        assert_eq!(gaps(&[]), vec![(0, u32::MAX)]);
-        assert_eq!(gaps(&[0, 1, 2]), vec![(3, u32::MAX)]);
-        assert_eq!(gaps(&[2, 0, 10]), vec![(1, 1), (3, 9), (11, u32::MAX)]);
-    }
-}
-
 /// Waits for the restored task (rcr's child) to end; its exit status, or 128 + the signal that killed it.
 fn wait_exit(pid: i32) -> Result<i32> {
     loop {
@@ -1004,5 +992,17 @@ fn wait_exit(pid: i32) -> Result<i32> {
         if libc::WIFSIGNALED(status) {
             return Ok(128 + libc::WTERMSIG(status));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gaps;
+
+    #[test]
+    fn gaps_between_kept_fds() {
+        assert_eq!(gaps(&[]), vec![(0, u32::MAX)]);
+        assert_eq!(gaps(&[0, 1, 2]), vec![(3, u32::MAX)]);
+        assert_eq!(gaps(&[2, 0, 10]), vec![(1, 1), (3, 9), (11, u32::MAX)]);
     }
 }

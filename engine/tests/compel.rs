@@ -523,11 +523,9 @@ fn pending_signals_are_visible() {
     kid.wait_in_syscall(libc::SYS_read);
     let rt = libc::SIGRTMIN() + 2;
     kid.kill(libc::SIGUSR1); // process-wide queue
-                             // SAFETY: tgkill(2) of our child's main thread: thread-private queue.
-    assert_eq!(
-        unsafe { libc::syscall(libc::SYS_tgkill, kid.pid, kid.pid, rt) },
-        0
-    );
+    // SAFETY: tgkill(2) of our child's main thread: thread-private queue.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, kid.pid, kid.pid, rt) };
+    assert_eq!(r, 0);
     let end = Instant::now() + T;
     while status_mask(kid.pid, "ShdPnd") == 0 || status_mask(kid.pid, "SigPnd") == 0 {
         assert!(Instant::now() < end);

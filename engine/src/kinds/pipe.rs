@@ -99,7 +99,7 @@ impl Pipes {
     /// The fd for pipe entry `e`: the end its flags name, as a new open file description of it (so
     /// that its own flags, O_NONBLOCK say, are its own), the pipe created with its data the first time.
     pub fn open(&mut self, e: &pb::PipeEntry, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<OwnedFd> {
-        if !self.ends.contains_key(&e.pipe_id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.ends.entry(e.pipe_id) {
             let (r, w) = pipe2()?;
             let (bytes, size) = data.get(&e.pipe_id).map(|(b, s)| (b.as_slice(), *s)).unwrap_or((&[][..], 0));
             if size > 0 {
@@ -110,7 +110,7 @@ impl Pipes {
             }
             let mut wf = File::from(w.try_clone().map_err(|e| Error::Io { ctx: "dup".into(), source: e })?);
             wf.write_all(bytes).map_err(|err| Error::Io { ctx: format!("pipe {}: writing back its {} bytes", e.pipe_id, bytes.len()), source: err })?;
-            self.ends.insert(e.pipe_id, (r, w));
+            slot.insert((r, w));
         }
         let (r, w) = &self.ends[&e.pipe_id];
         let write = e.flags as i32 & libc::O_ACCMODE == libc::O_WRONLY;
