@@ -20,12 +20,12 @@ use std::time::Duration;
 
 
 
-/// (dump seconds, restore seconds) of one run with `n` objects of `kind`.
-fn one_run(base: &Path, kind: &str, n: u64) -> (f64, f64) {
+/// (dump seconds, restore seconds) of one run with `n` objects of `kind`, rcr given `extra` options.
+fn one_run(base: &Path, kind: &str, n: u64, extra: &[&str]) -> (f64, f64) {
     let mut s = Spawn::prog("bench_fds", &[kind, &n.to_string()]).in_dir(base).start();
     s.wait_ready(Duration::from_secs(120));
-    let d = s.dump(&[]);
-    let r = s.restore(&[]);
+    let d = s.dump(extra);
+    let r = s.restore(extra);
     s.signal(libc::SIGTERM);
     if let Err(e) = s.wait_result(Duration::from_secs(120)) {
         panic!("{kind} x{n}: restored state differs:\n{e}");
@@ -43,27 +43,38 @@ fn main() {
     println!("{:<22} {:>10} {:>12} {:>10} {:>12}", "kind", "dump", "per object", "restore", "per object");
     let (mut d0, mut r0) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (d, r) = one_run(base, "file", 0);
+        let (d, r) = one_run(base, "file", 0, &[]);
         d0.push(d);
         r0.push(r);
     }
     let (d0, r0) = (median(d0), median(r0));
     println!("{:<22} {:>8.1} ms {:>12} {:>7.1} ms {:>12}", "none (baseline)", d0 * 1e3, "", r0 * 1e3, "");
-    for kind in kinds.split(',').filter(|k| !k.is_empty()) {
+    // The same files with the example plugin loaded: every fd is offered to it first (it claims none).
+    let plugin = harness::rcr_bin().with_file_name("librcr_example_toydev.so");
+    let libdir = base.join(format!("rcr-bench-libdir-{}", std::process::id()));
+    let mut cases: Vec<(String, Vec<&str>)> = kinds.split(',').filter(|k| !k.is_empty()).map(|k| (k.to_string(), vec![])).collect();
+    if plugin.exists() {
+        std::fs::create_dir_all(&libdir).unwrap();
+        std::fs::copy(&plugin, libdir.join("example.so")).unwrap();
+        cases.push(("file".into(), vec!["-L", libdir.to_str().unwrap()]));
+    }
+    for (kind, extra) in &cases {
+        let kind = kind.as_str();
         let (mut ds, mut rs) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let (d, r) = one_run(base, kind, n);
+            let (d, r) = one_run(base, kind, n, extra);
             ds.push(d);
             rs.push(r);
         }
         let (d, r) = (median(ds), median(rs));
         println!(
             "{:<22} {:>8.1} ms {:>9.3} ms {:>7.1} ms {:>9.3} ms",
-            format!("{n} x {kind}"),
+            format!("{n} x {kind}{}", if extra.is_empty() { "" } else { " +plugin" }),
             d * 1e3,
             (d - d0) * 1e3 / n as f64,
             r * 1e3,
             (r - r0) * 1e3 / n as f64
         );
     }
+    let _ = std::fs::remove_dir_all(&libdir);
 }
