@@ -80,6 +80,10 @@ pub struct DumpArgs {
     /// The tree is a shell job: its terminal belongs to the shell.
     #[arg(short = 'j', long = "shell-job")]
     pub shell_job: bool,
+    /// Allow unix sockets connected to sockets outside the tree (a datagram socket is reconnected to
+    /// its peer's name at restore; a stream connection to the outside cannot be restored).
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +99,9 @@ pub struct RestoreArgs {
     /// Restore a shell job onto rcr's own terminal.
     #[arg(short = 'j', long = "shell-job")]
     pub shell_job: bool,
+    /// Reconnect unix sockets that were connected outside the tree (dumped with --ext-unix-sk).
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
 }
 
 #[derive(Args, Debug)]
@@ -141,7 +148,7 @@ pub struct ShowArgs {
 /// criu options rcr knows by name but does not implement yet: refused with a clear message instead of the
 /// generic "unexpected argument", and never silently ignored.
 pub const UNSUPPORTED_CRIU_OPTIONS: &[&str] = &[
-    "--tcp-established", "--tcp-close", "--file-locks", "--ext-unix-sk", "--external", "--inherit-fd",
+    "--tcp-established", "--tcp-close", "--file-locks", "--external", "--inherit-fd",
     "--manage-cgroups", "--cgroup-root", "--track-mem", "--prev-images-dir", "--page-server", "--address",
     "--port", "--lazy-pages", "--leave-stopped", "-s", "--restore-sibling", "-S", "--root", "-r",
     "--work-dir", "-W", "--ghost-limit", "--ghost-fiemap", "--no-ghost-fiemap", "--link-remap",

@@ -19,6 +19,8 @@ pub struct DumpOpts {
     pub freeze_timeout: Duration,
     /// Load every plugin in this directory (`-L/--libdir`, `RCR_LIBS_DIR`); None: no plugins.
     pub plugin_dir: Option<PathBuf>,
+    /// Unix sockets connected to sockets outside the tree are allowed (`--ext-unix-sk`).
+    pub ext_unix_sk: bool,
 }
 
 impl DumpOpts {
@@ -31,6 +33,7 @@ impl DumpOpts {
             shell_job: false,
             freeze_timeout: Duration::from_secs(10),
             plugin_dir: None,
+            ext_unix_sk: false,
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct RestoreOpts {
     pub step_timeout: Duration,
     /// Load every plugin in this directory (`-L/--libdir`, `RCR_LIBS_DIR`); None: no plugins.
     pub plugin_dir: Option<PathBuf>,
+    /// Unix sockets that were connected outside the tree are reconnected by name (`--ext-unix-sk`).
+    pub ext_unix_sk: bool,
 }
 
 impl RestoreOpts {
@@ -62,6 +67,7 @@ impl RestoreOpts {
             shell_job: false,
             step_timeout: Duration::from_secs(10),
             plugin_dir: None,
+            ext_unix_sk: false,
         }
     }
 }
@@ -75,6 +81,7 @@ impl DumpOpts {
             "images_dir": self.images_dir,
             "leave_running": self.leave_running,
             "shell_job": self.shell_job,
+            "ext_unix_sk": self.ext_unix_sk,
             "timeout_ms": self.freeze_timeout.as_millis() as u64,
         })
         .to_string()
@@ -89,6 +96,7 @@ impl RestoreOpts {
             "images_dir": self.images_dir,
             "detached": self.detached,
             "shell_job": self.shell_job,
+            "ext_unix_sk": self.ext_unix_sk,
             "timeout_ms": self.step_timeout.as_millis() as u64,
         })
         .to_string()

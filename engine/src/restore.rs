@@ -265,7 +265,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
     let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
-    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files };
+    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, ext_unix_sk: opts.ext_unix_sk, files: &img.files };
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -737,7 +737,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     if last_sharer == Some(i) {
         close_others(r, pid, &keep)?;
         // What only the task can do with its fds in place, kind by kind.
-        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files };
+        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, ext_unix_sk: c.opts.ext_unix_sk, files: &img.files };
         let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
         for k in img.kinds.borrow().iter() {
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;

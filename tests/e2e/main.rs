@@ -19,3 +19,4 @@ mod signals;
 mod syscalls;
 mod timers;
 mod tree;
+mod unix;

@@ -16,6 +16,7 @@ pub mod signals;
 pub mod task;
 pub mod timens;
 pub mod tty;
+pub mod unix;
 
 use crate::compel::Remote;
 use crate::image::pb;
@@ -32,6 +33,7 @@ pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
         Box::new(regfile::RegFiles),
         Box::new(tty::Ttys::default()),
         Box::new(pipe::PipeFiles::default()),
+        Box::new(unix::UnixSockets::default()),
     ]
 }
 
@@ -84,6 +86,8 @@ pub struct RestoreEnv<'a> {
     pub images_dir: &'a Path,
     /// `--shell-job`: the terminal is rcr's own.
     pub shell_job: bool,
+    /// `--ext-unix-sk`: unix sockets connected outside the tree are reconnected by name.
+    pub ext_unix_sk: bool,
     /// Every file of the checkpoint, by id (a file may refer to another: a socket to its peer).
     pub files: &'a BTreeMap<u32, pb::FileEntry>,
 }
