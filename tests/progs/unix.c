@@ -15,6 +15,7 @@
 #include "common.h"
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -186,6 +187,27 @@ int main(int argc, char **argv)
 		close(u);
 	}
 
+	/* A datagram socket whose file was deleted, with a socket connected to it before; one bound to a
+	 * relative name (in the cwd), written to through that name. */
+	char delp[108], relp[64];
+	snprintf(delp, sizeof(delp), "/tmp/rcr-unix-%d.del", me);
+	snprintf(relp, sizeof(relp), "rcr-unix-rel-%d", me);
+	unlink(delp);
+	unlink(relp);
+	struct sockaddr_un xa;
+	socklen_t xal = mkaddr(&xa, delp, 0);
+	int dl = socket(AF_UNIX, SOCK_DGRAM, 0), dc = socket(AF_UNIX, SOCK_DGRAM, 0);
+	SETUP(dl >= 0 && bind(dl, (struct sockaddr *)&xa, xal) == 0 && connect(dc, (struct sockaddr *)&xa, xal) == 0, "deleted socket");
+	SETUP(unlink(delp) == 0 && send(dc, "pre-del", 7, 0) == 7, "unlink + send");
+	char reld[64];
+	snprintf(reld, sizeof(reld), "rcr-unix-dir-%d", me);
+	SETUP(mkdir(reld, 0700) == 0 && chdir(reld) == 0, "mkdir + chdir (rcr restores from another cwd)");
+	xal = mkaddr(&xa, relp, 0);
+	int rl = socket(AF_UNIX, SOCK_DGRAM, 0), rs = socket(AF_UNIX, SOCK_DGRAM, 0);
+	SETUP(rl >= 0 && bind(rl, (struct sockaddr *)&xa, xal) == 0, "bind relative");
+	SETUP(sendto(rs, "rel-msg", 7, 0, (struct sockaddr *)&xa, xal) == 7, "sendto relative");
+	close(rs);
+
 	/* Shutdown: h[0] wrote "last" and shut down writing. */
 	int h[2];
 	SETUP(socketpair(AF_UNIX, SOCK_STREAM, 0, h) == 0, "socketpair h");
@@ -283,6 +305,21 @@ int main(int argc, char **argv)
 	expect_msg(dg, "dgram path message 1", "m1", 2);
 	expect_msg(dg, "dgram path message 2", "m2-xx", 5);
 	expect_empty(dg, "dgram path");
+
+	/* Deleted and relative names. */
+	nml = sizeof(nm);
+	CHECK(getsockname(dl, (struct sockaddr *)&nm, &nml) == 0 && strcmp(nm.sun_path, delp) == 0, "deleted socket: name '%s', expected '%s'", nm.sun_path, delp);
+	CHECK(access(delp, F_OK) < 0 && errno == ENOENT, "%s exists again after the restore", delp);
+	expect_msg(dl, "deleted socket", "pre-del", 7);
+	CHECK(send(dc, "post-del", 8, 0) == 8, "send to the deleted socket after restore: errno %d", errno);
+	expect_msg(dl, "deleted socket after restore", "post-del", 8);
+	nml = sizeof(nm);
+	CHECK(getsockname(rl, (struct sockaddr *)&nm, &nml) == 0 && strcmp(nm.sun_path, relp) == 0, "relative socket: name '%s', expected '%s'", nm.sun_path, relp);
+	expect_msg(rl, "relative socket", "rel-msg", 7);
+	struct stat rst;
+	CHECK(stat(relp, &rst) == 0 && S_ISSOCK(rst.st_mode), "%s is not a socket in the cwd after the restore", relp);
+	unlink(relp);
+	CHECK(chdir("..") == 0 && rmdir(reld) == 0, "rmdir %s", reld);
 
 	/* Shutdown. */
 	expect_stream(h[1], "h1", "last");

@@ -35,7 +35,8 @@
 //! A connection whose peer was closed gets a temporary peer that writes the data and is closed. Last
 //! the shutdown state, options and file flags.
 //!
-//! Not handled: fds in flight (SCM_RIGHTS in a queue: an error), relative socket paths (an error),
+//! Not handled: fds in flight (SCM_RIGHTS in a queue: an error), a relative socket path whose file is
+//! not in the task's cwd any more (an error: rcr cannot tell where it was bound),
 //! the options of a pending connection (the kernel's defaults), SCM_CREDENTIALS of queued messages
 //! (the restored ones carry rcr's), and a connected stream socket whose name came from a listener
 //! that is gone (restored without a name).
@@ -337,17 +338,28 @@ impl FileKind for UnixSockets {
             rcr_peek_off: Some(peek_off),
             ..Default::default()
         };
-        if name.first().is_some_and(|c| *c != b'/' && *c != 0) {
-            return Err(Error::Msg(at(&format!("bound to the relative path '{}', which rcr cannot restore yet", show_name(&name)))));
-        }
-        if name.first() == Some(&b'/') {
-            // The socket file: its permissions, and whether it is still the one at the path.
-            let path = std::ffi::OsStr::new(std::str::from_utf8(&name).unwrap_or_default());
-            match nix::sys::stat::lstat(path) {
+        if name.first().is_some_and(|c| *c != 0) {
+            // The socket file: its permissions, and whether it is still the one at the path. A relative
+            // name is looked for in the task's cwd, which is where restore binds it (CRIU's name_dir).
+            use std::os::unix::ffi::OsStrExt;
+            let rel = name[0] != b'/';
+            let cwd = format!("/proc/{pid}/cwd");
+            let path = if rel { Path::new(&cwd).join(std::ffi::OsStr::from_bytes(&name)) } else { Path::new(std::ffi::OsStr::from_bytes(&name)).to_path_buf() };
+            match nix::sys::stat::lstat(&path) {
                 Ok(st) if Some(st.st_ino as u32) == d.vfs.map(|v| v.0) => {
                     e.file_perms = Some(pb::FilePermsEntry { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid });
                 }
+                _ if rel => {
+                    return Err(Error::Msg(at(&format!(
+                        "bound to the relative path '{}', which is not in the task's cwd any more; rcr cannot tell where to bind it again",
+                        show_name(&name)
+                    ))))
+                }
                 _ => e.deleted = Some(true),
+            }
+            if rel {
+                let dir = std::fs::read_link(&cwd).map_err(|err| io_err(format!("pid {pid}: reading {cwd}"), err))?;
+                e.name_dir = Some(dir.to_string_lossy().into_owned());
             }
         }
         e.name = name;
@@ -526,6 +538,19 @@ fn addr(name: &[u8]) -> Result<UnixAddr> {
     r.map_err(|e| io_err(format!("unix socket name {}", show_name(name)), e))
 }
 
+/// The address to reach entry `e` at from rcr: its name, a relative one joined to its directory.
+fn reach(e: &pb::UnixSkEntry) -> Result<UnixAddr> {
+    match &e.name_dir {
+        Some(d) if e.name.first().is_some_and(|c| *c != 0 && *c != b'/') => {
+            let mut full = d.as_bytes().to_vec();
+            full.push(b'/');
+            full.extend_from_slice(&e.name);
+            addr(&full)
+        }
+        _ => addr(&e.name),
+    }
+}
+
 /// One restore's unix sockets being built (see the module documentation).
 struct Build<'a> {
     env: &'a RestoreEnv<'a>,
@@ -541,6 +566,8 @@ struct Build<'a> {
     temp: BTreeMap<u32, OwnedFd>,
     /// Entries whose sockets were connected by socketpair or through their listener.
     paired: BTreeSet<u32>,
+    /// Socket files deleted at dump: removed once every socket is built.
+    unlink_after: Vec<std::path::PathBuf>,
 }
 
 impl<'a> Build<'a> {
@@ -554,7 +581,7 @@ impl<'a> Build<'a> {
                 return Err(Error::Msg(format!("files.img: two unix sockets with inode {}", e.ino)));
             }
         }
-        Ok(Build { env, queues, by_ino, pending, fds: BTreeMap::new(), sender: BTreeMap::new(), temp: BTreeMap::new(), paired: BTreeSet::new() })
+        Ok(Build { env, queues, by_ino, pending, fds: BTreeMap::new(), sender: BTreeMap::new(), temp: BTreeMap::new(), paired: BTreeSet::new(), unlink_after: Vec::new() })
     }
 
     fn at(e: &pb::UnixSkEntry) -> String {
@@ -619,7 +646,7 @@ impl<'a> Build<'a> {
         for &e in &entries {
             if Self::owns_name(e) {
                 if let Some(fd) = self.fds.get(&e.id) {
-                    bind(fd.as_fd(), e)?;
+                    self.unlink_after.extend(bind(fd.as_fd(), e)?);
                 }
             }
         }
@@ -656,6 +683,9 @@ impl<'a> Build<'a> {
                 return Err(io_err(format!("{}: setting its file flags", Self::at(e)), std::io::Error::last_os_error()));
             }
         }
+        for p in &self.unlink_after {
+            std::fs::remove_file(p).map_err(|err| io_err(format!("removing {}, deleted at dump, once bound", p.display()), err))?;
+        }
         Ok(self.fds)
     }
 
@@ -666,7 +696,7 @@ impl<'a> Build<'a> {
         }
         let backlog = ns::Backlog::new(l.backlog as i32).unwrap_or(ns::Backlog::MAXCONN);
         ns::listen(&lfd, backlog).map_err(|e| io_err(format!("{}: listen({})", Self::at(l), l.backlog), e))?;
-        let a = addr(&l.name)?;
+        let a = reach(l)?;
         // Its accepted connections: the accepted end has the listener's name, the client does not.
         let accepted: Vec<(&pb::UnixSkEntry, &pb::UnixSkEntry)> = self
             .by_ino
@@ -677,7 +707,7 @@ impl<'a> Build<'a> {
         for (x, c) in accepted {
             let cfd = new_socket(c.r#type)?;
             if !c.name.is_empty() {
-                bind(cfd.as_fd(), c)?;
+                self.unlink_after.extend(bind(cfd.as_fd(), c)?);
             }
             ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: connecting to its listener {}", Self::at(c), show_name(&l.name)), e))?;
             let s = ns::accept4(lfd.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|e| io_err(format!("{}: accept", Self::at(l)), e))?;
@@ -695,7 +725,7 @@ impl<'a> Build<'a> {
             let client = self.by_ino.get(&p.peer).copied().filter(|_| p.peer != 0);
             let cfd = new_socket(l.r#type)?;
             if let Some(c) = client.filter(|c| !c.name.is_empty() && c.name != l.name) {
-                bind(cfd.as_fd(), c)?;
+                self.unlink_after.extend(bind(cfd.as_fd(), c)?);
             }
             ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: re-creating a connection waiting to be accepted (backlog {})", Self::at(l), l.backlog), e))?;
             match client {
@@ -714,6 +744,10 @@ impl<'a> Build<'a> {
 
     fn connect_dgram(&mut self, e: &pb::UnixSkEntry) -> Result<()> {
         let name = match self.by_ino.get(&e.peer) {
+            Some(p) if !p.name.is_empty() => {
+                let fd = self.fds.get(&e.id).ok_or_else(|| Error::Msg(format!("{}: not created", Self::at(e))))?;
+                return ns::connect(fd.as_raw_fd(), &reach(p)?).map_err(|err| io_err(format!("{}: connecting to {}", Self::at(e), show_name(&p.name)), err));
+            }
             Some(p) => p.name.clone(),
             None if !self.env.ext_unix_sk => {
                 return Err(Error::Msg(format!(
@@ -748,7 +782,7 @@ impl<'a> Build<'a> {
         } else if e.r#type == DGRAM && !e.name.is_empty() {
             // Sent by sockets that are not here (several, or outside the tree): a temporary one.
             own = new_socket(DGRAM)?;
-            (own.as_fd(), Some(addr(&e.name)?))
+            (own.as_fd(), Some(reach(e)?))
         } else {
             return Err(Error::Msg(format!("{}: {} queued message(s) and no socket to write them from", Self::at(e), msgs.len())));
         };
@@ -773,29 +807,57 @@ impl<'a> Build<'a> {
 }
 
 /// Binds `fd` to the name of `e`: a socket file left at the path is removed first (anything else there
-/// is an error); a socket whose file was deleted is bound and its file removed again.
-fn bind(fd: BorrowedFd<'_>, e: &pb::UnixSkEntry) -> Result<()> {
+/// is an error). A relative name is bound from its directory (`name_dir`: rcr changes its own cwd for
+/// the call and back). Returns the path of a socket file that was deleted at dump: the caller removes
+/// it once every socket is connected (a listener's clients connect through it).
+fn bind(fd: BorrowedFd<'_>, e: &pb::UnixSkEntry) -> Result<Option<std::path::PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
     let at = Build::at(e);
-    if e.name.first() == Some(&b'/') {
-        let path = Path::new(std::str::from_utf8(&e.name).map_err(|_| Error::Msg(format!("{at}: the path is not UTF-8")))?);
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            use std::os::unix::fs::FileTypeExt;
-            if !m.file_type().is_socket() {
-                return Err(Error::Msg(format!("{at}: {} exists and is not a socket; rcr does not remove it", path.display())));
-            }
-            std::fs::remove_file(path).map_err(|err| io_err(format!("{at}: removing the old socket file"), err))?;
-        }
-        ns::bind(fd.as_raw_fd(), &addr(&e.name)?).map_err(|err| io_err(format!("{at}: bind"), err))?;
-        if e.deleted == Some(true) {
-            std::fs::remove_file(path).map_err(|err| io_err(format!("{at}: removing the socket file, deleted at dump"), err))?;
-        } else if let Some(p) = &e.file_perms {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(p.mode & 0o7777));
-            let _ = std::os::unix::fs::lchown(path, Some(p.uid), Some(p.gid));
-        }
-        return Ok(());
+    let a = addr(&e.name)?;
+    if e.name.first().is_none_or(|c| *c == 0) {
+        ns::bind(fd.as_raw_fd(), &a).map_err(|err| io_err(format!("{at}: bind"), err))?;
+        return Ok(None);
     }
-    ns::bind(fd.as_raw_fd(), &addr(&e.name)?).map_err(|err| io_err(format!("{at}: bind"), err))
+    let name = Path::new(std::ffi::OsStr::from_bytes(&e.name));
+    let dir = if name.is_relative() {
+        Some(e.name_dir.as_deref().ok_or_else(|| Error::Msg(format!("{at}: a relative name without its directory (name_dir)")))?)
+    } else {
+        None
+    };
+    let path = dir.map(|d| Path::new(d).join(name)).unwrap_or_else(|| name.to_path_buf());
+    if let Ok(m) = std::fs::symlink_metadata(&path) {
+        if !m.file_type().is_socket() {
+            return Err(Error::Msg(format!("{at}: {} exists and is not a socket; rcr does not remove it", path.display())));
+        }
+        if e.deleted == Some(true) {
+            return Err(Error::Msg(format!("{at}: its socket file was deleted before the dump and {} is another socket's now; rcr cannot bind the name again", path.display())));
+        }
+        std::fs::remove_file(&path).map_err(|err| io_err(format!("{at}: removing the old socket file {}", path.display()), err))?;
+    }
+    let r = match dir {
+        Some(d) => in_dir(Path::new(d), || ns::bind(fd.as_raw_fd(), &a)).map_err(|err| io_err(format!("{at}: bind in {d}"), err))?,
+        None => ns::bind(fd.as_raw_fd(), &a),
+    };
+    r.map_err(|err| io_err(format!("{at}: bind"), err))?;
+    if e.deleted == Some(true) {
+        return Ok(Some(path));
+    }
+    if let Some(p) = &e.file_perms {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(p.mode & 0o7777)).map_err(|err| io_err(format!("{at}: chmod {}", path.display()), err))?;
+        std::os::unix::fs::lchown(&path, Some(p.uid), Some(p.gid)).map_err(|err| io_err(format!("{at}: chown {}", path.display()), err))?;
+    }
+    Ok(None)
+}
+
+/// Runs `f` with rcr's cwd at `dir`, then goes back.
+fn in_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> std::io::Result<T> {
+    let back = std::fs::File::open(".")?;
+    std::env::set_current_dir(dir)?;
+    let r = f();
+    nix::unistd::fchdir(back.as_raw_fd())?;
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -826,6 +888,16 @@ mod tests {
         ns::shutdown(a.as_raw_fd(), ns::Shutdown::Write).unwrap();
         assert_eq!(peek_queue(b.as_fd(), STREAM).unwrap(), vec![b"abcdefg".to_vec()]);
         assert_eq!(getsockopt_int(b.as_fd(), libc::SO_PEEK_OFF).unwrap(), -1);
+    }
+
+    #[test]
+    fn handles_unix_sockets_only() {
+        let (a, _b) = new_pair(STREAM).unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let k = UnixSockets::default();
+        let st = |fd: i32| nix::sys::stat::fstat(fd).unwrap();
+        assert!(k.handles(&st(a.as_raw_fd()), "socket:[1]"));
+        assert!(!k.handles(&st(udp.as_raw_fd()), "socket:[2]"));
     }
 
     #[test]
