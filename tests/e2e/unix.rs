@@ -82,3 +82,20 @@ fn unix_leave_running_keeps_the_queues() {
     s.signal(libc::SIGTERM);
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
+
+/// `dump -R` of connections waiting to be accepted that hold data fails (rcr could read the data only
+/// by accepting them), naming the listener; everything is left as it was: the program then finds all
+/// its sockets, queues and options unchanged.
+#[test]
+fn unix_leave_running_refuses_waiting_data() {
+    let mut s = Subject::spawn("unix", &[]);
+    s.wait_ready(READY_TIMEOUT);
+    if !selftest() {
+        let run = s.try_dump(&["-R"]);
+        assert!(!run.timed_out && !run.ok(), "dump -R succeeded\n{}", run.describe());
+        assert!(run.stderr.contains("-R") && run.stderr.contains("accept"), "the error does not explain\n{}", run.describe());
+        s.assert_running_untraced(Duration::from_secs(5));
+    }
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
+}

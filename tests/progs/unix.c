@@ -168,6 +168,16 @@ int main(int argc, char **argv)
 	SETUP(send(c0, "c0-data", 7, 0) == 7 && send(a0, "a0-data", 7, 0) == 7, "send c0/a0");
 	SETUP(connect(c1, (struct sockaddr *)&la, lal) == 0 && send(c1, "first-client", 12, 0) == 12, "c1");
 	SETUP(connect(c2, (struct sockaddr *)&la, lal) == 0 && send(c2, "second", 6, 0) == 6, "c2");
+	int c4 = socket(AF_UNIX, SOCK_STREAM, 0);
+	SETUP(connect(c4, (struct sockaddr *)&la, lal) == 0 && send(c4, "gone-client", 11, 0) == 11, "c4");
+	close(c4); /* its connection still waits to be accepted, with its data and then end of file */
+
+	/* Peers closed: a stream and a datagram socketpair whose other end wrote and went away. */
+	int z[2], e[2];
+	SETUP(socketpair(AF_UNIX, SOCK_STREAM, 0, z) == 0 && send(z[0], "bye", 3, 0) == 3, "z");
+	SETUP(socketpair(AF_UNIX, SOCK_DGRAM, 0, e) == 0 && send(e[0], "orphan", 6, 0) == 6, "e");
+	close(z[0]);
+	close(e[0]);
 
 	/* A datagram socket on an abstract name, written to by a socket connected to it. */
 	struct sockaddr_un aa;
@@ -272,9 +282,9 @@ int main(int argc, char **argv)
 	CHECK(getsockname(a0, (struct sockaddr *)&nm, &nml) == 0 && strcmp(nm.sun_path, path) == 0, "a0: its name is '%s', expected '%s'", nm.sun_path, path);
 	expect_stream(a0, "a0", "c0-data");
 	expect_stream(c0, "c0", "a0-data");
-	const char *want[2] = { "first-client", "second" };
-	int cl[2] = { c1, c2 };
-	for (int i = 0; i < 2; i++) {
+	const char *want[3] = { "first-client", "second", "gone-client" };
+	int cl[3] = { c1, c2, -1 };
+	for (int i = 0; i < 3; i++) {
 		int fl = fcntl(l, F_GETFL);
 		fcntl(l, F_SETFL, fl | O_NONBLOCK);
 		int a = accept(l, NULL, NULL);
@@ -283,8 +293,14 @@ int main(int argc, char **argv)
 		if (a < 0)
 			continue;
 		expect_stream(a, want[i], want[i]);
-		CHECK(send(a, "reply", 5, 0) == 5, "send on accepted %d", i + 1);
-		expect_stream(cl[i], "client gets the reply", "reply");
+		if (cl[i] >= 0) {
+			CHECK(send(a, "reply", 5, 0) == 5, "send on accepted %d", i + 1);
+			expect_stream(cl[i], "client gets the reply", "reply");
+		} else {
+			char c;
+			ssize_t r = recv(a, &c, 1, MSG_DONTWAIT);
+			CHECK(r == 0, "the connection of a closed client: expected end of file after its data, got %zd (errno %d)", r, r < 0 ? errno : 0);
+		}
 		close(a);
 	}
 	int fl = fcntl(l, F_GETFL);
@@ -292,6 +308,16 @@ int main(int argc, char **argv)
 	CHECK(accept(l, NULL, NULL) < 0 && errno == EAGAIN, "a third connection was waiting");
 	int c3 = socket(AF_UNIX, SOCK_STREAM, 0);
 	CHECK(connect(c3, (struct sockaddr *)&la, lal) == 0, "connect to the listener after restore: errno %d", errno);
+
+	/* Closed peers. */
+	expect_stream(z[1], "z1", "bye");
+	n = recv(z[1], pk, 1, MSG_DONTWAIT);
+	CHECK(n == 0, "z1: expected end of file (peer closed), got %zd (errno %d)", n, n < 0 ? errno : 0);
+	n = send(z[1], "x", 1, MSG_NOSIGNAL);
+	CHECK(n < 0 && errno == EPIPE, "z1: send to a closed peer gave %zd (errno %d), expected EPIPE", n, errno);
+	expect_msg(e[1], "e1", "orphan", 6);
+	n = send(e[1], "x", 1, MSG_DONTWAIT);
+	CHECK(n < 0, "e1: send to a closed peer succeeded");
 
 	/* Abstract datagram socket. */
 	nml = sizeof(nm);
