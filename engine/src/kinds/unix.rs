@@ -250,6 +250,18 @@ fn peek_from_zero(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Vec<
     Ok(out)
 }
 
+/// One line for `rcr show`: "unix stream socket 123 (/tmp/s) listening" and the like.
+pub fn describe(e: &pb::UnixSkEntry) -> String {
+    let state = match e.state {
+        TCP_LISTEN => format!("listening (backlog {})", e.backlog),
+        TCP_ESTABLISHED if e.peer != 0 => format!("peer {}", e.peer),
+        TCP_ESTABLISHED if e.r#type == DGRAM && !e.name.is_empty() => "bound".into(),
+        TCP_ESTABLISHED => "peer closed".into(),
+        _ => "unconnected".into(),
+    };
+    format!("unix {} socket {} ({}) {state}", type_name(e.r#type), e.ino, show_name(&e.name))
+}
+
 /// A socket of the dump, for the checks across the tree.
 struct Dumped {
     pid: i32,

@@ -103,16 +103,21 @@ pub fn unix_sockets() -> io::Result<Vec<UnixDiag>> {
         return Err(last_err("sending the UNIX_DIAG request"));
     }
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // The kernel fills one datagram per recv, a page or a few; a listener's list of waiting connections
+    // is one attribute, so the buffer is generous and a truncated datagram is an error, not a short list.
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
             return Err(io::Error::new(e.kind(), format!("sock_diag: reading the UNIX_DIAG reply: {e}")));
+        }
+        if n as usize > buf.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: a reply of {n} bytes, larger than rcr's buffer")));
         }
         if n == 0 || parse_unix(&buf[..n as usize], &mut out)? {
             return Ok(out);
