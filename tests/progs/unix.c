@@ -156,6 +156,23 @@ int main(int argc, char **argv)
 	SETUP(send(q[0], "abc", 3, 0) == 3 && send(q[0], "defgh", 5, 0) == 5, "send q0");
 	SETUP(send(q[1], "zz", 2, 0) == 2, "send q1");
 
+	/* Bigger queues: 120000 bytes on a stream, 40 datagrams of different sizes, a 100000-byte
+	 * seqpacket message (larger than one peek of rcr's). */
+	static unsigned char big[120000], got[120000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7 + i / 251);
+	int bs[2], bd[2], bq[2];
+	SETUP(socketpair(AF_UNIX, SOCK_STREAM, 0, bs) == 0 && socketpair(AF_UNIX, SOCK_DGRAM, 0, bd) == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET, 0, bq) == 0,
+	      "socketpairs (big)");
+	for (size_t off = 0; off < sizeof(big);) {
+		ssize_t w = send(bs[0], big + off, sizeof(big) - off, MSG_DONTWAIT);
+		SETUP(w > 0, "send big stream");
+		off += w;
+	}
+	for (int i = 0; i < 40; i++)
+		SETUP(send(bd[0], big + i, 10 + i * 37, 0) == 10 + i * 37, "send datagram");
+	SETUP(send(bq[0], big, 100000, 0) == 100000, "send big seqpacket message");
+
 	/* A listener on a path: one connection accepted, two waiting, each client sent data. */
 	struct sockaddr_un la;
 	socklen_t lal = mkaddr(&la, path, 0);
@@ -275,6 +292,23 @@ int main(int argc, char **argv)
 	expect_msg(q[0], "q0", "zz", 2);
 	CHECK(send(d[0], "z", 1, 0) == 1, "d: send after restore");
 	expect_msg(d[1], "d1 after restore", "z", 1);
+
+	/* Bigger queues. */
+	size_t have = 0;
+	while (have < sizeof(got)) {
+		ssize_t r = recv(bs[1], got + have, sizeof(got) - have, MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		have += r;
+	}
+	CHECK(have == sizeof(big) && memcmp(got, big, sizeof(big)) == 0, "big stream: %zu bytes back of %zu, or different", have, sizeof(big));
+	for (int i = 0; i < 40; i++) {
+		ssize_t r = recv(bd[1], got, sizeof(got), MSG_DONTWAIT);
+		CHECK(r == 10 + i * 37 && memcmp(got, big + i, r) == 0, "datagram %d: %zd bytes, expected %d", i, r, 10 + i * 37);
+	}
+	expect_empty(bd[1], "bd1");
+	n = recv(bq[1], got, sizeof(got), MSG_DONTWAIT);
+	CHECK(n == 100000 && memcmp(got, big, 100000) == 0, "big seqpacket message: %zd bytes, expected 100000", n);
 
 	/* Listener: the accepted connection, then the two waiting ones in order. */
 	struct sockaddr_un nm;

@@ -449,7 +449,9 @@ impl FileKind for UnixSockets {
     fn open(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = f.usk.as_ref() else { return Ok(None) };
         if self.built.is_none() {
-            self.built = Some(Build::new(env, &self.queues)?.run()?);
+            // All at once at the first: errors name the socket at fault, which need not be this fd's.
+            let built = Build::new(env, &self.queues).and_then(Build::run);
+            self.built = Some(built.map_err(|err| Error::Msg(format!("re-creating the unix sockets of the checkpoint: {err}")))?);
         }
         let fd = self.built.as_mut().and_then(|b| b.remove(&f.id));
         fd.map(Some).ok_or_else(|| Error::Msg(format!("unix socket {} (file {}): not built (is it a pending connection with an fd?)", e.ino, f.id)))
