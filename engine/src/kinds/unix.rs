@@ -72,10 +72,10 @@ fn type_name(t: u32) -> &'static str {
 
 /// A socket name for messages: the path, "@abstract", or "unnamed".
 fn show_name(name: &[u8]) -> String {
-    match name.split_first() {
+    match trim(name).split_first() {
         None => "unnamed".into(),
         Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
-        Some(_) => String::from_utf8_lossy(name).into_owned(),
+        Some(_) => String::from_utf8_lossy(trim(name)).into_owned(),
     }
 }
 
@@ -356,7 +356,8 @@ impl FileKind for UnixSockets {
             use std::os::unix::ffi::OsStrExt;
             let rel = name[0] != b'/';
             let cwd = format!("/proc/{pid}/cwd");
-            let path = if rel { Path::new(&cwd).join(std::ffi::OsStr::from_bytes(&name)) } else { Path::new(std::ffi::OsStr::from_bytes(&name)).to_path_buf() };
+            let bare = std::ffi::OsStr::from_bytes(trim(&name));
+            let path = if rel { Path::new(&cwd).join(bare) } else { Path::new(bare).to_path_buf() };
             match nix::sys::stat::lstat(&path) {
                 Ok(st) if Some(st.st_ino as u32) == d.vfs.map(|v| v.0) => {
                     e.file_perms = Some(pb::FilePermsEntry { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid });
@@ -544,7 +545,19 @@ fn new_pair(kind: u32) -> Result<(OwnedFd, OwnedFd)> {
     ns::socketpair(ns::AddressFamily::Unix, t, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|e| io_err(format!("socketpair(AF_UNIX, {})", type_name(kind)), e))
 }
 
+/// A name without the terminating NUL a path may carry (CRIU keeps the kernel's bytes, NUL included).
+fn trim(name: &[u8]) -> &[u8] {
+    match name.first() {
+        Some(&c) if c != 0 => {
+            let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+            &name[..end]
+        }
+        _ => name,
+    }
+}
+
 fn addr(name: &[u8]) -> Result<UnixAddr> {
+    let name = trim(name);
     let r = match name.split_first() {
         Some((0, rest)) => UnixAddr::new_abstract(rest),
         _ => UnixAddr::new(name),
@@ -558,7 +571,7 @@ fn reach(e: &pb::UnixSkEntry) -> Result<UnixAddr> {
         Some(d) if e.name.first().is_some_and(|c| *c != 0 && *c != b'/') => {
             let mut full = d.as_bytes().to_vec();
             full.push(b'/');
-            full.extend_from_slice(&e.name);
+            full.extend_from_slice(trim(&e.name));
             addr(&full)
         }
         _ => addr(&e.name),
@@ -833,7 +846,7 @@ fn bind(fd: BorrowedFd<'_>, e: &pb::UnixSkEntry) -> Result<Option<std::path::Pat
         ns::bind(fd.as_raw_fd(), &a).map_err(|err| io_err(format!("{at}: bind"), err))?;
         return Ok(None);
     }
-    let name = Path::new(std::ffi::OsStr::from_bytes(&e.name));
+    let name = Path::new(std::ffi::OsStr::from_bytes(trim(&e.name)));
     let dir = if name.is_relative() {
         Some(e.name_dir.as_deref().ok_or_else(|| Error::Msg(format!("{at}: a relative name without its directory (name_dir)")))?)
     } else {
@@ -918,6 +931,8 @@ mod tests {
     fn names_show() {
         assert_eq!(show_name(b"\0abc"), "@abc");
         assert_eq!(show_name(b"/tmp/x"), "/tmp/x");
+        assert_eq!(show_name(b"/tmp/x\0"), "/tmp/x");
+        assert_eq!(trim(b"\0ab\0"), b"\0ab\0");
         assert_eq!(show_name(b""), "unnamed");
     }
 }

@@ -41,7 +41,8 @@ pub struct UnixDiag {
     pub kind: u8,
     /// TCP_ESTABLISHED (1), TCP_CLOSE (7), TCP_LISTEN (10).
     pub state: u8,
-    /// The bound name as the kernel keeps it: a path (without its trailing NUL) or "\0abstract".
+    /// The bound name as the kernel keeps it: a path (with the terminating NUL the kernel counts in
+    /// its address; CRIU's images keep these bytes) or "\0abstract".
     pub name: Option<Vec<u8>>,
     /// The bound file: (inode, device) of the socket file, for a path name.
     pub vfs: Option<(u32, u32)>,
@@ -177,16 +178,7 @@ fn parse_msg(body: &[u8]) -> io::Result<UnixDiag> {
         }
         let p = &a[4..alen];
         match aty {
-            UNIX_DIAG_NAME => {
-                let mut name = p.to_vec();
-                // A path keeps its terminating NUL in the kernel's address; an abstract name starts with NUL.
-                if name.first().is_some_and(|c| *c != 0) {
-                    while name.last() == Some(&0) {
-                        name.pop();
-                    }
-                }
-                d.name = Some(name);
-            }
+            UNIX_DIAG_NAME => d.name = Some(p.to_vec()),
             UNIX_DIAG_VFS => d.vfs = Some((u32_at(p, 0), u32_at(p, 4))),
             UNIX_DIAG_PEER => d.peer = u32_at(p, 0),
             UNIX_DIAG_ICONS => d.icons = p.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect(),
@@ -236,7 +228,7 @@ mod tests {
         assert!(!parse_unix(&buf, &mut out).unwrap());
         assert_eq!(
             out,
-            vec![UnixDiag { ino: 77, kind: 1, state: 10, name: Some(b"/tmp/s".to_vec()), icons: vec![5, 0], rqlen: (2, 8), shutdown: 2, ..Default::default() }]
+            vec![UnixDiag { ino: 77, kind: 1, state: 10, name: Some(b"/tmp/s\0".to_vec()), icons: vec![5, 0], rqlen: (2, 8), shutdown: 2, ..Default::default() }]
         );
         buf.extend(msg(NLMSG_DONE, &[0; 4]));
         assert!(parse_unix(&buf, &mut Vec::new()).unwrap());
