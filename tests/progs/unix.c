@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 	SETUP(a0 >= 0, "accept a0");
 	SETUP(send(c0, "c0-data", 7, 0) == 7 && send(a0, "a0-data", 7, 0) == 7, "send c0/a0");
 	SETUP(connect(c1, (struct sockaddr *)&la, lal) == 0 && send(c1, "first-client", 12, 0) == 12, "c1");
-	SETUP(connect(c2, (struct sockaddr *)&la, lal) == 0 && send(c2, "second", 6, 0) == 6, "c2");
+	SETUP(connect(c2, (struct sockaddr *)&la, lal) == 0 && send(c2, "second", 6, 0) == 6 && shutdown(c2, SHUT_WR) == 0, "c2");
 	int c4 = socket(AF_UNIX, SOCK_STREAM, 0);
 	SETUP(connect(c4, (struct sockaddr *)&la, lal) == 0 && send(c4, "gone-client", 11, 0) == 11, "c4");
 	close(c4); /* its connection still waits to be accepted, with its data and then end of file */
@@ -327,6 +327,11 @@ int main(int argc, char **argv)
 		if (a < 0)
 			continue;
 		expect_stream(a, want[i], want[i]);
+		if (i == 1) {
+			char c;
+			ssize_t r = recv(a, &c, 1, MSG_DONTWAIT);
+			CHECK(r == 0, "the connection of a client that shut down writing: expected end of file after its data, got %zd (errno %d)", r, r < 0 ? errno : 0);
+		}
 		if (cl[i] >= 0) {
 			CHECK(send(a, "reply", 5, 0) == 5, "send on accepted %d", i + 1);
 			expect_stream(cl[i], "client gets the reply", "reply");
