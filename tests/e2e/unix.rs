@@ -99,3 +99,20 @@ fn unix_leave_running_refuses_waiting_data() {
     s.signal(libc::SIGTERM);
     s.wait_result(RESULT_TIMEOUT).unwrap();
 }
+
+/// A file descriptor in flight (SCM_RIGHTS) stops the dump with an error saying so; the message and its
+/// fd stay queued (the program receives and uses it), and rcr kept no copy of it.
+#[test]
+fn unix_fd_in_flight_is_refused() {
+    let mut s = Subject::spawn("unix", &["scm"]);
+    s.wait_ready(READY_TIMEOUT);
+    if !selftest() {
+        let run = s.try_dump(&[]);
+        assert!(!run.timed_out && !run.ok(), "dump succeeded\n{}", run.describe());
+        assert!(run.stderr.contains("SCM_RIGHTS"), "the error does not name SCM_RIGHTS\n{}", run.describe());
+        assert!(crate::harness::mentions_number(&run.stderr, s.pid() as i64), "the error does not name the pid\n{}", run.describe());
+        s.assert_running_untraced(Duration::from_secs(5));
+    }
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
+}

@@ -5,6 +5,7 @@
  * to; a datagram socket bound to a path with messages from two senders that are gone; a stream pair
  * shut down for writing on one side; a socketpair shared by a parent and its child.
  *
+ * `unix OUTFILE scm`: an fd in flight, which rcr refuses (see scm_mode).
  * `unix OUTFILE keep`: a seqpacket pair with data (SO_PEEK_OFF set) and a connection waiting to be
  * accepted, for dumps that must leave them in place (-R, failed dumps).
  * `unix OUTFILE ext-stream PATH`: the same and a stream socket connected to the listener at PATH
@@ -120,11 +121,49 @@ static int ext_mode(const char *mode, const char *path)
 	return finish();
 }
 
+/* `unix OUTFILE scm`: a file descriptor in flight (SCM_RIGHTS) on a datagram pair, which rcr refuses;
+ * after the failed dump the message and its fd are still there. */
+static int scm_mode(void)
+{
+	int p[2], pp[2];
+	SETUP(socketpair(AF_UNIX, SOCK_DGRAM, 0, p) == 0 && pipe(pp) == 0, "socketpair + pipe");
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = { .iov_base = "fd", .iov_len = 2 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pp[1], sizeof(int));
+	SETUP(sendmsg(p[0], &m, 0) == 2, "sendmsg SCM_RIGHTS");
+	close(pp[1]);
+	ready();
+	wait_term();
+	char buf[8];
+	iov.iov_base = buf;
+	iov.iov_len = sizeof(buf);
+	m.msg_controllen = sizeof(cbuf);
+	ssize_t n = recvmsg(p[1], &m, MSG_DONTWAIT);
+	c = CMSG_FIRSTHDR(&m);
+	int fd = -1;
+	if (n == 2 && c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	CHECK(fd >= 0, "the message with its fd is gone (recvmsg %zd)", n);
+	CHECK(fd < 0 || (write(fd, "z", 1) == 1 && read(pp[0], buf, 1) == 1 && buf[0] == 'z'), "the fd in flight does not reach the pipe");
+	close(fd);
+	n = read(pp[0], buf, 1);
+	CHECK(n == 0, "the pipe has a writer left (rcr kept the fd it peeked?): read gave %zd", n);
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	init(argc, argv);
 	install_term();
 	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 3 && strcmp(argv[2], "scm") == 0)
+		return scm_mode();
 	if (argc >= 3)
 		return ext_mode(argv[2], argc >= 4 ? argv[3] : NULL);
 	pid_t me = getpid();
