@@ -56,6 +56,8 @@ use super::{FdToDump, FileKind, FileTable, RestoreEnv};
 const TCP_ESTABLISHED: u32 = 1;
 const TCP_LISTEN: u32 = 10;
 const RCV_SHUTDOWN: u32 = 1;
+/// CRIU's uflags: an entry describing a peer outside the tree (no socket of the checkpoint).
+const USK_EXTERN: u32 = 1;
 const SEND_SHUTDOWN: u32 = 2;
 const STREAM: u32 = libc::SOCK_STREAM as u32;
 const DGRAM: u32 = libc::SOCK_DGRAM as u32;
@@ -415,6 +417,9 @@ impl FileKind for UnixSockets {
     }
 
     fn finish_dump(&mut self, dir: &Path, _files: &FileTable) -> Result<()> {
+        if self.dumped.is_empty() {
+            return Ok(());
+        }
         self.check_peers()?;
         self.read_pending()?;
         if self.queues.is_empty() {
@@ -586,6 +591,8 @@ struct Build<'a> {
     by_ino: BTreeMap<u32, &'a pb::UnixSkEntry>,
     /// Pending connections, in files.img (accept) order.
     pending: Vec<&'a pb::UnixSkEntry>,
+    /// Names of peers outside the tree, from CRIU's USK_EXTERN entries, by inode.
+    externs: BTreeMap<u32, Vec<u8>>,
     fds: BTreeMap<u32, OwnedFd>,
     /// Receiving entry id -> the entry id whose fd writes its data.
     sender: BTreeMap<u32, u32>,
@@ -601,14 +608,17 @@ impl<'a> Build<'a> {
     fn new(env: &'a RestoreEnv<'a>, queues: &'a BTreeMap<u32, Vec<Vec<u8>>>) -> Result<Build<'a>> {
         let mut by_ino = BTreeMap::new();
         let mut pending = Vec::new();
+        let mut externs = BTreeMap::new();
         for e in env.files.values().filter_map(|f| f.usk.as_ref()) {
             if e.rcr_listener.is_some() {
                 pending.push(e);
+            } else if e.uflags & USK_EXTERN != 0 {
+                externs.insert(e.ino, e.name.clone()); // CRIU's entry for a peer outside the tree
             } else if by_ino.insert(e.ino, e).is_some() {
                 return Err(Error::Msg(format!("files.img: two unix sockets with inode {}", e.ino)));
             }
         }
-        Ok(Build { env, queues, by_ino, pending, fds: BTreeMap::new(), sender: BTreeMap::new(), temp: BTreeMap::new(), paired: BTreeSet::new(), unlink_after: Vec::new() })
+        Ok(Build { env, queues, by_ino, pending, externs, fds: BTreeMap::new(), sender: BTreeMap::new(), temp: BTreeMap::new(), paired: BTreeSet::new(), unlink_after: Vec::new() })
     }
 
     fn at(e: &pb::UnixSkEntry) -> String {
@@ -616,8 +626,11 @@ impl<'a> Build<'a> {
     }
 
     /// Whether `e` is the client of a pending connection (made with its listener).
+    /// (CRIU's images have no entries for those connections, only the client's `peer` naming the
+    /// listener.)
     fn is_pending_client(&self, e: &pb::UnixSkEntry) -> bool {
-        e.ino != 0 && self.pending.iter().any(|p| p.peer == e.ino)
+        let criu_style = e.state == TCP_ESTABLISHED && self.by_ino.get(&e.peer).is_some_and(|l| l.state == TCP_LISTEN);
+        e.ino != 0 && (criu_style || self.pending.iter().any(|p| p.peer == e.ino))
     }
 
     /// The in-tree listener with this name.
@@ -766,6 +779,18 @@ impl<'a> Build<'a> {
                 }
             }
         }
+        // Clients of connections a CRIU image names only by the client's `peer` (no data known).
+        let rest: Vec<&pb::UnixSkEntry> =
+            self.by_ino.values().copied().filter(|c| c.peer == l.ino && c.state == TCP_ESTABLISHED && !self.fds.contains_key(&c.id)).collect();
+        for c in rest {
+            let cfd = new_socket(c.r#type)?;
+            if !c.name.is_empty() && c.name != l.name {
+                self.unlink_after.extend(bind(cfd.as_fd(), c)?);
+            }
+            ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: connecting to its listener {}", Self::at(c), show_name(&l.name)), e))?;
+            self.fds.insert(c.id, cfd);
+            self.paired.insert(c.id);
+        }
         Ok(())
     }
 
@@ -784,7 +809,7 @@ impl<'a> Build<'a> {
                     show_name(e.rcr_peer_name.as_deref().unwrap_or_default())
                 )))
             }
-            None => e.rcr_peer_name.clone().unwrap_or_default(),
+            None => e.rcr_peer_name.clone().or_else(|| self.externs.get(&e.peer).cloned()).unwrap_or_default(),
         };
         if name.is_empty() {
             return Err(Error::Msg(format!("{}: connected to socket {}, which has no name to connect to again", Self::at(e), e.peer)));
