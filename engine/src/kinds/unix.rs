@@ -952,6 +952,41 @@ mod tests {
         assert!(!k.handles(&st(udp.as_raw_fd()), "socket:[2]"));
     }
 
+    fn entry(id: u32, ino: u32, kind: u32, state: u32, peer: u32, name: &[u8]) -> pb::FileEntry {
+        let usk = pb::UnixSkEntry { id, ino, r#type: kind, state, peer, name: name.to_vec(), flags: libc::O_RDWR as u32, backlog: 4, ..Default::default() };
+        pb::FileEntry { r#type: pb::FdTypes::Unixsk as i32, id, usk: Some(usk), ..Default::default() }
+    }
+
+    /// A pair with data one way, and a CRIU-style in-flight client (its `peer` is the listener).
+    #[test]
+    fn builds_pairs_queues_and_criu_inflight_clients() {
+        let name = format!("\0rcr-unit-{}", std::process::id()).into_bytes();
+        let files: BTreeMap<u32, pb::FileEntry> = [
+            entry(1, 101, SEQPACKET, TCP_ESTABLISHED, 102, b""),
+            entry(2, 102, SEQPACKET, TCP_ESTABLISHED, 101, b""),
+            entry(3, 103, STREAM, TCP_LISTEN, 0, &name),
+            entry(4, 104, STREAM, TCP_ESTABLISHED, 103, b""),
+        ]
+        .into_iter()
+        .map(|f| (f.id, f))
+        .collect();
+        let queues: BTreeMap<u32, Vec<Vec<u8>>> = [(2, vec![b"ab".to_vec(), b"cde".to_vec()])].into_iter().collect();
+        let env = RestoreEnv { images_dir: Path::new("/nonexistent"), shell_job: false, ext_unix_sk: false, files: &files };
+        let mut fds = Build::new(&env, &queues).and_then(Build::run).unwrap();
+        let b = fds.remove(&2).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(ns::recv(b.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).unwrap(), 2);
+        assert_eq!(ns::recv(b.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).unwrap(), 3);
+        assert_eq!(&buf[..3], b"cde");
+        let l = fds.remove(&3).unwrap();
+        let c = fds.remove(&4).unwrap();
+        let a = ns::accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC).unwrap();
+        // SAFETY: accept4 returned a new fd, ours alone.
+        let a = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(a) };
+        ns::send(c.as_raw_fd(), b"x", MsgFlags::empty()).unwrap();
+        assert_eq!(ns::recv(a.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(), 1);
+    }
+
     #[test]
     fn names_show() {
         assert_eq!(show_name(b"\0abc"), "@abc");
