@@ -252,6 +252,13 @@ int main(int argc, char **argv)
 		SETUP(u >= 0 && sendto(u, i ? "m2-xx" : "m1", i ? 5 : 2, 0, (struct sockaddr *)&da, dal) == (i ? 5 : 2), "sendto dgram path");
 		close(u);
 	}
+	char spath[108];
+	snprintf(spath, sizeof(spath), "/tmp/rcr-unix-%d.snd", me);
+	unlink(spath);
+	struct sockaddr_un sa;
+	socklen_t sal = mkaddr(&sa, spath, 0);
+	int snd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	SETUP(snd >= 0 && bind(snd, (struct sockaddr *)&sa, sal) == 0 && sendto(snd, "m3", 2, 0, (struct sockaddr *)&da, dal) == 2, "bound sender");
 
 	/* A datagram socket whose file was deleted, with a socket connected to it before; one bound to a
 	 * relative name (in the cwd), written to through that name. */
@@ -408,7 +415,14 @@ int main(int argc, char **argv)
 	/* Datagram on a path, two senders gone. */
 	expect_msg(dg, "dgram path message 1", "m1", 2);
 	expect_msg(dg, "dgram path message 2", "m2-xx", 5);
+	struct sockaddr_un from;
+	socklen_t froml = sizeof(from);
+	memset(&from, 0, sizeof(from));
+	n = recvfrom(dg, pk, sizeof(pk), MSG_DONTWAIT, (struct sockaddr *)&from, &froml);
+	CHECK(n == 2 && memcmp(pk, "m3", 2) == 0 && strcmp(from.sun_path, spath) == 0, "dgram path message 3: %zd bytes from '%s', expected 'm3' from '%s'", n,
+	      from.sun_path, spath);
 	expect_empty(dg, "dgram path");
+	unlink(spath);
 
 	/* Deleted and relative names. */
 	nml = sizeof(nm);

@@ -29,9 +29,11 @@
 //! listeners listen, the connections a listener had accepted are made again through it (so both ends
 //! keep their names), its pending connections are connected to it in order (accept() returns them),
 //! their client ends going to whichever task owned them. Then the queued data is written from the
-//! peer side, each message on its own, so every receive queue holds what it held; a socket whose
-//! sender is gone (a bound datagram socket that received from several senders, or from one outside
-//! the tree) gets its messages from a temporary unbound socket, so recvfrom() shows no sender address.
+//! peer side, each message on its own, so every receive queue holds what it held. A bound datagram
+//! socket that received from sockets other than its peer gets each message from the socket of the tree
+//! bound to the sender's address (kept as `rcr_addr` in sk-queues.img), so recvfrom() shows it; when
+//! there is none (the sender is gone, unnamed, or outside the tree) from a temporary unbound socket,
+//! and recvfrom() then shows no address.
 //! A connection whose peer was closed gets a temporary peer that writes the data and is closed. Last
 //! the shutdown state, options and file flags.
 //!
@@ -47,7 +49,6 @@ use crate::{Error, Result};
 use nix::sys::socket::{self as ns, MsgFlags, SockFlag, SockType, UnixAddr};
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -181,7 +182,14 @@ fn apply_opts(fd: BorrowedFd<'_>, e: &pb::UnixSkEntry) -> std::io::Result<()> {
 
 /// Every message queued on `fd` (stream: the bytes, as one), read without taking it: MSG_PEEK with
 /// SO_PEEK_OFF stepping through the queue from 0; the socket's own SO_PEEK_OFF is put back after.
-fn peek_queue(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Vec<u8>>, String> {
+/// One queued message: its bytes and its sender's address (empty: unnamed, or a stream).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Msg {
+    data: Vec<u8>,
+    from: Vec<u8>,
+}
+
+fn peek_queue(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Msg>, String> {
     let orig = getsockopt_int(fd, libc::SO_PEEK_OFF).map_err(|e| format!("SO_PEEK_OFF: {e}"))?;
     setsockopt_int(fd, libc::SO_PEEK_OFF, 0).map_err(|e| format!("setting SO_PEEK_OFF: {e}"))?;
     let out = peek_from_zero(fd, kind);
@@ -191,37 +199,69 @@ fn peek_queue(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Vec<u8>>
     Ok(out)
 }
 
-fn peek_from_zero(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Vec<u8>>, String> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
+/// One recvmsg(MSG_PEEK) into `buf`: (bytes, truncated, fds the kernel installed in rcr, sender
+/// address). Raw, not nix's recvmsg: nix gives the sender of a unix socket without its length (an
+/// abstract name may hold NULs), and asserts on the empty address of a stream.
+fn peek_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, bool, Vec<i32>, Vec<u8>)> {
+    // SAFETY: sockaddr_un and msghdr are plain old data; all-zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    let mut cbuf = [0u64; 64]; // cmsghdr-aligned room for 16 fds and a ucred
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    mh.msg_name = (&mut sun as *mut libc::sockaddr_un).cast();
+    mh.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.as_mut_ptr().cast();
+    mh.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: every pointer in `mh` points to a live buffer of the length given with it.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut mh, libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled msg_controllen bytes of `cbuf`; CMSG_FIRSTHDR/NXTHDR stay within them and
+    // each SCM_RIGHTS payload holds (cmsg_len - header) / 4 ints, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let count = ((*c).cmsg_len as usize - (data as usize - c as usize)) / std::mem::size_of::<i32>();
+                for i in 0..count {
+                    fds.push(std::ptr::read_unaligned((data as *const i32).add(i)));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    if mh.msg_flags & libc::MSG_CTRUNC != 0 && fds.is_empty() {
+        fds.push(-1); // control data cut: more fds than room, or something else in flight; refused
+    }
+    let plen = (mh.msg_namelen as usize).saturating_sub(std::mem::size_of::<libc::sa_family_t>()).min(sun.sun_path.len());
+    let from: Vec<u8> = sun.sun_path[..plen].iter().map(|c| *c as u8).collect();
+    Ok((n as usize, mh.msg_flags & libc::MSG_TRUNC != 0, fds, trim(&from).to_vec()))
+}
+
+fn peek_from_zero(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Msg>, String> {
+    let mut out: Vec<Msg> = Vec::new();
     let mut stream = Vec::new();
     let mut at: usize = 0; // the peek offset: bytes peeked so far
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 16], libc::ucred);
-        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let (n, truncated, rights) = match ns::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
-            Ok(m) => {
-                let mut rights = Vec::new();
-                if let Ok(cm) = m.cmsgs() {
-                    for c in cm {
-                        if let ns::ControlMessageOwned::ScmRights(fds) = c {
-                            rights.extend(fds);
-                        }
-                    }
-                }
-                (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC), rights)
-            }
-            Err(nix::errno::Errno::EAGAIN) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
+        let (n, truncated, rights, from) = match peek_one(fd, &mut buf) {
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(format!("peeking at the queued data: {e}")),
         };
         if !rights.is_empty() {
-            for f in &rights {
+            for f in rights.iter().filter(|f| **f >= 0) {
                 // SAFETY: the peek installed these fds in rcr; nothing else owns them.
                 unsafe { libc::close(*f) };
             }
-            return Err("its queue holds file descriptors in flight (SCM_RIGHTS), which rcr cannot checkpoint yet".into());
+            return Err("its queue holds file descriptors in flight (SCM_RIGHTS) or other control data, which rcr cannot checkpoint yet".into());
         }
         if kind == STREAM {
             if n == 0 {
@@ -240,14 +280,14 @@ fn peek_from_zero(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Vec<
             buf.resize(buf.len() * 4, 0);
             continue;
         }
-        out.push(buf[..n].to_vec());
+        out.push(Msg { data: buf[..n].to_vec(), from });
         at += n;
         if out.len() > 1 << 20 {
             return Err("more than a million messages queued; the peek does not end".into());
         }
     }
     if kind == STREAM && !stream.is_empty() {
-        out.push(stream);
+        out.push(Msg { data: stream, from: Vec::new() });
     }
     Ok(out)
 }
@@ -295,7 +335,7 @@ pub struct UnixSockets {
     leave_running: bool,
     ext_unix_sk: bool,
     /// Dump: the queued messages by receiving entry id. Restore: the same, read back.
-    queues: BTreeMap<u32, Vec<Vec<u8>>>,
+    queues: BTreeMap<u32, Vec<Msg>>,
     /// Restore: the sockets built, by entry id, until their `open`.
     built: Option<BTreeMap<u32, OwnedFd>>,
 }
@@ -428,8 +468,9 @@ impl FileKind for UnixSockets {
         let mut w = ImgWriter::create(&dir.join("sk-queues.img"), Kind::SkQueues)?;
         for (id, msgs) in &self.queues {
             for m in msgs {
-                w.write_entry(&pb::SkPacketEntry { id_for: *id, length: m.len() as u32, scm: Vec::new() })?;
-                w.write_raw(m)?;
+                let rcr_addr = (!m.from.is_empty()).then(|| m.from.clone());
+                w.write_entry(&pb::SkPacketEntry { id_for: *id, length: m.data.len() as u32, scm: Vec::new(), rcr_addr })?;
+                w.write_raw(&m.data)?;
             }
         }
         w.finish()?;
@@ -446,8 +487,8 @@ impl FileKind for UnixSockets {
             if !e.scm.is_empty() {
                 return Err(Error::Msg(format!("{}: a message for socket {} carries control data (SCM), which rcr cannot restore", path.display(), e.id_for)));
             }
-            let bytes = r.read_raw(e.length as u64)?;
-            self.queues.entry(e.id_for).or_default().push(bytes);
+            let data = r.read_raw(e.length as u64)?;
+            self.queues.entry(e.id_for).or_default().push(Msg { data, from: e.rcr_addr.unwrap_or_default() });
         }
         Ok(())
     }
@@ -586,7 +627,7 @@ fn reach(e: &pb::UnixSkEntry) -> Result<UnixAddr> {
 /// One restore's unix sockets being built (see the module documentation).
 struct Build<'a> {
     env: &'a RestoreEnv<'a>,
-    queues: &'a BTreeMap<u32, Vec<Vec<u8>>>,
+    queues: &'a BTreeMap<u32, Vec<Msg>>,
     /// Every socket entry that had an fd, by inode.
     by_ino: BTreeMap<u32, &'a pb::UnixSkEntry>,
     /// Pending connections, in files.img (accept) order.
@@ -605,7 +646,7 @@ struct Build<'a> {
 }
 
 impl<'a> Build<'a> {
-    fn new(env: &'a RestoreEnv<'a>, queues: &'a BTreeMap<u32, Vec<Vec<u8>>>) -> Result<Build<'a>> {
+    fn new(env: &'a RestoreEnv<'a>, queues: &'a BTreeMap<u32, Vec<Msg>>) -> Result<Build<'a>> {
         let mut by_ino = BTreeMap::new();
         let mut pending = Vec::new();
         let mut externs = BTreeMap::new();
@@ -819,37 +860,43 @@ impl<'a> Build<'a> {
     }
 
     /// Writes the messages queued for entry `id` from its sender, each on its own.
-    fn write_queue(&self, id: u32, msgs: &[Vec<u8>]) -> Result<()> {
+    fn write_queue(&self, id: u32, msgs: &[Msg]) -> Result<()> {
         let e = self
             .env
             .files
             .get(&id)
             .and_then(|f| f.usk.as_ref())
             .ok_or_else(|| Error::Msg(format!("sk-queues.img: data for file {id}, which is no unix socket of files.img")))?;
-        let own;
-        let (fd, to) = if let Some(t) = self.temp.get(&id) {
-            (t.as_fd(), None)
-        } else if let Some(s) = self.sender.get(&id).and_then(|s| self.fds.get(s)) {
-            (s.as_fd(), None)
-        } else if e.r#type == DGRAM && !e.name.is_empty() {
-            // Sent by sockets that are not here (several, or outside the tree): a temporary one.
-            own = new_socket(DGRAM)?;
-            (own.as_fd(), Some(reach(e)?))
-        } else {
+        let fixed = self.temp.get(&id).or_else(|| self.sender.get(&id).and_then(|s| self.fds.get(s)));
+        if fixed.is_none() && !(e.r#type == DGRAM && !e.name.is_empty()) {
             return Err(Error::Msg(format!("{}: {} queued message(s) and no socket to write them from", Self::at(e), msgs.len())));
+        }
+        // Sent by sockets that are not its peer: from the socket of the tree with the sender's name
+        // (recvfrom() then shows it), else from a temporary unbound one.
+        let temp = if fixed.is_none() { Some(new_socket(DGRAM)?) } else { None };
+        let to = if fixed.is_none() { Some(reach(e)?) } else { None };
+        let from_tree = |m: &Msg| -> Option<BorrowedFd<'_>> {
+            if m.from.is_empty() {
+                return None;
+            }
+            let s = self.by_ino.values().find(|s| s.r#type == DGRAM && trim(&s.name) == trim(&m.from) && (s.peer == 0 || s.peer == e.ino))?;
+            self.fds.get(&s.id).map(|f| f.as_fd())
         };
-        // The sender's own buffer limit must not stop the writing; its real size is set after.
-        let _ = setsockopt_int(fd, libc::SO_SNDBUFFORCE, 32 << 20).or_else(|_| setsockopt_int(fd, libc::SO_SNDBUF, i32::MAX / 2));
         for m in msgs {
+            let fd = fixed.map(|f| f.as_fd()).or_else(|| from_tree(m)).or_else(|| temp.as_ref().map(|t| t.as_fd()));
+            let fd = fd.ok_or_else(|| Error::Msg(format!("{}: no socket to write its queued data from", Self::at(e))))?;
+            // The sender's own buffer limit must not stop the writing; its real size is set after.
+            let _ = setsockopt_int(fd, libc::SO_SNDBUFFORCE, 32 << 20).or_else(|_| setsockopt_int(fd, libc::SO_SNDBUF, i32::MAX / 2));
+            let data = &m.data;
             let mut off = 0;
             loop {
                 let r = match &to {
-                    Some(a) => ns::sendto(fd.as_raw_fd(), &m[off..], a, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-                    None => ns::send(fd.as_raw_fd(), &m[off..], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
+                    Some(a) => ns::sendto(fd.as_raw_fd(), &data[off..], a, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
+                    None => ns::send(fd.as_raw_fd(), &data[off..], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
                 };
-                let n = r.map_err(|err| io_err(format!("{}: writing back its queued data ({} bytes of a {}-byte message)", Self::at(e), m.len() - off, m.len()), err))?;
+                let n = r.map_err(|err| io_err(format!("{}: writing back its queued data ({} bytes of a {}-byte message)", Self::at(e), data.len() - off, data.len()), err))?;
                 off += n;
-                if e.r#type != STREAM || off >= m.len() {
+                if e.r#type != STREAM || off >= data.len() {
                     break;
                 }
             }
@@ -924,7 +971,7 @@ mod tests {
         }
         setsockopt_int(b.as_fd(), libc::SO_PEEK_OFF, 2).unwrap();
         // "" is not a seqpacket message the kernel queues on every version: compare without it.
-        let got: Vec<Vec<u8>> = peek_queue(b.as_fd(), SEQPACKET).unwrap().into_iter().filter(|m| !m.is_empty()).collect();
+        let got: Vec<Vec<u8>> = peek_queue(b.as_fd(), SEQPACKET).unwrap().into_iter().map(|m| m.data).filter(|m| !m.is_empty()).collect();
         assert_eq!(got, vec![b"one".to_vec(), b"three".to_vec()]);
         assert_eq!(getsockopt_int(b.as_fd(), libc::SO_PEEK_OFF).unwrap(), 2);
         setsockopt_int(b.as_fd(), libc::SO_PEEK_OFF, -1).unwrap();
@@ -933,12 +980,24 @@ mod tests {
     }
 
     #[test]
+    fn peek_keeps_the_sender_address() {
+        let name = format!("rcr-unit-from-{}", std::process::id());
+        let r = new_socket(DGRAM).unwrap();
+        let w = new_socket(DGRAM).unwrap();
+        ns::bind(r.as_raw_fd(), &UnixAddr::new_abstract(b"rcr-unit-to-x").unwrap()).unwrap();
+        ns::bind(w.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes()).unwrap()).unwrap();
+        ns::sendto(w.as_raw_fd(), b"hi", &UnixAddr::new_abstract(b"rcr-unit-to-x").unwrap(), MsgFlags::empty()).unwrap();
+        let q = peek_queue(r.as_fd(), DGRAM).unwrap();
+        assert_eq!(q, vec![Msg { data: b"hi".to_vec(), from: [&[0u8][..], name.as_bytes()].concat() }]);
+    }
+
+    #[test]
     fn peek_stream_is_one_run_of_bytes() {
         let (a, b) = new_pair(STREAM).unwrap();
         ns::send(a.as_raw_fd(), b"abc", MsgFlags::empty()).unwrap();
         ns::send(a.as_raw_fd(), b"defg", MsgFlags::empty()).unwrap();
         ns::shutdown(a.as_raw_fd(), ns::Shutdown::Write).unwrap();
-        assert_eq!(peek_queue(b.as_fd(), STREAM).unwrap(), vec![b"abcdefg".to_vec()]);
+        assert_eq!(peek_queue(b.as_fd(), STREAM).unwrap(), vec![Msg { data: b"abcdefg".to_vec(), from: Vec::new() }]);
         assert_eq!(getsockopt_int(b.as_fd(), libc::SO_PEEK_OFF).unwrap(), -1);
     }
 
@@ -970,7 +1029,8 @@ mod tests {
         .into_iter()
         .map(|f| (f.id, f))
         .collect();
-        let queues: BTreeMap<u32, Vec<Vec<u8>>> = [(2, vec![b"ab".to_vec(), b"cde".to_vec()])].into_iter().collect();
+        let msg = |d: &[u8]| Msg { data: d.to_vec(), from: Vec::new() };
+        let queues: BTreeMap<u32, Vec<Msg>> = [(2, vec![msg(b"ab"), msg(b"cde")])].into_iter().collect();
         let env = RestoreEnv { images_dir: Path::new("/nonexistent"), shell_job: false, ext_unix_sk: false, files: &files };
         let mut fds = Build::new(&env, &queues).and_then(Build::run).unwrap();
         let b = fds.remove(&2).unwrap();
