@@ -868,7 +868,8 @@ impl<'a> Build<'a> {
             .and_then(|f| f.usk.as_ref())
             .ok_or_else(|| Error::Msg(format!("sk-queues.img: data for file {id}, which is no unix socket of files.img")))?;
         let fixed = self.temp.get(&id).or_else(|| self.sender.get(&id).and_then(|s| self.fds.get(s)));
-        if fixed.is_none() && !(e.r#type == DGRAM && !e.name.is_empty()) {
+        let by_name = e.r#type == DGRAM && !e.name.is_empty();
+        if fixed.is_none() && !by_name {
             return Err(Error::Msg(format!("{}: {} queued message(s) and no socket to write them from", Self::at(e), msgs.len())));
         }
         // Sent by sockets that are not its peer: from the socket of the tree with the sender's name
