@@ -33,15 +33,20 @@
 //! socket that received from sockets other than its peer gets each message from the socket of the tree
 //! bound to the sender's address (kept as `rcr_addr` in sk-queues.img), so recvfrom() shows it; when
 //! there is none (the sender is gone, unnamed, or outside the tree) from a temporary unbound socket,
-//! and recvfrom() then shows no address.
-//! A connection whose peer was closed gets a temporary peer that writes the data and is closed. Last
-//! the shutdown state, options and file flags.
+//! and recvfrom() then shows no address. A connection whose peer was closed gets a temporary peer
+//! that writes the data and is closed. Last the shutdown state, options and file flags. A relative
+//! name is bound from its directory (`name_dir`, the task's cwd at dump); a socket whose file was
+//! deleted is bound, connected to, then its file removed again.
 //!
-//! Not handled: fds in flight (SCM_RIGHTS in a queue: an error), a relative socket path whose file is
-//! not in the task's cwd any more (an error: rcr cannot tell where it was bound),
-//! the options of a pending connection (the kernel's defaults), SCM_CREDENTIALS of queued messages
-//! (the restored ones carry rcr's), and a connected stream socket whose name came from a listener
-//! that is gone (restored without a name).
+//! Not handled: fds in flight (SCM_RIGHTS in a queue: an error, the queue left as it was); a relative
+//! socket path whose file is not in the task's cwd any more (an error: rcr cannot tell where it was
+//! bound); sockets in another network namespace than rcr's (sock_diag does not list them: the fd is
+//! refused as an unknown kind); the options of a pending connection (the kernel's defaults);
+//! SCM_CREDENTIALS of queued messages (the restored ones carry rcr's); a connected stream socket whose
+//! name came from a listener that is gone (restored without a name); a datagram socket connected to a
+//! socket that connected elsewhere since (its reconnection may be refused, EPERM). The pending
+//! connections are taken from the listener in `finish_dump`, the last step that can fail before the
+//! images are written: a failure after it (writing files.img) leaves the task without them.
 
 use crate::image::{pb, ImgReader, ImgWriter, Kind};
 use crate::sys::sock_diag::{self, UnixDiag};
