@@ -96,6 +96,10 @@ pub struct DumpArgs {
     /// Keep a file that was unlinked but has other links by linking it as link_remap.N beside its path.
     #[arg(long = "link-remap")]
     pub link_remap: bool,
+    /// Allow unix sockets connected to sockets outside the tree (a datagram socket is reconnected to
+    /// its peer's name at restore; a stream connection to the outside cannot be restored).
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
 }
 
 /// A size as criu takes it: a number of bytes, or with a K, M or G suffix (powers of 1024).
@@ -133,6 +137,9 @@ pub struct RestoreArgs {
     /// Accepted as criu's: the file locks a checkpoint holds are always taken again.
     #[arg(short = 'l', long = "file-locks")]
     pub file_locks: bool,
+    /// Reconnect unix sockets that were connected outside the tree (dumped with --ext-unix-sk).
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
 }
 
 #[derive(Args, Debug)]
@@ -179,7 +186,7 @@ pub struct ShowArgs {
 /// criu options rcr knows by name but does not implement yet: refused with a clear message instead of the
 /// generic "unexpected argument", and never silently ignored.
 pub const UNSUPPORTED_CRIU_OPTIONS: &[&str] = &[
-    "--tcp-established", "--tcp-close", "--ext-unix-sk", "--external", "--inherit-fd",
+    "--tcp-established", "--tcp-close", "--external", "--inherit-fd",
     "--manage-cgroups", "--cgroup-root", "--track-mem", "--prev-images-dir", "--page-server", "--address",
     "--port", "--lazy-pages", "--leave-stopped", "-s", "--restore-sibling", "-S", "--root", "-r",
     "--work-dir", "-W",

@@ -126,6 +126,7 @@ fn run() -> Result<i32> {
             let mut opts = DumpOpts::new(a.tree, images_dir()?);
             opts.leave_running = a.leave_running;
             opts.shell_job = a.shell_job;
+            opts.ext_unix_sk = a.ext_unix_sk;
             opts.plugin_dir = plugin_dir(&cli.global);
             if let Some(l) = a.ghost_limit {
                 opts.ghost_limit = l;
@@ -146,6 +147,7 @@ fn run() -> Result<i32> {
             opts.pidfile = a.pidfile;
             opts.shell_job = a.shell_job;
             opts.file_locks = a.file_locks;
+            opts.ext_unix_sk = a.ext_unix_sk;
             opts.plugin_dir = plugin_dir(&cli.global);
             if let Some(t) = timeout {
                 opts.step_timeout = t;

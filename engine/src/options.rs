@@ -30,6 +30,8 @@ pub struct DumpOpts {
     pub file_locks: bool,
     /// Keep a file unlinked from its path but linked elsewhere through a link made beside it (`--link-remap`).
     pub link_remap: bool,
+    /// Unix sockets connected to sockets outside the tree are allowed (`--ext-unix-sk`).
+    pub ext_unix_sk: bool,
 }
 
 impl DumpOpts {
@@ -46,6 +48,7 @@ impl DumpOpts {
             ghost_fiemap: false,
             file_locks: false,
             link_remap: false,
+            ext_unix_sk: false,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct RestoreOpts {
     pub plugin_dir: Option<PathBuf>,
     /// `--file-locks`: accepted as criu does; the locks a checkpoint holds are always taken again.
     pub file_locks: bool,
+    /// Unix sockets that were connected outside the tree are reconnected by name (`--ext-unix-sk`).
+    pub ext_unix_sk: bool,
 }
 
 impl RestoreOpts {
@@ -80,6 +85,7 @@ impl RestoreOpts {
             step_timeout: Duration::from_secs(10),
             plugin_dir: None,
             file_locks: false,
+            ext_unix_sk: false,
         }
     }
 }
@@ -93,6 +99,7 @@ impl DumpOpts {
             "images_dir": self.images_dir,
             "leave_running": self.leave_running,
             "shell_job": self.shell_job,
+            "ext_unix_sk": self.ext_unix_sk,
             "timeout_ms": self.freeze_timeout.as_millis() as u64,
             "ghost_limit": self.ghost_limit,
             "ghost_fiemap": self.ghost_fiemap,
@@ -111,6 +118,7 @@ impl RestoreOpts {
             "images_dir": self.images_dir,
             "detached": self.detached,
             "shell_job": self.shell_job,
+            "ext_unix_sk": self.ext_unix_sk,
             "timeout_ms": self.step_timeout.as_millis() as u64,
             "file_locks": self.file_locks,
         })

@@ -279,7 +279,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     for e in &img.memfds {
         memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
     }
-    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds, mapped: false };
+    let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds, ext_unix_sk: opts.ext_unix_sk, mapped: false };
     for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -789,7 +789,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     if last_sharer == Some(i) {
         close_others(r, pid, &keep)?;
         // What only the task can do with its fds in place, kind by kind.
-        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds, mapped: false };
+        let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds, ext_unix_sk: c.opts.ext_unix_sk, mapped: false };
         let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
         for k in img.kinds.borrow().iter() {
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;

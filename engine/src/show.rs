@@ -38,6 +38,7 @@ pub fn summary(dir: &Path) -> Result<String> {
                 let what = match f {
                     Some(pb::FileEntry { reg: Some(r), .. }) => format!("{} (pos {})", r.name, r.pos),
                     Some(pb::FileEntry { tty: Some(_), .. }) => "terminal".to_string(),
+                    Some(pb::FileEntry { usk: Some(u), .. }) => crate::kinds::unix::describe(u),
                     Some(f) => format!("{:?}", pb::FdTypes::try_from(f.r#type).unwrap_or(pb::FdTypes::Und)),
                     None => "?".to_string(),
                 };

@@ -836,7 +836,7 @@ pub fn write_realistic(dir: &Path) -> Vec<String> {
     w(
         "sk-queues.img".into(),
         Kind::SkQueues,
-        &[&pb::SkPacketEntry { id_for: 7, length: 11, scm: vec![] }, &pb::SkPacketEntry { id_for: 8, length: 200, scm: vec![] }],
+        &[&pb::SkPacketEntry { id_for: 7, length: 11, scm: vec![], ..Default::default() }, &pb::SkPacketEntry { id_for: 8, length: 200, scm: vec![], ..Default::default() }],
         &[Some(b"hello world".to_vec()), Some(payload(200, 5))],
     );
     let ghost = pb::GhostFileEntry {

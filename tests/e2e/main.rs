@@ -21,3 +21,4 @@ mod signals;
 mod syscalls;
 mod timers;
 mod tree;
+mod unix;

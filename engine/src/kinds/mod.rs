@@ -27,6 +27,7 @@ pub mod task;
 pub mod timens;
 pub mod timerfd;
 pub mod tty;
+pub mod unix;
 
 use crate::compel::Remote;
 use crate::image::pb;
@@ -52,6 +53,9 @@ pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
         Box::new(inotify::Inotifies),
         Box::new(fanotify::Fanotifies),
         Box::new(locks::Locks::default()),
+        // Last: its finish_dump takes the connections still waiting on listeners (to save their data),
+        // so the steps that may fail come before it.
+        Box::new(unix::UnixSockets::default()),
     ]
 }
 
@@ -111,6 +115,8 @@ pub struct RestoreEnv<'a> {
     pub images_dir: &'a Path,
     /// `--shell-job`: the terminal is rcr's own.
     pub shell_job: bool,
+    /// `--ext-unix-sk`: unix sockets connected outside the tree are reconnected by name.
+    pub ext_unix_sk: bool,
     /// Every file of the checkpoint, by id (a file may refer to another: a socket to its peer).
     pub files: &'a BTreeMap<u32, pb::FileEntry>,
     /// The memfds of the checkpoint, created again, by inode id (memfd.img).

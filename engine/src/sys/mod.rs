@@ -7,6 +7,7 @@ mod child;
 mod misc;
 mod pagemap;
 mod pidfd;
+pub mod sock_diag;
 mod uffd;
 mod vm;
 
