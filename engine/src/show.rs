@@ -18,6 +18,7 @@ pub fn summary(dir: &Path) -> Result<String> {
     let _ = writeln!(s, "checkpoint {}", dir.display());
     let _ = writeln!(s, "{:>8} {:>8} {:>8} {:>8}  COMM", "PID", "PPID", "PGID", "SID");
     let mut details = String::new();
+    let kinds = crate::kinds::file_kinds();
     for p in &tree {
         let core: Option<pb::CoreEntry> = read_all(&dir.join(format!("core-{}.img", p.pid)), Kind::Core).ok().and_then(|v| v.into_iter().next());
         let comm = core.as_ref().and_then(|c| c.tc.as_ref()).map(|t| t.comm.clone()).unwrap_or_default();
@@ -36,18 +37,18 @@ pub fn summary(dir: &Path) -> Result<String> {
             for fd in fds {
                 let f = files.iter().find(|f| f.id == fd.id);
                 let what = match f {
-                    Some(pb::FileEntry { reg: Some(r), .. }) => format!("{} (pos {})", r.name, r.pos),
-                    Some(pb::FileEntry { tty: Some(_), .. }) => "terminal".to_string(),
-                    Some(pb::FileEntry { usk: Some(u), .. }) => crate::kinds::unix::describe(u),
-                    Some(f) => format!("{:?}", pb::FdTypes::try_from(f.r#type).unwrap_or(pb::FdTypes::Und)),
-                    None => "?".to_string(),
+                    Some(pb::FileEntry { ext: Some(e), .. }) => format!("claimed by plugin '{}'", e.rcr_plugin.as_deref().unwrap_or("?")),
+                    Some(f) => kinds.iter().find_map(|k| k.describe(f)).unwrap_or_else(|| format!("{:?}", pb::FdTypes::try_from(f.r#type).unwrap_or(pb::FdTypes::Und))),
+                    None => format!("file {} missing from files.img", fd.id),
                 };
                 let _ = writeln!(details, "    {:>4}: {what}", fd.fd);
             }
         }
     }
     s.push_str(&details);
-    let _ = writeln!(s, "\nplugins needed: none");
+    let inv: Option<pb::InventoryEntry> = read_all(&dir.join("inventory.img"), Kind::Inventory).ok().and_then(|v| v.into_iter().next());
+    let plugins = inv.map(|i| i.rcr_plugins).unwrap_or_default();
+    let _ = writeln!(s, "\nplugins needed: {}", if plugins.is_empty() { "none".to_string() } else { plugins.join(", ") });
     if tree.is_empty() {
         return Err(Error::Msg(format!("{}: pstree.img lists no process", dir.display())));
     }

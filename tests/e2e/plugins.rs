@@ -101,6 +101,12 @@ fn round_trip(dump_dir: &Path, restore_dir: &Path) {
         let devices = names.iter().filter(|n| n.starts_with(&format!("plugin-{EXAMPLE}-toydev-"))).count();
         let vmas = names.iter().filter(|n| n.starts_with(&format!("plugin-{EXAMPLE}-vma-"))).count();
         assert_eq!((devices, vmas), (2, 1), "expected one image per device (fds 20 and 22 share one) and one per mapping: {names:?}");
+        // rcr show names the plugin the checkpoint needs and the fds it claimed.
+        let out = Command::new(rcr_bin()).args(["show", "-D", s(&sub.images)]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "rcr show failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("plugins needed: {EXAMPLE}")), "rcr show does not name the plugin:\n{text}");
+        assert!(text.contains(&format!("  20: claimed by plugin '{EXAMPLE}'")), "rcr show does not say who claimed fd 20:\n{text}");
     }
     sub.restore(&["-L", s(restore_dir)]);
     sub.signal(libc::SIGTERM);

@@ -136,6 +136,10 @@ fn nesting(fd: u32, epolls: &[(u32, &pb::EventpollFileEntry)], left: u32) -> u32
 }
 
 impl FileKind for Epolls {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.epfd.as_ref().map(|e| format!("epoll, {} watch(es) on fds {:?}", e.tfd.len(), e.tfd.iter().map(|t| t.tfd).collect::<Vec<_>>()))
+    }
+
     fn name(&self) -> &'static str {
         "epoll"
     }

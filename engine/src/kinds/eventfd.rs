@@ -16,6 +16,10 @@ const LINK: &str = "anon_inode:[eventfd]";
 pub struct Eventfds;
 
 impl FileKind for Eventfds {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.efd.as_ref().map(|e| format!("eventfd, counter {}{}", e.counter, if e.rcr_semaphore == Some(true) { ", semaphore" } else { "" }))
+    }
+
     fn name(&self) -> &'static str {
         "eventfd"
     }

@@ -114,6 +114,10 @@ fn restore_mark(fd: &OwnedFd, id: u32, m: &pb::FanotifyMarkEntry, mounts: &[Moun
 }
 
 impl FileKind for Fanotifies {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.ffy.as_ref().map(|a| format!("fanotify, {} mark(s)", a.mark.len()))
+    }
+
     fn name(&self) -> &'static str {
         "fanotify"
     }

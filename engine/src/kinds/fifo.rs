@@ -74,6 +74,10 @@ impl Fifos {
 }
 
 impl FileKind for Fifos {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.fifo.as_ref().map(|e| format!("FIFO {} (inode {})", e.regf_id.map_or(String::new(), |r| format!("file {r}")), e.pipe_id))
+    }
+
     fn name(&self) -> &'static str {
         "FIFO"
     }

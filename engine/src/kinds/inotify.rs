@@ -183,6 +183,10 @@ fn drain(ifd: &OwnedFd) {
 }
 
 impl FileKind for Inotifies {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.ify.as_ref().map(|i| format!("inotify, {} watch(es)", i.wd.len()))
+    }
+
     fn name(&self) -> &'static str {
         "inotify"
     }

@@ -136,6 +136,10 @@ pub fn save_inode(dir: &Path, files: &mut super::FileTable, f: &File, link: &str
 pub struct MemfdFiles;
 
 impl super::FileKind for MemfdFiles {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.memfd.as_ref().map(|e| format!("memfd inode {} (pos {})", e.inode_id, e.pos))
+    }
+
     fn name(&self) -> &'static str {
         "memfd"
     }

@@ -138,6 +138,11 @@ pub trait FileKind {
     /// once per open file description; fds sharing it get the same id without asking again.
     fn dump(&mut self, fd: &FdToDump<'_>, id: u32, files: &mut FileTable) -> Result<pb::FileEntry>;
 
+    /// A one-line description of file `f` for `rcr show`, or None when `f` is not of this kind.
+    fn describe(&self, _f: &pb::FileEntry) -> Option<String> {
+        None
+    }
+
     /// Dump, in rcr, after every task is dumped: write this kind's own images, check what refers across
     /// tasks (a socket's peer is in the tree...).
     fn finish_dump(&mut self, _dir: &Path, _files: &FileTable) -> Result<()> {

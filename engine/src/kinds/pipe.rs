@@ -140,6 +140,10 @@ pub struct PipeFiles {
 }
 
 impl FileKind for PipeFiles {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.pipe.as_ref().map(|e| format!("pipe:[{}] {} end", e.pipe_id, if e.flags as i32 & libc::O_ACCMODE == libc::O_WRONLY { "write" } else { "read" }))
+    }
+
     fn name(&self) -> &'static str {
         "pipe"
     }

@@ -220,6 +220,10 @@ pub struct RegFiles {
 }
 
 impl super::FileKind for RegFiles {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.reg.as_ref().map(|r| format!("{} (pos {})", r.name, r.pos))
+    }
+
     fn name(&self) -> &'static str {
         "regular file"
     }

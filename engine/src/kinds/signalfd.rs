@@ -15,6 +15,10 @@ const LINK: &str = "anon_inode:[signalfd]";
 pub struct Signalfds;
 
 impl FileKind for Signalfds {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.sgfd.as_ref().map(|s| format!("signalfd, mask {:#x}", s.sigmask))
+    }
+
     fn name(&self) -> &'static str {
         "signalfd"
     }

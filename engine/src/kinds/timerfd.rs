@@ -39,6 +39,10 @@ fn settle(file: BorrowedFd<'_>) -> std::io::Result<()> {
 }
 
 impl FileKind for Timerfds {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.tfd.as_ref().map(|t| format!("timerfd, clock {}, {}.{:09} s left, interval {}.{:09} s, {} unread", t.clockid, t.vsec, t.vnsec, t.isec, t.insec, t.ticks))
+    }
+
     fn name(&self) -> &'static str {
         "timerfd"
     }

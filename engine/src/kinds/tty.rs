@@ -92,6 +92,10 @@ pub struct Ttys {
 }
 
 impl super::FileKind for Ttys {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.tty.as_ref().map(|_| "terminal".to_string())
+    }
+
     fn name(&self) -> &'static str {
         "terminal"
     }

@@ -365,6 +365,10 @@ impl UnixSockets {
 }
 
 impl FileKind for UnixSockets {
+    fn describe(&self, f: &pb::FileEntry) -> Option<String> {
+        f.usk.as_ref().map(describe)
+    }
+
     fn name(&self) -> &'static str {
         "unix socket"
     }
