@@ -436,21 +436,32 @@ enum Ready {
 impl Ready {
     fn release(self) -> Result<()> {
         match self {
-            Ready::Run(t) | Ready::Exit(t) => t.detach()?,
+            Ready::Run(t) => t.detach()?,
+            Ready::Exit(t) => {
+                let pid = t.tid();
+                t.detach()?;
+                // Return only once it is a zombie again: whoever looks right after the restore sees it dead.
+                wait_state(pid, 'Z');
+            }
             Ready::Stopped(t) => {
                 let pid = t.tid();
                 t.detach_with_signal(libc::SIGSTOP)?;
                 // Return only once it is stopped: whoever looks right after the restore sees it stopped.
-                let deadline = std::time::Instant::now() + Duration::from_secs(2);
-                while std::time::Instant::now() < deadline {
-                    if proc_stat(pid).is_none_or(|st| st.state == 'T') {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                wait_state(pid, 'T');
             }
         }
         Ok(())
+    }
+}
+
+/// Waits (at most 2 s) until `pid` is in /proc state `state`, or gone.
+fn wait_state(pid: i32, state: char) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        if proc_stat(pid).is_none_or(|st| st.state == state) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
