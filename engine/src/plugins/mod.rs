@@ -464,15 +464,8 @@ unsafe extern "C" fn svc_read_image(ctx: *mut c_void, name: *const u8, name_len:
                 return api::RCR_ERROR;
             }
         };
-        if !len.is_null() {
-            // SAFETY: the plugin passes a writable size_t.
-            unsafe { *len = data.len() };
-        }
-        let n = cap.min(data.len());
-        if n > 0 && !buf.is_null() {
-            // SAFETY: the plugin passes `cap` writable bytes at `buf`.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, n) };
-        }
+        // SAFETY: the plugin passes a writable size_t (or null) and `cap` writable bytes at `buf`.
+        unsafe { copy_out(&data, buf, cap, len) };
         api::RCR_OK
     }))
     .unwrap_or(api::RCR_ERROR)
@@ -490,6 +483,22 @@ unsafe extern "C" fn svc_need_plugin(ctx: *mut c_void, name: *const u8, len: usi
         api::RCR_OK
     }))
     .unwrap_or(api::RCR_ERROR)
+}
+
+/// Gives a plugin `data`: its length in `*len` (if not null), and as much as fits in `cap` bytes at `buf`.
+///
+/// # Safety
+/// `len` is null or writable; `buf` is null or has `cap` writable bytes.
+unsafe fn copy_out(data: &[u8], buf: *mut u8, cap: usize, len: *mut usize) {
+    if !len.is_null() {
+        // SAFETY: the caller vouches for `len`.
+        unsafe { *len = data.len() };
+    }
+    let n = cap.min(data.len());
+    if n > 0 && !buf.is_null() {
+        // SAFETY: the caller vouches for `cap` bytes at `buf`; `data` has at least `n`.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, n) };
+    }
 }
 
 /// # Safety
@@ -538,15 +547,8 @@ unsafe extern "C" fn svc_store_get(ctx: *mut c_void, key: *const u8, key_len: us
                 return api::RCR_ERROR;
             }
         };
-        if !len.is_null() {
-            // SAFETY: the plugin passes a writable size_t.
-            unsafe { *len = data.len() };
-        }
-        let n = cap.min(data.len());
-        if n > 0 && !buf.is_null() {
-            // SAFETY: the plugin passes `cap` writable bytes at `buf`.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf, n) };
-        }
+        // SAFETY: the plugin passes a writable size_t (or null) and `cap` writable bytes at `buf`.
+        unsafe { copy_out(data, buf, cap, len) };
         if !fd.is_null() {
             use std::os::fd::IntoRawFd;
             // SAFETY: the plugin passes a writable int; the copy's ownership passes to it.
