@@ -18,7 +18,10 @@ fn posix_timer() {
 /// like that by editing its timens image through `rcr decode` / `rcr encode`.
 #[test]
 fn clocks_ahead_get_a_time_namespace() {
-    use crate::harness::{rcr_bin, Subject, READY_TIMEOUT, RESULT_TIMEOUT};
+    use crate::harness::{rcr_bin, selftest, Subject, READY_TIMEOUT, RESULT_TIMEOUT};
+    if selftest() {
+        return; // it edits the images of a real dump
+    }
     const DAY: u64 = 86_400;
     let mut s = Subject::spawn("timers", &[]);
     s.wait_ready(READY_TIMEOUT);

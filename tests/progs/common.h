@@ -243,10 +243,11 @@ static __attribute__((unused)) int find_map(unsigned long addr, struct map_line 
 	return ret;
 }
 
-/* Reads the value of "Key:" in /proc/self/status into buf (trimmed). Returns 0 if found. */
-static __attribute__((unused)) int status_field(const char *key, char *buf, size_t len)
+/* The value after "KEY:" on the first such line of the proc file PATH ("Pid:\t42" gives "42"), into
+ * buf (len bytes); 0, or -1 when there is no such line. */
+static __attribute__((unused)) int file_field(const char *path, const char *key, char *buf, size_t len)
 {
-	FILE *f = fopen("/proc/self/status", "re");
+	FILE *f = fopen(path, "re");
 	if (!f)
 		return -1;
 	char line[512];
@@ -265,6 +266,20 @@ static __attribute__((unused)) int status_field(const char *key, char *buf, size
 	}
 	fclose(f);
 	return ret;
+}
+
+/* A field of /proc/self/status. */
+static __attribute__((unused)) int status_field(const char *key, char *buf, size_t len)
+{
+	return file_field("/proc/self/status", key, buf, len);
+}
+
+/* A field of /proc/self/fdinfo/FD. */
+static __attribute__((unused)) int fdinfo_value(int fd, const char *key, char *buf, size_t len)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
+	return file_field(p, key, buf, len);
 }
 
 #endif

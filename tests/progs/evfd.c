@@ -22,20 +22,11 @@ static void check_flags(int fd, const char *name, int want_fl, int want_fd)
 
 static int fdinfo_u64(int fd, const char *key, unsigned long long *v, int hex)
 {
-	char p[64], line[256];
-	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
-	FILE *f = fopen(p, "re");
-	if (!f)
+	char val[128];
+	if (fdinfo_value(fd, key, val, sizeof(val)) < 0)
 		return -1;
-	int ret = -1;
-	size_t kl = strlen(key);
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-			*v = strtoull(line + kl + 1, NULL, hex ? 16 : 10);
-			ret = 0;
-		}
-	fclose(f);
-	return ret;
+	*v = strtoull(val, NULL, hex ? 16 : 10);
+	return 0;
 }
 
 int main(int argc, char **argv)

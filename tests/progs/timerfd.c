@@ -12,20 +12,11 @@
 
 static int fdinfo_num(int fd, const char *key, long long *v, int base)
 {
-	char p[64], line[256];
-	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
-	FILE *f = fopen(p, "re");
-	if (!f)
+	char val[128];
+	if (fdinfo_value(fd, key, val, sizeof(val)) < 0)
 		return -1;
-	int ret = -1;
-	size_t kl = strlen(key);
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-			*v = strtoll(line + kl + 1, NULL, base);
-			ret = 0;
-		}
-	fclose(f);
-	return ret;
+	*v = strtoll(val, NULL, base);
+	return 0;
 }
 
 static uint64_t ts_ns(struct timespec t)
