@@ -738,6 +738,34 @@ fn signals_arriving_during_remote_syscalls_are_kept() {
     assert_eq!(kid.ask("usr1"), "usr1 2");
 }
 
+/// A signal that reaches a held task at a signal-delivery-stop (here while `run_for` lets it run) is
+/// taken out of its queue by the kernel: rcr counts it among the thread's pending signals, with its
+/// siginfo (so a dump keeps it), and delivers it on detach.
+#[test]
+fn signals_taken_at_a_delivery_stop_stay_pending() {
+    let mut kid = Kid::spawn(&["handlers"]);
+    kid.ready();
+    kid.wait_in_syscall(libc::SYS_read);
+    let t = Tracee::seize(kid.pid, T).unwrap();
+    assert!(t.pending_signals(false).unwrap().is_empty());
+    let pid = kid.pid;
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(pid, libc::SIGUSR1) };
+    });
+    t.run_for(Duration::from_millis(300)).unwrap();
+    sender.join().unwrap();
+    let private = t.pending_signals(false).unwrap();
+    let signos: Vec<i32> = private.iter().map(|i| i32::from_ne_bytes([i[0], i[1], i[2], i[3]])).collect();
+    assert_eq!(signos, vec![libc::SIGUSR1], "the signal taken at the delivery stop is pending");
+    // si_pid (offset 16 in siginfo for SI_USER) names the sender: this process.
+    assert_eq!(i32::from_ne_bytes([private[0][16], private[0][17], private[0][18], private[0][19]]), std::process::id() as i32);
+    t.detach().unwrap();
+    // The handler ran once for the held signal after detach, then once for the child's own raise().
+    assert_eq!(kid.ask("usr1"), "usr1 2", "the held signal was delivered once after detach");
+}
+
 #[test]
 fn detach_of_a_running_tracee_and_exit_while_traced() {
     let mut kid = Kid::spawn(&["handlers"]);

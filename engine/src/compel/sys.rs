@@ -177,6 +177,14 @@ pub fn peek_siginfo(
     Ok(n as usize)
 }
 
+/// PTRACE_GETSIGINFO: the siginfo of the signal a task in signal-delivery-stop is about to get.
+pub fn get_siginfo(tid: pid_t) -> Result<[u8; SIGINFO_SIZE], Errno> {
+    let mut info = [0u8; SIGINFO_SIZE];
+    // SAFETY: the kernel writes one siginfo_t (128 bytes) into `info`, which holds exactly that.
+    check(unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, tid, std::ptr::null_mut::<c_void>(), info.as_mut_ptr()) })?;
+    Ok(info)
+}
+
 /// PTRACE_GET_RSEQ_CONFIGURATION: (abi pointer, abi size, signature, flags).
 pub fn rseq_config(tid: pid_t) -> Result<(u64, u32, u32, u32), Errno> {
     let mut conf = [0u8; 24];

@@ -27,7 +27,9 @@ pub struct Tracee {
     /// The task was group-stopped (or had SIGSTOP pending) when seized.
     was_stopped: bool,
     /// Signals whose delivery-stop we suppressed while seizing; re-sent before detaching.
-    deferred: RefCell<Vec<i32>>,
+    /// Signals taken out of the task's queue at signal-delivery-stops while rcr held it, with their
+    /// siginfo (when the kernel gave it): re-sent on detach, and part of the dumped pending signals.
+    deferred: RefCell<Vec<(i32, Option<[u8; sys::SIGINFO_SIZE]>)>>,
     /// The task was resumed with `cont` and has not reported a stop since.
     running: Cell<bool>,
     detached: Cell<bool>,
@@ -111,7 +113,7 @@ impl Tracee {
                     if sig == libc::SIGSTOP {
                         t.was_stopped = true;
                     }
-                    t.deferred.borrow_mut().push(sig);
+                    t.defer_signal(sig);
                     t.interrupt()?;
                     t.cont(0)?;
                 }
@@ -215,9 +217,16 @@ impl Tracee {
         self.seized
     }
 
-    /// Holds `sig` back; it is re-sent to the task just before detaching.
+    /// Holds `sig` back (the task is in its signal-delivery-stop): it is re-sent to the task just
+    /// before detaching, and counted among the thread's pending signals meanwhile.
     pub(super) fn defer_signal(&self, sig: i32) {
-        self.deferred.borrow_mut().push(sig);
+        let info = sys::get_siginfo(self.tid).ok();
+        self.deferred.borrow_mut().push((sig, info));
+    }
+
+    /// The siginfos of the signals held back (SIGSTOP aside: a stop is a state, see `was_stopped`).
+    pub(super) fn deferred_siginfos(&self) -> Vec<[u8; sys::SIGINFO_SIZE]> {
+        self.deferred.borrow().iter().filter(|(s, _)| *s != libc::SIGSTOP).filter_map(|(_, i)| *i).collect()
     }
 
     /// Resumes with PTRACE_SYSCALL (stop at the next syscall entry or exit).
@@ -403,7 +412,7 @@ impl Tracee {
                 Stop::Interrupt => return Ok(()),
                 Stop::Signal(sig) => {
                     tracing::debug!(tid = self.tid, sig, "signal while the task ran for a plugin, deferring it");
-                    self.deferred.borrow_mut().push(sig);
+                    self.defer_signal(sig);
                     self.interrupt()?;
                     self.cont(0)?;
                 }
@@ -492,7 +501,7 @@ impl Tracee {
                 }
             }
         }
-        for &s in self.deferred.borrow().iter() {
+        for &(s, _) in self.deferred.borrow().iter() {
             if let Err(e) = sys::tgkill(self.tgid, self.tid, s) {
                 tracing::warn!(
                     tid = self.tid,

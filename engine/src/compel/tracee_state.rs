@@ -57,7 +57,9 @@ fn sock_filter_from_word(w: u64) -> SockFilter {
 }
 
 impl Tracee {
-    /// Raw `siginfo_t`s queued for the thread (`shared` = false) or its process.
+    /// Raw `siginfo_t`s queued for the thread (`shared` = false) or its process. The thread's own
+    /// list ends with the signals rcr took out of its queue while freezing it (signal-delivery-stops):
+    /// they are still to be delivered.
     pub fn pending_signals(&self, shared: bool) -> Result<Vec<[u8; 128]>> {
         let mut out = Vec::new();
         let mut batch = vec![[0u8; sys::SIGINFO_SIZE]; 32];
@@ -65,10 +67,14 @@ impl Tracee {
             let n = sys::peek_siginfo(self.tid(), out.len() as u64, shared, &mut batch)
                 .map_err(self.err("PEEKSIGINFO"))?;
             if n == 0 {
-                return Ok(out);
+                break;
             }
             out.extend_from_slice(&batch[..n.min(batch.len())]);
         }
+        if !shared {
+            out.extend(self.deferred_siginfos());
+        }
+        Ok(out)
     }
 
     /// The task's rseq registration, None when it has none.
