@@ -280,7 +280,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
     }
     let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds, ext_unix_sk: opts.ext_unix_sk, mapped: false };
-    for fi in img.procs.iter().flat_map(|p| p.fdinfo.iter()) {
+    for (p, fi) in img.procs.iter().flat_map(|p| p.fdinfo.iter().map(move |fi| (p, fi))) {
         if by_id.contains_key(&fi.id) {
             continue;
         }
@@ -292,7 +292,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             }
             continue;
         }
-        let pid = img.procs.iter().find(|p| p.fdinfo.iter().any(|x| std::ptr::eq(x, fi))).map_or(0, |p| p.pid());
+        let pid = p.pid();
         let fd = crate::kinds::open_file(&mut img.kinds.borrow_mut(), f, &env)
             .map_err(|e| Error::Msg(format!("pid {pid}: fd {}: {e}", fi.fd)))?
             .ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type)))?;
