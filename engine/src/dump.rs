@@ -623,7 +623,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
     let mut out: Vec<pb::FdinfoEntry> = Vec::new();
     for (fd, link) in proc.fds()? {
         let link = link.to_string_lossy().into_owned();
-        let info = proc.fdinfo(fd)?;
+        let (info, fdinfo_text) = proc.fdinfo_and_text(fd)?;
         let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
         let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
@@ -637,7 +637,8 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         }
         let at = found.err().flatten();
         // plugins: every fd is offered to the plugins (in order) before the core handles it.
-        if let Some(id) = plugins.dump_file(pid, fd, &link, copy.as_fd(), &st, info.flags, info.pos, files)? {
+        let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, fdinfo_text: &fdinfo_text, proc, task: stat, opts };
+        if let Some(id) = plugins.dump_file(&crate::plugins::OfferedFd::from(&one), files)? {
             seen.insert(key, at, (pid, fd, id));
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
@@ -649,7 +650,6 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
             )));
         };
         let id = files.next_id();
-        let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, proc, task: stat, opts };
         let entry = kind.dump(&one, id, files)?;
         let ty = entry.r#type;
         files.files.push(entry);

@@ -69,8 +69,9 @@ pub struct FdToDump<'a> {
     /// rcr's copy of the task's file (pidfd_getfd): the same open file description.
     pub file: BorrowedFd<'a>,
     pub st: &'a libc::stat,
-    /// Its /proc/PID/fdinfo, parsed.
+    /// Its /proc/PID/fdinfo, parsed, and as the kernel wrote it.
     pub info: &'a FdInfo,
+    pub fdinfo_text: &'a str,
     /// The task's /proc directory and stat.
     pub proc: &'a ProcDir,
     pub task: &'a Stat,

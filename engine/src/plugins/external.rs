@@ -19,17 +19,19 @@ pub struct OfferedFd<'a> {
     /// open flags (fdinfo `flags:`).
     pub flags: u32,
     pub pos: u64,
+    /// Its /proc/PID/fdinfo text.
+    pub fdinfo: &'a str,
 }
 
 impl<'a> From<&crate::kinds::FdToDump<'a>> for OfferedFd<'a> {
     fn from(d: &crate::kinds::FdToDump<'a>) -> Self {
-        OfferedFd { pid: d.pid, fd: d.fd, path: d.link, local: d.file, st: d.st, flags: d.info.flags, pos: d.info.pos }
+        OfferedFd { pid: d.pid, fd: d.fd, path: d.link, local: d.file, st: d.st, flags: d.info.flags, pos: d.info.pos, fdinfo: d.fdinfo_text }
     }
 }
 
 impl OfferedFd<'_> {
-    /// The ABI's view; `fdinfo` must outlive its use.
-    pub(super) fn raw(&self, fdinfo: &str) -> api::RcrFile {
+    /// The ABI's view (it borrows from `self`).
+    pub(super) fn raw(&self) -> api::RcrFile {
         api::RcrFile {
             pid: self.pid,
             fd: self.fd,
@@ -43,8 +45,8 @@ impl OfferedFd<'_> {
             rdev: self.st.st_rdev,
             path: self.path.as_ptr(),
             path_len: self.path.len(),
-            fdinfo: fdinfo.as_ptr(),
-            fdinfo_len: fdinfo.len(),
+            fdinfo: self.fdinfo.as_ptr(),
+            fdinfo_len: self.fdinfo.len(),
         }
     }
 }
@@ -103,8 +105,7 @@ impl Plugins {
         if !self.plugins.iter().any(|p| p.hooks.dump_ext_unix_sk.is_some()) {
             return Ok(None);
         }
-        let fdinfo = std::fs::read_to_string(format!("/proc/{}/fdinfo/{}", sk.pid, sk.fd)).unwrap_or_default();
-        let raw = sk.raw(&fdinfo);
+        let raw = sk.raw();
         let what = format!("pid {}: fd {} ({}), an external unix socket", sk.pid, sk.fd, sk.path);
         // SAFETY: a hook of a loaded plugin, with its host table and a file valid for the call.
         self.claim_first("dump_ext_unix_sk", &what, |p| p.hooks.dump_ext_unix_sk.map(|f| p.call(|h| unsafe { f(h, &raw, peer_ino, id) })))

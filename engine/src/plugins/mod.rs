@@ -787,54 +787,22 @@ impl Plugins {
         Ok(())
     }
 
-    /// Dump: offers fd `fd` of `pid` to the plugins in order. The first that claims it gets file id
-    /// `id`; its `ext_file_entry` (naming the plugin) is added to `files`. None if no plugin claimed it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dump_file(
-        &self,
-        pid: i32,
-        fd: i32,
-        path: &str,
-        local: BorrowedFd<'_>,
-        st: &libc::stat,
-        flags: u32,
-        pos: u64,
-        files: &mut crate::kinds::FileTable,
-    ) -> Result<Option<u32>, PluginError> {
+    /// Dump: offers fd `file` to the plugins in order. The first that claims it gets a new file id; its
+    /// `ext_file_entry` (naming the plugin) is added to `files`. None if no plugin claimed it.
+    pub fn dump_file(&self, file: &OfferedFd<'_>, files: &mut crate::kinds::FileTable) -> Result<Option<u32>, PluginError> {
         if !self.plugins.iter().any(|p| p.hooks.dump_file.is_some()) {
             return Ok(None);
         }
-        let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let (pid, fd, path) = (file.pid, file.fd, file.path);
         let id = files.next_id();
-        let raw = api::RcrFile {
-            pid,
-            fd,
-            local_fd: local.as_raw_fd(),
-            flags,
-            mode: st.st_mode,
-            reserved: 0,
-            pos,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            rdev: st.st_rdev,
-            path: path.as_ptr(),
-            path_len: path.len(),
-            fdinfo: fdinfo.as_ptr(),
-            fdinfo_len: fdinfo.len(),
-        };
+        let raw = file.raw();
         for p in &self.plugins {
             let Some(f) = p.hooks.dump_file else { continue };
             // SAFETY: a hook of a loaded plugin, with its host table and a file valid for the call.
             match p.call(|h| unsafe { f(h, &raw, id) }) {
                 (api::RCR_OK, _) => {
                     tracing::info!("pid {pid}: fd {fd} ({path}) claimed by plugin '{}' as file id {id}", p.info.name);
-                    self.needed.borrow_mut().insert(p.info.name.clone());
-                    files.files.push(pb::FileEntry {
-                        r#type: pb::FdTypes::Ext as i32,
-                        id,
-                        ext: Some(pb::ExtFileEntry { id, fown: pb::FownEntry::default(), rcr_plugin: Some(p.info.name.clone()) }),
-                        ..Default::default()
-                    });
+                    self.record_claim(p, id, files);
                     return Ok(Some(id));
                 }
                 (api::RCR_NOT_MINE, _) => {}
@@ -1024,7 +992,8 @@ mod tests {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::fstat(a.as_raw_fd(), &mut st) }, 0);
-        let sk = OfferedFd { pid: std::process::id() as i32, fd: a.as_raw_fd(), path: "socket:[1]", local: a.as_fd(), st: &st, flags: 2, pos: 0 };
+        let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", a.as_raw_fd())).unwrap();
+        let sk = OfferedFd { pid: std::process::id() as i32, fd: a.as_raw_fd(), path: "socket:[1]", local: a.as_fd(), st: &st, flags: 2, pos: 0, fdinfo: &fdinfo };
         assert_eq!(p.claim_ext_unix_sk(&sk, 1, 7).unwrap(), None);
         assert_eq!(p.claim_ext_unix_sk(&sk, 4242, 7).unwrap().as_deref(), Some("fixture"));
         assert_eq!(p.needed(), ["fixture"]);

@@ -221,6 +221,13 @@ impl ProcDir {
         self.parsed(&format!("fdinfo/{fd}"), fdinfo::parse_fdinfo)
     }
 
+    /// /proc/PID/fdinfo/FD, parsed, and its text (for those that want it whole, plugins).
+    pub fn fdinfo_and_text(&self, fd: i32) -> Result<(FdInfo, String)> {
+        let text = self.read_string(&format!("fdinfo/{fd}"))?;
+        let info = fdinfo::parse_fdinfo(&text).map_err(|e| e.in_dir(&self.path))?;
+        Ok((info, text))
+    }
+
     /// /proc/PID/auxv.
     pub fn auxv(&self) -> Result<Vec<(u64, u64)>> {
         misc::parse_auxv(&self.read_bytes("auxv")?).map_err(|e| e.in_dir(&self.path))
