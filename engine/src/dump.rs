@@ -240,8 +240,8 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
     Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
 }
 
-/// An fd already dumped: (pid, fd, file id).
-type SeenFd = (i32, i32, u32);
+/// An fd already dumped: (pid, fd, file id, fd type).
+type SeenFd = (i32, i32, u32, i32);
 
 /// The open file descriptions dumped so far, to find the one an fd shares (dup, fork). Only fds of the
 /// same (device, inode) can share one; those are kept in kcmp's order of their descriptions, so a lookup
@@ -252,21 +252,21 @@ type SeenFd = (i32, i32, u32);
 struct SeenFiles(std::collections::HashMap<(u64, u64), Vec<SeenFd>>);
 
 impl SeenFiles {
-    /// The file id of the description fd `fd` of `pid` shares with an fd seen before (Ok), or where
-    /// to insert it (Err) — pass that to [`SeenFiles::insert`].
-    fn find(&self, key: (u64, u64), pid: i32, fd: i32) -> std::result::Result<u32, Option<usize>> {
+    /// The file id and fd type of the description fd `fd` of `pid` shares with an fd seen before (Ok),
+    /// or where to insert it (Err) — pass that to [`SeenFiles::insert`].
+    fn find(&self, key: (u64, u64), pid: i32, fd: i32) -> std::result::Result<(u32, i32), Option<usize>> {
         let Some(v) = self.0.get(&key) else { return Err(Some(0)) };
         // kcmp(seen, new): Less when the seen description orders before the new one.
-        let cmp = |&(opid, ofd, _): &SeenFd| sys::kcmp(Pid::from_raw(opid), Pid::from_raw(pid), sys::KcmpType::File, ofd as u64, fd as u64);
+        let cmp = |&(opid, ofd, _, _): &SeenFd| sys::kcmp(Pid::from_raw(opid), Pid::from_raw(pid), sys::KcmpType::File, ofd as u64, fd as u64);
         let (mut lo, mut hi) = (0usize, v.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
             match cmp(&v[mid]) {
-                Ok(sys::KcmpResult::Equal) => return Ok(v[mid].2),
+                Ok(sys::KcmpResult::Equal) => return Ok((v[mid].2, v[mid].3)),
                 Ok(sys::KcmpResult::Less) => lo = mid + 1,
                 Ok(sys::KcmpResult::Greater) => hi = mid,
                 // No order (or the seen process is gone): one by one, and appended unordered.
-                _ => return v.iter().find(|e| matches!(cmp(e), Ok(sys::KcmpResult::Equal))).map(|e| e.2).ok_or(None),
+                _ => return v.iter().find(|e| matches!(cmp(e), Ok(sys::KcmpResult::Equal))).map(|e| (e.2, e.3)).ok_or(None),
             }
         }
         Err(Some(lo))
@@ -629,9 +629,8 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
         let key = (st.st_dev, st.st_ino);
         let found = seen.find(key, pid, fd);
-        if let Ok(id) = found {
+        if let Ok((id, ty)) = found {
             files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-            let ty = files.files.iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(pb::FdTypes::Reg as i32);
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
             continue;
         }
@@ -639,7 +638,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         // plugins: every fd is offered to the plugins (in order) before the core handles it.
         let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, fdinfo_text: &fdinfo_text, proc, task: stat, opts };
         if let Some(id) = plugins.dump_file(&crate::plugins::OfferedFd::from(&one), files)? {
-            seen.insert(key, at, (pid, fd, id));
+            seen.insert(key, at, (pid, fd, id, pb::FdTypes::Ext as i32));
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
         }
@@ -654,7 +653,7 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let ty = entry.r#type;
         files.files.push(entry);
         files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-        seen.insert(key, at, (pid, fd, id));
+        seen.insert(key, at, (pid, fd, id, ty));
         out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
     }
     Ok(out)
