@@ -25,6 +25,12 @@ pub struct RcrRun {
 }
 
 impl RcrRun {
+    /// A run with nothing to show yet (no output, no time): a foreground restore still running, or a
+    /// step the self-test mode skips.
+    pub fn empty(args: Vec<String>, exit: Option<Exit>) -> RcrRun {
+        RcrRun { args, exit, timed_out: false, stdout: String::new(), stderr: String::new(), log: String::new(), wall: Duration::ZERO, maxrss_kib: 0 }
+    }
+
     pub fn ok(&self) -> bool {
         self.exit == Some(Exit::Code(0)) && !self.timed_out
     }

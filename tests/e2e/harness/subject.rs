@@ -450,16 +450,7 @@ impl Subject {
             panic!("{e}\n{}", run.describe());
         }
         self.live = true;
-        let run_now = RcrRun {
-            args,
-            exit: None,
-            timed_out: false,
-            stdout: String::new(),
-            stderr: String::new(),
-            log: String::new(),
-            wall: Duration::ZERO,
-            maxrss_kib: 0,
-        };
+        let run_now = RcrRun::empty(args, None);
         self.fg = Some(proc);
         self.assert_restored_pid(&run_now);
     }
@@ -547,14 +538,5 @@ impl Drop for Subject {
 }
 
 fn fake_run(verb: &str) -> RcrRun {
-    RcrRun {
-        args: vec![verb.into(), "(self-test: not run)".into()],
-        exit: Some(Exit::Code(0)),
-        timed_out: false,
-        stdout: String::new(),
-        stderr: String::new(),
-        log: String::new(),
-        wall: Duration::ZERO,
-        maxrss_kib: 0,
-    }
+    RcrRun::empty(vec![verb.into(), "(self-test: not run)".into()], Some(Exit::Code(0)))
 }
