@@ -2,28 +2,15 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
-use std::time::Duration;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::stat::fstat;
-use nix::unistd::{getpid, gettid, Pid};
+use nix::unistd::{getpid, gettid};
 use rcr_engine::proc::{FdInfoKind, ProcDir, ProcError};
 use rcr_engine::sys;
 
-const REAP: Duration = Duration::from_secs(10);
-
-/// An idle child killed and reaped by PID on drop.
-struct Child(Pid);
-impl Child {
-    fn spawn() -> Self {
-        Child(sys::spawn_idle_child().unwrap())
-    }
-}
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = sys::kill_and_reap(self.0, REAP);
-    }
-}
+mod common;
+use common::{Child, REAP};
 
 #[test]
 fn self_stat_status_maps() {

@@ -2,7 +2,6 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
 
 use nix::sys::memfd::MemFdCreateFlag;
 use nix::sys::signal::Signal;
@@ -11,19 +10,8 @@ use nix::unistd::{getpid, Pid};
 use rcr_engine::proc::ProcDir;
 use rcr_engine::sys::{self, page_is, AnonMapping, Errno, KcmpResult, KcmpType, PagemapScan};
 
-const REAP: Duration = Duration::from_secs(10);
-
-struct Child(Pid);
-impl Child {
-    fn spawn() -> Self {
-        Child(sys::spawn_idle_child().unwrap())
-    }
-}
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = sys::kill_and_reap(self.0, REAP);
-    }
-}
+mod common;
+use common::{Child, REAP};
 
 fn memfd_with(text: &[u8]) -> std::fs::File {
     let fd = sys::memfd_create(c"rcr-test", MemFdCreateFlag::MFD_CLOEXEC).unwrap();
