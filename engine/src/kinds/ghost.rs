@@ -16,7 +16,7 @@ use crate::{Error, Result};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -255,22 +255,7 @@ impl Ghosts {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(create(dir, gid, &e.name)?),
         };
-        let me = CString::new(format!("/proc/self/fd/{}", base.as_raw_fd())).map_err(|_| Error::Msg("NUL in a path".into()))?;
-        let flags = (e.flags as i32) & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC) | libc::O_CLOEXEC;
-        // SAFETY: `me` is a valid C string.
-        let fd = unsafe { libc::open(me.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(Error::Io { ctx: format!("reopening the restored deleted file {} (flags {flags:#o})", e.name), source: std::io::Error::last_os_error() });
-        }
-        // SAFETY: `fd` is new and owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        if e.pos != 0 {
-            // SAFETY: lseek takes integers only.
-            if unsafe { libc::lseek(fd.as_raw_fd(), e.pos as i64, libc::SEEK_SET) } < 0 {
-                return Err(Error::Io { ctx: format!("seek {} to {}", e.name, e.pos), source: std::io::Error::last_os_error() });
-            }
-        }
-        Ok(fd)
+        super::reopen(base.as_fd(), e.flags, e.pos, &|| format!("the restored deleted file {}", e.name))
     }
 
     /// Lets go of the ghosts (the tasks hold them now) and removes the --link-remap links.

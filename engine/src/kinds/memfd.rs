@@ -169,19 +169,6 @@ impl super::FileKind for MemfdFiles {
         let Some(e) = &f.memfd else { return Ok(None) };
         let m = env.memfds.get(&(e.inode_id as u64)).ok_or_else(|| Error::Msg(format!("file {}: memfd inode {} is not in memfd.img", f.id, e.inode_id)))?;
         // A new open file description of the memfd, with this fd's own flags and offset.
-        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", m.as_raw_fd())).unwrap_or_default();
-        let flags = (e.flags as i32 & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_CLOEXEC;
-        // SAFETY: `path` is a valid C string.
-        let fd = unsafe { libc::open(path.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(Error::Io { ctx: format!("reopening memfd inode {} (flags {flags:#o})", e.inode_id), source: std::io::Error::last_os_error() });
-        }
-        // SAFETY: `fd` is new and ours.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: lseek takes integers only.
-        if e.pos != 0 && unsafe { libc::lseek(fd.as_raw_fd(), e.pos as i64, libc::SEEK_SET) } < 0 {
-            return Err(Error::Io { ctx: format!("seeking memfd inode {} to {}", e.inode_id, e.pos), source: std::io::Error::last_os_error() });
-        }
-        Ok(Some(fd))
+        super::reopen(m.as_fd(), e.flags, e.pos, &|| format!("memfd inode {}", e.inode_id)).map(Some)
     }
 }

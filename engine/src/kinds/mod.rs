@@ -171,6 +171,27 @@ pub trait FileKind {
     fn finish_restore(&mut self) {}
 }
 
+/// A new open file description of the file rcr holds as `held` (through /proc/self/fd), opened with
+/// the dumped open `flags` (O_CREAT, O_TRUNC and O_EXCL dropped; close-on-exec in rcr) and moved to
+/// offset `pos`: an fd of the task gets its own flags and offset. `what` names the file in errors.
+pub fn reopen(held: BorrowedFd<'_>, flags: u32, pos: u64, what: &dyn Fn() -> String) -> Result<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", held.as_raw_fd())).unwrap_or_default();
+    let flags = (flags as i32 & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_CLOEXEC;
+    // SAFETY: `path` is a valid C string.
+    let fd = unsafe { libc::open(path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(crate::Error::Io { ctx: format!("reopening {} (flags {flags:#o})", what()), source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: `fd` is new and owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: lseek takes integers only.
+    if pos != 0 && unsafe { libc::lseek(fd.as_raw_fd(), pos as i64, libc::SEEK_SET) } < 0 {
+        return Err(crate::Error::Io { ctx: format!("seeking {} to {pos}", what()), source: std::io::Error::last_os_error() });
+    }
+    Ok(fd)
+}
+
 /// The kind whose `open` gives fd entry `f`, and the fd: the first kind that takes it.
 pub fn open_file(kinds: &mut [Box<dyn FileKind>], f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
     for k in kinds.iter_mut() {

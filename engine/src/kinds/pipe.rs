@@ -7,7 +7,7 @@ use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
@@ -115,18 +115,11 @@ impl Pipes {
         let (r, w) = &self.ends[&e.pipe_id];
         let write = e.flags as i32 & libc::O_ACCMODE == libc::O_WRONLY;
         let end = if write { w } else { r };
-        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", end.as_raw_fd())).unwrap_or_default();
-        let flags = (e.flags as i32 & !(libc::O_CLOEXEC | libc::O_CREAT | libc::O_TRUNC)) | libc::O_NONBLOCK | libc::O_CLOEXEC;
-        // SAFETY: `path` is a valid C string.
-        let fd = unsafe { libc::open(path.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(last_err(format!("pipe {}: opening its {} end", e.pipe_id, if write { "write" } else { "read" })));
-        }
+        let fd = super::reopen(end.as_fd(), e.flags | libc::O_NONBLOCK as u32, 0, &|| format!("the {} end of pipe {}", if write { "write" } else { "read" }, e.pipe_id))?;
         // The open needed O_NONBLOCK (an end with nobody at the other would block); the task's flags now.
         // SAFETY: F_SETFL takes an integer.
-        unsafe { libc::fcntl(fd, libc::F_SETFL, e.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT)) };
-        // SAFETY: `fd` is new and ours.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, e.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT)) };
+        Ok(fd)
     }
 }
 
