@@ -57,13 +57,7 @@ fn check_interrupted(pid: i32) -> Result<()> {
 pub use crate::kinds::FileTable;
 
 fn fstat(fd: &impl AsRawFd, what: &str) -> Result<libc::stat> {
-    // SAFETY: an all-zero stat is a valid buffer for fstat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: the fd is open for the duration of the call and `st` is valid and writable.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(Error::Io { ctx: format!("fstat of {what}"), source: std::io::Error::last_os_error() });
-    }
-    Ok(st)
+    nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| Error::Io { ctx: format!("fstat of {what}"), source: e.into() })
 }
 
 /// A frozen process of the tree: its threads are seized (leader first), or it is a zombie.

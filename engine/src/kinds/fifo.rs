@@ -52,10 +52,7 @@ impl Fifos {
             }
             Err(e) => return Err(Error::Io { ctx: format!("opening FIFO {path}"), source: e }),
         };
-        // SAFETY: stat is plain old data; all-zero is valid.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `end` is open and `st` a valid buffer.
-        if unsafe { libc::fstat(end.as_raw_fd(), &mut st) } < 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        if nix::sys::stat::fstat(end.as_raw_fd()).map_or(true, |st| st.st_mode & libc::S_IFMT != libc::S_IFIFO) {
             return Err(Error::Msg(format!("{path} was a FIFO at dump time and is not one now; remove it or restore where it is a FIFO")));
         }
         if let Some((bytes, size)) = self.data.get(&pipe_id) {

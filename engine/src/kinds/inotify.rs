@@ -139,13 +139,11 @@ fn restore_target(id: u32, w: &pb::InotifyWdEntry, mounts: &[Mount]) -> Result<O
         return Err(Error::Io { ctx: format!("{what}: opening it by its file handle"), source: err });
     };
     let fd = open_path(path, libc::O_PATH).map_err(|e| Error::Io { ctx: format!("{what}: its handle does not open ({err}), nor does its path {path}"), source: e })?;
-    // SAFETY: all-zero is a valid stat; fstat fills it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a live stat the kernel writes.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 || st.st_ino != w.i_ino {
+    let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map_or(0, |st| st.st_ino);
+    if ino != w.i_ino {
         return Err(Error::Msg(format!(
             "{what}: its handle does not open ({err}) and {path} is now inode {}, another file; rcr will not watch a different file",
-            st.st_ino
+            ino
         )));
     }
     Ok(fd)

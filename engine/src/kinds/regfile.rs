@@ -175,12 +175,7 @@ pub fn open(e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
     }
     // SAFETY: `fd` was just returned by open and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero stat is a valid buffer for fstat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` is a valid, writable stat buffer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(Error::Io { ctx: format!("fstat {}", e.name), source: std::io::Error::last_os_error() });
-    }
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|err| Error::Io { ctx: format!("fstat {}", e.name), source: err.into() })?;
     if let Some(mode) = e.mode.filter(|m| m & libc::S_IFMT != st.st_mode & libc::S_IFMT) {
         return Err(Error::Msg(format!(
             "{} is a {} now, but was a {} at dump time: another file took its path; restore it as it was",
