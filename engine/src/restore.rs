@@ -834,12 +834,11 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
         let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string());
     }
     step(pid, "personality", r.syscall_ok(libc::SYS_personality, &[tc.personality as u64]))?;
-    if p.mm.thp_disabled == Some(true) {
-        step(pid, "THP", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_THP_DISABLE as u64, 1, 0, 0, 0]))?;
-    }
-    if tc.child_subreaper == Some(true) {
-        step(pid, "subreaper", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_CHILD_SUBREAPER as u64, 1]))?;
-    }
+    // Both set either way: a forked task inherits rcr's THP setting.
+    let thp = p.mm.thp_disabled == Some(true);
+    step(pid, "THP", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_THP_DISABLE as u64, thp as u64, 0, 0, 0]))?;
+    let subreaper = tc.child_subreaper == Some(true);
+    step(pid, "subreaper", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_CHILD_SUBREAPER as u64, subreaper as u64]))?;
     step(pid, "sigactions", signals::restore_sigactions(r, &tc.sigactions))?;
     if let Some(t) = &tc.timers {
         step(pid, "itimers", task::restore_itimers(r, t))?;
@@ -877,10 +876,13 @@ fn thread_attrs(r: &mut Remote<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Opti
     if let Some(ti) = ti {
         step(tid, "clear_child_tid", r.syscall_ok(libc::SYS_set_tid_address, &[ti.clear_tid_addr]).map(|_| ()))?;
     }
+    // rcr's own rseq registration was dropped in the root before it created anything (make_trampoline);
+    // children and threads start unregistered.
     step(tid, "rseq", task::restore_rseq(r, th.rseq_entry.as_ref()))?;
-    if th.futex_rla != 0 {
-        step(tid, "robust futex list", r.syscall_ok(libc::SYS_set_robust_list, &[th.futex_rla, th.futex_rla_len as u64]).map(|_| ()))?;
-    }
+    // Set also when the image has none: "no robust list" is a state too (the length must still be the
+    // kernel's struct size, 24 bytes on x86_64).
+    let rla_len = if th.futex_rla_len != 0 { th.futex_rla_len as u64 } else { 24 };
+    step(tid, "robust futex list", r.syscall_ok(libc::SYS_set_robust_list, &[th.futex_rla, rla_len]).map(|_| ()))?;
     if let Some(comm) = &th.comm {
         let name = r.scratch_put(&nul(comm))?;
         step(tid, "comm", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NAME as u64, name]))?;
@@ -888,9 +890,7 @@ fn thread_attrs(r: &mut Remote<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Opti
     if let Some(creds) = &th.creds {
         step(tid, "credentials", task::restore_creds(r, creds))?;
     }
-    if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
-        step(tid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, sig as u64]))?;
-    }
+    step(tid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, th.pdeath_sig.unwrap_or(0) as u64]))?;
     if th.rcr_no_new_privs == Some(true) {
         step(tid, "no_new_privs", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0]))?;
     }

@@ -76,13 +76,16 @@ pub fn dump_sas(remote: &mut Remote<'_>) -> Result<pb::ThreadSasEntry> {
     Ok(pb::ThreadSasEntry { ss_sp: st.sp, ss_size: st.size, ss_flags: st.flags as u32 })
 }
 
-/// Sets the alternate signal stack again. SS_ONSTACK is a state, not a setting: it is dropped.
+/// Sets the alternate signal stack to what the image says, "none" (SS_DISABLE, or no entry) included:
+/// a new task inherits the stack of the task it was forked from (rcr's own, whose memory is gone), and
+/// the first SA_ONSTACK signal would then kill it. SS_ONSTACK is a state, not a setting: it is dropped.
 pub fn restore_sas(remote: &mut Remote<'_>, sas: Option<&pb::ThreadSasEntry>) -> Result<()> {
-    let Some(s) = sas else { return Ok(()) };
-    let flags = (s.ss_flags as i32) & !libc::SS_ONSTACK;
-    if flags & libc::SS_DISABLE != 0 {
-        return Ok(());
-    }
-    remote.sigaltstack_set(&StackT { sp: s.ss_sp, size: s.ss_size, flags })?;
+    let st = match sas {
+        Some(s) if (s.ss_flags as i32) & libc::SS_DISABLE == 0 => {
+            StackT { sp: s.ss_sp, size: s.ss_size, flags: (s.ss_flags as i32) & !libc::SS_ONSTACK }
+        }
+        _ => StackT { sp: 0, size: 0, flags: libc::SS_DISABLE },
+    };
+    remote.sigaltstack_set(&st)?;
     Ok(())
 }
