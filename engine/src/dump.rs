@@ -290,6 +290,8 @@ struct TreeCtx {
     pstree: Vec<pb::PstreeEntry>,
     /// The kinds of open file, each collecting what it writes at the end ([`crate::kinds::file_kinds`]).
     kinds: Vec<Box<dyn FileKind>>,
+    /// What rcr can give back at restore: every task is checked against it before anything is killed.
+    own: task::OwnPrivileges,
 }
 
 impl TreeCtx {
@@ -319,7 +321,7 @@ impl TreeCtx {
 
 fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let dir = opts.images_dir.as_path();
-    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), ..Default::default() };
+    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own: task::OwnPrivileges::read()?, ..Default::default() };
     for (idx, f) in tree.iter().enumerate() {
         check_interrupted(f.pid)?;
         let entry = pb::PstreeEntry {
@@ -415,13 +417,15 @@ fn thread_remote(t: &Tracee) -> Result<(pb::ThreadSasEntry, u64, u32)> {
 
 /// `leader` is the process-wide state read through the leader (Some for the leader itself), with the
 /// leader's /proc status, which is read once per process.
-fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::SeccompFilter>, leader: Option<(&TaskState, &crate::proc::Status)>) -> Result<ThreadDump> {
+fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, ctx: &mut TreeCtx, leader: Option<(&TaskState, &crate::proc::Status)>) -> Result<ThreadDump> {
     let tid = t.tid();
     let tproc = proc.task(tid)?;
     let status = match leader {
         Some((_, st)) => st.clone(),
         None => tproc.status()?,
     };
+    ctx.own.check_creds(pid, tid, &status)?;
+    let seccomp = &mut ctx.seccomp;
     let leader = leader.map(|(ts, _)| ts);
     let blocked = t.sigmask()?;
     let mut regs = t.regs()?;
@@ -459,7 +463,6 @@ fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, seccomp: &mut Vec<pb::Secco
             seccomp_filter,
             comm: Some(comm),
             rseq_entry: rseq,
-            rcr_no_new_privs: status.no_new_privs.then_some(true),
             ..Default::default()
         },
     })
@@ -473,14 +476,16 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let status = proc.status()?;
     let vmas = proc.smaps()?;
     let leader = &f.threads[0];
+    ctx.own.check_namespaces(pid)?;
     let ptimers = proc.timers()?;
     posix_timers::check(pid, &ptimers)?;
     let signals_s = signals::dump_queue(leader, true)?;
     let ts = remote_phase(leader, pid, &ptimers)?;
+    ctx.own.check_rlimits(pid, &ts.rlimits)?;
     check_interrupted(pid)?;
     let mut threads = Vec::with_capacity(f.threads.len());
     for (i, t) in f.threads.iter().enumerate() {
-        threads.push(dump_thread(t, pid, proc, &mut ctx.seccomp, (i == 0).then_some((&ts, &status)))?);
+        threads.push(dump_thread(t, pid, proc, ctx, (i == 0).then_some((&ts, &status)))?);
     }
     let secbits = ts.prctls.secbits;
     for th in threads.iter_mut().skip(1) {

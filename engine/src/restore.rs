@@ -891,7 +891,8 @@ fn thread_attrs(r: &mut Remote<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Opti
         step(tid, "credentials", task::restore_creds(r, creds))?;
     }
     step(tid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, th.pdeath_sig.unwrap_or(0) as u64]))?;
-    if th.rcr_no_new_privs == Some(true) {
+    // CRIU's creds.no_new_privs; rcr's own field from before it had that.
+    if th.creds.as_ref().and_then(|c| c.no_new_privs).is_some_and(|n| n != 0) || th.rcr_no_new_privs == Some(true) {
         step(tid, "no_new_privs", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0]))?;
     }
     if let (Some(idx), Some(mode)) = (th.seccomp_filter, th.seccomp_mode) {

@@ -234,3 +234,59 @@ fn unknown_fd_perf_event() {
 fn unknown_fd_userfaultfd() {
     unknown_fd_kind("userfaultfd", "anon_inode:[userfaultfd]");
 }
+
+/// `rcr dump` run through `via` (a command that narrows what rcr may do, then runs it).
+fn dump_via(s: &Subject, via: &[&str]) -> RcrRun {
+    let args: Vec<String> = ["dump", "-t", &s.pid().to_string(), "-D", &s.images.to_string_lossy(), "-v4", "-o", "dump.log"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    rcr::RcrProc::start_via(via, &args, &s.dir.path, vec![s.images.join("dump.log")], rcr::RcrStdio::Files).wait(Duration::from_secs(60))
+}
+
+/// A dump that the restore could not undo on this machine fails before anything is killed, naming
+/// what, and the target runs on unharmed.
+fn refused_before_kill(mut s: Subject, via: &[&str], want: &[&str]) {
+    s.wait_ready(READY_TIMEOUT);
+    let before = snapshot(&s);
+    if !selftest() {
+        let run = dump_via(&s, via);
+        assert_failed_naming(&run, s.pid(), want[0]);
+        for w in want {
+            assert!(run.stderr.contains(w), "the error does not say '{w}'\n{}", run.describe());
+        }
+    }
+    assert_unharmed(&mut s, &before, Duration::from_secs(10));
+}
+
+/// rcr's own hard RLIMIT_CORE is 0, the target's is higher, and rcr lacks CAP_SYS_RESOURCE (as here):
+/// a restore could not set it, so the dump refuses.
+#[test]
+fn dump_refuses_rlimit_rcr_cannot_raise() {
+    let s = Subject::spawn("creds", &["plain"]);
+    // With CAP_SYS_RESOURCE rcr could raise it: then there is nothing to refuse.
+    let caps = procfs::status_field(std::process::id() as i32, "CapEff").unwrap_or_default();
+    if u64::from_str_radix(caps.trim(), 16).unwrap_or(0) & (1 << 24) != 0 {
+        println!("SKIPPED: the tests run with CAP_SYS_RESOURCE");
+        return;
+    }
+    refused_before_kill(s, &["sh", "-c", "ulimit -H -c 0 && exec \"$0\" \"$@\""], &["RLIMIT_CORE", "CAP_SYS_RESOURCE"]);
+}
+
+/// rcr runs without CAP_NET_RAW (dropped from its bounding set, so not permitted after exec); the root
+/// target has it: a restore could not give it back.
+#[test]
+fn dump_refuses_capabilities_rcr_lacks() {
+    let s = Subject::spawn("creds", &["plain"]);
+    refused_before_kill(s, &["setpriv", "--bounding-set", "-net_raw", "--"], &["CAP_NET_RAW", "left running"]);
+}
+
+/// A process in a UTS namespace of its own: rcr does not checkpoint namespaces yet, and restoring it
+/// into rcr's would silently change its hostname.
+#[test]
+fn dump_refuses_other_namespace() {
+    let prog = crate::harness::build_prog("creds");
+    let argv = vec!["unshare".to_string(), "--uts".into(), prog.to_string_lossy().into_owned(), "out.txt".into(), "plain".into()];
+    let s = crate::harness::Spawn::command(argv).start();
+    refused_before_kill(s, &[], &["uts namespace", "nsenter"]);
+}

@@ -218,3 +218,34 @@ fn path_naming_another_file_is_refused() {
     s.assert_running_untraced(std::time::Duration::from_secs(5));
     s.finish().unwrap();
 }
+
+/// A restore of a --link-remap checkpoint that fails (its pid is taken) keeps the dump's link, says
+/// so, and the next restore, once the pid is free, uses and removes it.
+#[test]
+fn failed_restore_keeps_link_remap_for_a_retry() {
+    if crate::harness::selftest() {
+        return;
+    }
+    let mut s = Subject::spawn("ghost", &["linked"]);
+    s.wait_ready(READY_TIMEOUT);
+    s.dump(&["--link-remap"]);
+    let dir = s.path().to_path_buf();
+    let links = || -> Vec<String> {
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("link_remap.")).collect()
+    };
+    assert_eq!(links().len(), 1, "the dump made no link");
+    // The restore needs the ghost program's pid; a holder takes it.
+    let pid = s.pid();
+    let h = crate::tree::Holder::start(pid, s.path());
+    let run = s.try_restore(&[]);
+    drop(h);
+    assert!(!run.ok(), "restore over a taken pid succeeded\n{}", run.describe());
+    assert_eq!(links().len(), 1, "the failed restore removed the dump's link: a retry cannot work\n{}", run.describe());
+    let m = run.messages();
+    assert!(m.contains("link_remap.") && m.contains("tried again"), "the failed restore does not say the link is kept:\n{m}");
+    crate::harness::wait_until(std::time::Duration::from_secs(10), "the holder's pid to be free", || crate::harness::procfs::stat(pid).is_none()).unwrap();
+    s.restore(&[]);
+    assert!(links().is_empty(), "the restore left the dump's link behind: {:?}", links());
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
+}

@@ -283,7 +283,7 @@ fn free_pid() -> i32 {
 
 /// A process occupying a given pid (tests/progs/hold_pid.c), named `pid_holder`; killed (and its
 /// parent, the helper, reaped) on drop.
-struct Holder {
+pub(crate) struct Holder {
     helper: i32,
     pid: i32,
 }
@@ -291,7 +291,7 @@ struct Holder {
 const HOLDER_COMM: &str = "pid_holder";
 
 impl Holder {
-    fn start(pid: i32, dir: &Path) -> Holder {
+    pub(crate) fn start(pid: i32, dir: &Path) -> Holder {
         let file: PathBuf = dir.join(format!("hold-{pid}.txt"));
         // Reaped by pid in Drop.
         #[allow(clippy::zombie_processes)]

@@ -197,6 +197,22 @@ pub struct Ghosts {
     linked: HashMap<u32, u32>,
     /// Links to remove once the tasks run.
     unlink_after: std::collections::BTreeSet<String>,
+    /// The paths of the --link-remap links, said in a warning when the restore fails: they are kept
+    /// (as by CRIU) so that the restore can be tried again.
+    link_paths: Vec<String>,
+    finished: bool,
+}
+
+impl Drop for Ghosts {
+    fn drop(&mut self) {
+        if !self.finished && !self.link_paths.is_empty() {
+            tracing::warn!(
+                "the restore did not finish: the links the dump made with --link-remap ({}) are kept so that it can be \
+                 tried again; delete them once this checkpoint is no longer needed",
+                self.link_paths.join(", ")
+            );
+        }
+    }
 }
 
 impl Ghosts {
@@ -221,6 +237,11 @@ impl Ghosts {
                     )))
                 }
             }
+        }
+        if !self.linked.is_empty() {
+            let files = ImgReader::open(&dir.join("files.img"), Kind::Files)?.read_all::<pb::FileEntry>()?;
+            let links: std::collections::HashSet<u32> = self.linked.values().copied().collect();
+            self.link_paths = files.into_iter().filter(|f| links.contains(&f.id)).filter_map(|f| f.reg.map(|r| r.name)).collect();
         }
         Ok(())
     }
@@ -260,6 +281,7 @@ impl Ghosts {
 
     /// Lets go of the ghosts (the tasks hold them now) and removes the --link-remap links.
     pub fn finish(&mut self) {
+        self.finished = true;
         self.created.clear();
         for l in std::mem::take(&mut self.unlink_after) {
             if let Err(e) = std::fs::remove_file(&l) {

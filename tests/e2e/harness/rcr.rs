@@ -81,11 +81,24 @@ pub enum RcrStdio<'a> {
 impl RcrProc {
     /// Starts `rcr ARGS` with cwd `dir`. `logs`: candidate paths of its `-o` log file.
     pub fn start(args: &[String], dir: &Path, logs: Vec<PathBuf>, stdio: RcrStdio<'_>) -> RcrProc {
+        RcrProc::start_via(&[], args, dir, logs, stdio)
+    }
+
+    /// The same, run through the command `via` (`setpriv --bounding-set ... --`, a shell that lowers
+    /// a limit first): `via... rcr ARGS`.
+    pub fn start_via(via: &[&str], args: &[String], dir: &Path, logs: Vec<PathBuf>, stdio: RcrStdio<'_>) -> RcrProc {
         let n = unique();
         let verb = args.first().map(String::as_str).unwrap_or("rcr");
         let out = dir.join(format!("rcr-{verb}-{n}.stdout"));
         let err = dir.join(format!("rcr-{verb}-{n}.stderr"));
-        let mut cmd = Command::new(rcr_bin());
+        let mut cmd = match via.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(rcr_bin());
+                c
+            }
+            None => Command::new(rcr_bin()),
+        };
         cmd.args(args).current_dir(dir).stdin(Stdio::null());
         cmd.stdout(std::fs::File::create(&out).unwrap());
         cmd.stderr(std::fs::File::create(&err).unwrap());
