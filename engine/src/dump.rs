@@ -424,7 +424,7 @@ fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, ctx: &mut TreeCtx, leader: 
         Some((_, st)) => st.clone(),
         None => tproc.status()?,
     };
-    ctx.own.check_creds(pid, tid, &status)?;
+    ctx.own.check_creds(pid, tid, &status).map_err(left_running)?;
     let seccomp = &mut ctx.seccomp;
     let leader = leader.map(|(ts, _)| ts);
     let blocked = t.sigmask()?;
@@ -476,12 +476,12 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let status = proc.status()?;
     let vmas = proc.smaps()?;
     let leader = &f.threads[0];
-    ctx.own.check_namespaces(pid)?;
+    ctx.own.check_namespaces(pid).map_err(left_running)?;
     let ptimers = proc.timers()?;
     posix_timers::check(pid, &ptimers)?;
     let signals_s = signals::dump_queue(leader, true)?;
     let ts = remote_phase(leader, pid, &ptimers)?;
-    ctx.own.check_rlimits(pid, &ts.rlimits)?;
+    ctx.own.check_rlimits(pid, &ts.rlimits).map_err(left_running)?;
     check_interrupted(pid)?;
     let mut threads = Vec::with_capacity(f.threads.len());
     for (i, t) in f.threads.iter().enumerate() {
@@ -582,6 +582,11 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     Ok(())
 }
 
+/// A check that fails the dump before anything is killed says so.
+fn left_running(e: Error) -> Error {
+    Error::Msg(format!("{e}; the process was left running"))
+}
+
 fn write_one<M: prost::Message>(dir: &Path, name: &str, kind: Kind, m: &M) -> Result<()> {
     write_all(dir, name, kind, std::slice::from_ref(m))
 }
@@ -642,6 +647,13 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
             continue;
         }
         let Some(kind) = crate::kinds::kind_of(&mut ctx.kinds, &st, &link) else {
+            if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+                return Err(Error::Msg(format!(
+                    "pid {pid}: fd {fd} is {} ('{link}'), which rcr cannot checkpoint yet and no plugin claimed; \
+                     close it before the dump or stop the program (the process was left running)",
+                    crate::kinds::sockets::describe(copy.as_fd())
+                )));
+            }
             return Err(Error::Msg(format!(
                 "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
                 st.st_mode

@@ -261,6 +261,18 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     plugins.check_needed(&img.plugins)?;
     plugins.restore_init()?;
     let pid = img.procs[0].pid();
+    // What this rcr could not give back fails here, before anything is started.
+    let own = task::OwnPrivileges::read()?;
+    for p in img.procs.iter().filter(|p| !p.zombie) {
+        for (core, &tid) in p.cores.iter().zip(&p.pstree.threads) {
+            if let Some(c) = core.thread_core.as_ref().and_then(|t| t.creds.as_ref()) {
+                own.check_image_creds(p.pid(), tid as i32, c).map_err(nothing_started)?;
+            }
+        }
+        if let Some(rl) = p.cores[0].tc.as_ref().and_then(|tc| tc.rlimits.as_ref()) {
+            own.check_rlimits(p.pid(), rl).map_err(nothing_started)?;
+        }
+    }
     for p in &img.procs {
         check_pid_free(p.pid(), opts.step_timeout)?;
         for &tid in p.pstree.threads.iter().skip(1) {
@@ -423,6 +435,10 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         return Ok(RestoreOutcome { pid, exit_code: None });
     }
     Ok(RestoreOutcome { pid, exit_code: Some(wait_exit(pid)?) })
+}
+
+fn nothing_started(e: Error) -> Error {
+    Error::Msg(format!("{e}; nothing was started"))
 }
 
 /// A created task waiting to be let go, and how.

@@ -207,13 +207,18 @@ fn restore_pid_in_use() {
 /// An fd of a kind rcr has no module for and no plugin claims: the dump stops with an error naming the
 /// pid, the fd and its anon inode, and the process goes on unharmed.
 fn unknown_fd_kind(kind: &str, inode: &str) {
-    let mut s = Subject::spawn("unknown_fd", &[kind]);
+    unknown_fd_kind_args(&[kind], &["fd 50", inode, "no plugin claimed"]);
+}
+
+fn unknown_fd_kind_args(args: &[&str], want: &[&str]) {
+    let kind = args[0];
+    let mut s = Subject::spawn("unknown_fd", args);
     s.wait_ready(READY_TIMEOUT);
     let before = snapshot(&s);
     if !selftest() {
         let run = s.try_dump(&[]);
         assert_failed_naming(&run, s.pid(), kind);
-        for want in ["fd 50", inode, "no plugin claimed it"] {
+        for want in want {
             assert!(run.stderr.contains(want), "{kind}: the error does not say '{want}'\n{}", run.describe());
         }
     }
@@ -289,4 +294,34 @@ fn dump_refuses_other_namespace() {
     let argv = vec!["unshare".to_string(), "--uts".into(), prog.to_string_lossy().into_owned(), "out.txt".into(), "plain".into()];
     let s = crate::harness::Spawn::command(argv).start();
     refused_before_kill(s, &[], &["uts namespace", "nsenter"]);
+}
+
+/// A TCP listener: the error says what it is (family, type, address), not only its inode.
+#[test]
+fn unknown_fd_tcp_listener_is_named() {
+    // A port of this test process's own, free now: the program binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    unknown_fd_kind_args(&["tcp", &port], &["fd 50", &format!("a TCP socket listening on 127.0.0.1:{port}"), "no plugin claimed"]);
+}
+
+/// A checkpoint of a root process restored by an rcr without CAP_NET_RAW: refused before anything is
+/// started, naming the capability; a restore with it then works.
+#[test]
+fn restore_refuses_capabilities_rcr_lacks() {
+    let mut s = Subject::spawn("creds", &["plain"]);
+    s.wait_ready(READY_TIMEOUT);
+    s.dump(&[]);
+    if !selftest() {
+        let args: Vec<String> = ["restore", "-D", &s.images.to_string_lossy(), "-d", "-v4", "-o", "restore.log"].iter().map(|a| a.to_string()).collect();
+        let run = rcr::RcrProc::start_via(&["setpriv", "--bounding-set", "-net_raw", "--"], &args, &s.dir.path, vec![s.images.join("restore.log")], rcr::RcrStdio::Files)
+            .wait(Duration::from_secs(60));
+        assert_failed_naming(&run, s.pid(), "restore without CAP_NET_RAW");
+        for w in ["CAP_NET_RAW", "nothing was started"] {
+            assert!(run.stderr.contains(w), "the error does not say '{w}'\n{}", run.describe());
+        }
+        assert!(procfs::stat(s.pid()).is_none(), "pid {} exists after the refused restore", s.pid());
+    }
+    s.restore(&[]);
+    s.signal(libc::SIGTERM);
+    s.wait_result(RESULT_TIMEOUT).unwrap();
 }

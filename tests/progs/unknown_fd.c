@@ -1,9 +1,11 @@
 /* An fd of a kind rcr has no module for, at fd 50: argv[2] is "io_uring", "perf" (a software perf
- * event) or "userfaultfd". rcr dump must refuse it, naming the pid, fd 50 and its anon inode, and leave
+ * event), "userfaultfd" or "tcp" (a TCP listener on 127.0.0.1, port argv[3]). rcr dump must refuse it, naming the pid, fd 50 and its anon inode, and leave
  * the process running: on SIGTERM it checks that fd 50 is still the same object. */
 #include "common.h"
 #include <linux/io_uring.h>
 #include <linux/perf_event.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 int main(int argc, char **argv)
@@ -26,6 +28,11 @@ int main(int argc, char **argv)
 		fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	} else if (strcmp(kind, "userfaultfd") == 0) {
 		fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	} else if (strcmp(kind, "tcp") == 0) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argc > 3 ? argv[3] : "0")) };
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		SETUP(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 4) == 0, "bind/listen");
 	}
 	SETUP(fd >= 0, kind);
 	SETUP(dup2(fd, 50) == 50 && close(fd) == 0, "dup2 50");

@@ -23,6 +23,7 @@ pub mod posix_timers;
 pub mod regfile;
 pub mod signalfd;
 pub mod signals;
+pub mod sockets;
 pub mod task;
 pub mod timens;
 pub mod timerfd;

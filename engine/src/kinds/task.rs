@@ -162,21 +162,31 @@ impl OwnPrivileges {
 
     /// Fails when rcr could not give thread `tid` of `pid` its credentials back.
     pub fn check_creds(&self, pid: i32, tid: i32, st: &Status) -> Result<()> {
+        self.check_caps(pid, tid, st.cap_prm | st.cap_eff | st.cap_inh | st.cap_amb, st.cap_bnd)
+    }
+
+    /// The same for the credentials of an image.
+    pub fn check_image_creds(&self, pid: i32, tid: i32, c: &pb::CredsEntry) -> Result<()> {
+        let held = caps_u64(&c.cap_prm) | caps_u64(&c.cap_eff) | caps_u64(&c.cap_inh) | caps_u64(&c.cap_amb);
+        self.check_caps(pid, tid, held, caps_u64(&c.cap_bnd))
+    }
+
+    fn check_caps(&self, pid: i32, tid: i32, held: u64, bnd: u64) -> Result<()> {
         let who = if pid == tid { format!("pid {pid}") } else { format!("pid {pid} (thread {tid})") };
-        let missing = (st.cap_prm | st.cap_eff | st.cap_inh | st.cap_amb) & !self.cap_prm;
+        let missing = held & !self.cap_prm;
         if missing != 0 {
             return Err(Error::Msg(format!(
                 "{who} holds capabilities rcr itself does not have ({}): a restore could not give them back; \
-                 run rcr with them (it has {:#x}), the process was left running",
+                 run rcr with them (it has {:#x})",
                 cap_names(missing),
                 self.cap_prm
             )));
         }
-        let bnd_missing = st.cap_bnd & !self.cap_bnd & ((1u64 << (CAP_LAST + 1)) - 1);
+        let bnd_missing = bnd & !self.cap_bnd & ((1u64 << (CAP_LAST + 1)) - 1);
         if bnd_missing != 0 {
             return Err(Error::Msg(format!(
                 "{who} has capabilities in its bounding set that rcr's lacks ({}): a restore could not add them back; \
-                 run rcr with a bounding set that has them, the process was left running",
+                 run rcr with a bounding set that has them",
                 cap_names(bnd_missing)
             )));
         }
@@ -194,8 +204,7 @@ impl OwnPrivileges {
             if l.max > own {
                 return Err(Error::Msg(format!(
                     "pid {pid}: its {} hard limit {} is above rcr's own ({}) and rcr lacks CAP_SYS_RESOURCE, so a \
-                     restore could not set it; raise rcr's hard limit (ulimit -H) or give rcr CAP_SYS_RESOURCE; the \
-                     process was left running",
+                     restore could not set it; raise rcr's hard limit (ulimit -H) or give rcr CAP_SYS_RESOURCE",
                     RLIMIT_NAMES.get(res).copied().unwrap_or("rlimit"),
                     limit_str(l.max),
                     limit_str(own)
@@ -213,7 +222,7 @@ impl OwnPrivileges {
                 return Err(Error::Msg(format!(
                     "pid {pid} is in another {name} namespace than rcr ({name}:[{theirs}], rcr's is {name}:[{own}]); \
                      rcr does not checkpoint namespaces yet: run rcr inside the process's namespaces \
-                     (nsenter -t {pid} -a rcr dump ...); the process was left running"
+                     (nsenter -t {pid} -a rcr dump ...)"
                 )));
             }
         }
