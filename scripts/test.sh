@@ -7,6 +7,12 @@ command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v crit >/dev/null || need+=(criu)
 # bash's loadable `sleep` builtin, for the canonical "shell loop that counts" test without forking.
 [ -e /usr/lib/bash/sleep ] || need+=(bash-builtins)
+# Real programs the tests checkpoint (tests/e2e/programs.rs, signals.rs): Debian's python3, nginx, redis;
+# util-linux's setpriv and unshare narrow what rcr may do in the refusal tests.
+[ -x /usr/bin/python3 ] || need+=(python3)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
+command -v setpriv >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
