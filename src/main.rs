@@ -122,8 +122,8 @@ fn run() -> Result<i32> {
     };
     match cli.cmd {
         Cmd::Dump(a) => {
-            catch_interrupts();
             let mut opts = DumpOpts::new(a.tree, images_dir()?);
+            catch_interrupts(&opts.cancel);
             opts.leave_running = a.leave_running;
             opts.shell_job = a.shell_job;
             opts.ext_unix_sk = a.ext_unix_sk;
@@ -195,14 +195,21 @@ fn run() -> Result<i32> {
     }
 }
 
+/// The running dump's cancellation, for the signal handler (the binary's one static; the engine has none).
+static CANCEL: std::sync::OnceLock<rcr_engine::options::Cancel> = std::sync::OnceLock::new();
+
 /// Ctrl-C (SIGINT), SIGTERM and SIGHUP during a dump: the dump stops at its next step, detaches and
 /// leaves the process running as it was, instead of rcr dying with the process frozen.
-fn catch_interrupts() {
+fn catch_interrupts(cancel: &rcr_engine::options::Cancel) {
+    let _ = CANCEL.set(cancel.clone());
     extern "C" fn on_signal(_: libc::c_int) {
-        rcr_engine::dump::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(c) = CANCEL.get() {
+            c.cancel();
+        }
     }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        // SAFETY: the handler only reads an initialised OnceLock and stores to an atomic, both
+        // async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
 }

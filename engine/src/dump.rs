@@ -44,11 +44,9 @@ impl std::fmt::Display for DumpStats {
     }
 }
 
-/// Set by rcr's SIGINT/SIGTERM handler: the dump stops at the next step and leaves the target running.
-pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn check_interrupted(pid: i32) -> Result<()> {
-    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+/// Stops the dump when it was cancelled ([`DumpOpts::cancel`]), leaving the target running.
+fn check_interrupted(opts: &DumpOpts, pid: i32) -> Result<()> {
+    if opts.cancel.is_cancelled() {
         return Err(Error::Msg(format!("dump of pid {pid} interrupted; the process was left running")));
     }
     Ok(())
@@ -323,7 +321,7 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
     let dir = opts.images_dir.as_path();
     let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own: task::OwnPrivileges::read()?, ..Default::default() };
     for (idx, f) in tree.iter().enumerate() {
-        check_interrupted(f.pid)?;
+        check_interrupted(opts, f.pid)?;
         let entry = pb::PstreeEntry {
             pid: f.pid as u32,
             ppid: f.ppid as u32,
@@ -482,7 +480,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let signals_s = signals::dump_queue(leader, true)?;
     let ts = remote_phase(leader, pid, &ptimers)?;
     ctx.own.check_rlimits(pid, &ts.rlimits).map_err(left_running)?;
-    check_interrupted(pid)?;
+    check_interrupted(opts, pid)?;
     let mut threads = Vec::with_capacity(f.threads.len());
     for (i, t) in f.threads.iter().enumerate() {
         threads.push(dump_thread(t, pid, proc, ctx, (i == 0).then_some((&ts, &status)))?);
@@ -493,7 +491,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
             c.secbits = secbits;
         }
     }
-    check_interrupted(pid)?;
+    check_interrupted(opts, pid)?;
 
     let ids = ctx.kobj_ids(pid, f.ppid);
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
@@ -519,14 +517,14 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
             crate::kinds::memfd::save_inode(dir, &mut ctx.files, &f, &src, v.shmid)?;
         }
     }
-    check_interrupted(pid)?;
+    check_interrupted(opts, pid)?;
 
     let t0 = Instant::now();
     let ms = mem::dump_pages(dir, pid, pages_id, &areas)?;
     stats.memdump += t0.elapsed();
     stats.pages_scanned += ms.pages_scanned;
     stats.pages_written += ms.pages_written;
-    check_interrupted(pid)?;
+    check_interrupted(opts, pid)?;
 
     let mm = pb::MmEntry {
         mm_start_code: stat.start_code,

@@ -2,7 +2,26 @@
 //! accepts reaches one of these fields (or is refused by the CLI with an error).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Cancellation of one command, shared with whoever may cancel it (the CLI's signal handler, a runtime's
+/// RPC connection): the dump stops at its next step and leaves the target running. A value per command,
+/// not a process-wide flag, so that two dumps in one process (a service) are cancelled apart.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks the command to stop (async-signal-safe: one atomic store).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// `--ghost-limit` when not given: 1 MiB, as criu.
 pub const DEFAULT_GHOST_LIMIT: u64 = 1 << 20;
@@ -32,6 +51,8 @@ pub struct DumpOpts {
     pub link_remap: bool,
     /// Unix sockets connected to sockets outside the tree are allowed (`--ext-unix-sk`).
     pub ext_unix_sk: bool,
+    /// Set to stop the dump at its next step (SIGINT/SIGTERM/SIGHUP to `rcr dump`).
+    pub cancel: Cancel,
 }
 
 impl DumpOpts {
@@ -49,6 +70,7 @@ impl DumpOpts {
             file_locks: false,
             link_remap: false,
             ext_unix_sk: false,
+            cancel: Cancel::default(),
         }
     }
 }

@@ -178,6 +178,31 @@ fn kill_rcr_mid_dump() {
     assert_unharmed(&mut s, &before, Duration::from_secs(20));
 }
 
+/// Ctrl-C to `rcr dump` while it copies memory: the dump stops at its next step, says it was
+/// interrupted, and the process runs on unharmed (never killed, never left frozen).
+#[test]
+fn interrupt_rcr_mid_dump() {
+    let mut s = Subject::spawn("bench_fill", &["512"]);
+    s.wait_ready(READY_TIMEOUT);
+    let before = snapshot(&s);
+    if !selftest() {
+        let mut proc = s.start_dump(&[]);
+        let start = Instant::now();
+        while dir_bytes(&s.images) <= (1 << 20) {
+            if let Some(run) = proc.try_finish() {
+                panic!("the dump ended before it could be interrupted (raise the size?)\n{}", run.describe());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "images dir did not fill within 60 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        crate::harness::kill(proc.pid, libc::SIGINT).unwrap();
+        let run = proc.wait(Duration::from_secs(60));
+        assert!(!run.timed_out && !run.ok(), "the interrupted dump did not fail\n{}", run.describe());
+        assert!(run.stderr.contains("interrupted") && run.stderr.contains("left running"), "unclear error\n{}", run.describe());
+    }
+    assert_unharmed(&mut s, &before, Duration::from_secs(20));
+}
+
 /// Restoring while the pid is taken (the original left running by dump -R) fails, names the
 /// pid and its owner, and starts nothing.
 #[test]
