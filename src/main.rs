@@ -159,9 +159,9 @@ fn run() -> Result<i32> {
         Cmd::Plugins => list_plugins(plugin_dir(&cli.global)),
         Cmd::Decode(a) => {
             let value = if a.input.is_dir() {
-                rcr_engine::image::json::decode_dir(&a.input, a.pretty)?
+                rcr_images::decode_dir(&a.input, a.pretty)?
             } else {
-                rcr_engine::image::json::decode_file(&a.input, a.pretty)?
+                rcr_images::decode_file(&a.input, a.pretty)?
             };
             let mut text = if a.pretty { serde_json::to_string_pretty(&value)? } else { serde_json::to_string(&value)? };
             text.push('\n');
@@ -180,7 +180,7 @@ fn run() -> Result<i32> {
                 }
             }
             let value: serde_json::Value = serde_json::from_str(&text).context("input is not JSON")?;
-            let bytes = rcr_engine::image::json::encode(&value)?;
+            let bytes = rcr_images::encode(&value)?;
             std::fs::write(&a.output, bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
             Ok(0)
         }

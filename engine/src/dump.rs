@@ -7,7 +7,7 @@
 //! killed only after every image is written. If rcr itself dies, the kernel detaches the task.
 
 use crate::compel::{Remote, Tracee};
-use crate::image::{pb, ImgWriter, Kind};
+use crate::image::{pb, ImageDir, ImageName};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FdToDump, FileKind};
 use crate::options::DumpOpts;
 use crate::plugins::Plugins;
@@ -319,6 +319,7 @@ impl TreeCtx {
 
 fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let dir = opts.images_dir.as_path();
+    let images = ImageDir::new(dir);
     let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own: task::OwnPrivileges::read()?, ..Default::default() };
     for (idx, f) in tree.iter().enumerate() {
         check_interrupted(opts, f.pid)?;
@@ -340,7 +341,7 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
                 }),
                 ..Default::default()
             };
-            write_one(dir, &format!("core-{}.img", f.pid), Kind::Core, &core)?;
+            images.write_one(ImageName::Core(f.pid as u32), &core)?;
         } else {
             // plugins: frozen, before files and memory; they may let one frozen thread run (run_thread).
             plugins.with_thread_control(&FrozenThreads(tree), || plugins.checkpoint_devices(f.pid))?;
@@ -350,18 +351,18 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
     }
     let root = &tree[0];
     if !ctx.seccomp.is_empty() {
-        write_one(dir, "seccomp.img", Kind::Seccomp, &pb::SeccompEntry { seccomp_filters: std::mem::take(&mut ctx.seccomp) })?;
+        images.write_one(ImageName::Seccomp, &pb::SeccompEntry { seccomp_filters: std::mem::take(&mut ctx.seccomp) })?;
     }
     let (clocks, had_offsets) = crate::kinds::timens::dump(&root.proc)?;
-    write_one(dir, "timens-1.img", Kind::Timens, &clocks)?;
+    images.write_one(ImageName::Timens(1), &clocks)?;
     for k in ctx.kinds.iter_mut() {
         k.finish_dump(dir, &ctx.files)?;
     }
-    write_all(dir, "files.img", Kind::Files, &ctx.files.files)?;
+    images.write_all(ImageName::Files, &ctx.files.files)?;
     if !ctx.files.memfds.is_empty() {
-        write_all(dir, "memfd.img", Kind::MemfdInode, &ctx.files.memfds)?;
+        images.write_all(ImageName::MemfdInode, &ctx.files.memfds)?;
     }
-    write_all(dir, "pstree.img", Kind::Pstree, &ctx.pstree)?;
+    images.write_all(ImageName::Pstree, &ctx.pstree)?;
     plugins.dump_devices_late(root.pid)?; // plugins: every task dumped, before the inventory
     let mut root_ids = ctx.ids.first().map(|(_, e)| *e).unwrap_or_default();
     root_ids.time_ns_id = had_offsets.then_some(1);
@@ -374,7 +375,7 @@ fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &
         rcr_plugins: plugins.needed(), // plugins: restore refuses to start without these
         ..Default::default()
     };
-    write_one(dir, "inventory.img", Kind::Inventory, &inv)?;
+    images.write_one(ImageName::Inventory, &inv)?;
     Ok(())
 }
 
@@ -469,6 +470,7 @@ fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, ctx: &mut TreeCtx, leader: 
 fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let pid = f.pid;
     let dir = opts.images_dir.as_path();
+    let images = ImageDir::new(dir);
     let proc = &f.proc;
     let stat = &f.stat;
     let status = proc.status()?;
@@ -498,7 +500,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let shares_files = ctx.ids[..ctx.ids.len() - 1].iter().any(|(_, e)| e.files_id == ids.files_id);
     if !shares_files {
         let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), stat, ctx, plugins)?;
-        write_all(dir, &format!("fdinfo-{}.img", ids.files_id), Kind::Fdinfo, &fdinfos)?;
+        images.write_all(ImageName::Fdinfo(ids.files_id), &fdinfos)?;
     }
     let files = &mut ctx.files;
     let (cwd_id, root_id) = dump_fs_files(proc, files)?;
@@ -545,7 +547,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
         aios: Vec::new(),
         thp_disabled: Some(ts.prctls.thp_disabled),
     };
-    write_one(dir, &format!("mm-{pid}.img"), Kind::Mm, &mm)?;
+    images.write_one(ImageName::Mm(pid as u32), &mm)?;
     let task_state = if leader.was_stopped() { TASK_STOPPED } else { TASK_ALIVE };
     let tc = pb::TaskCoreEntry {
         task_state,
@@ -573,29 +575,16 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
             thread_core: Some(th.core),
             ..Default::default()
         };
-        write_one(dir, &format!("core-{}.img", t.tid()), Kind::Core, &core)?;
+        images.write_one(ImageName::Core(t.tid() as u32), &core)?;
     }
-    write_one(dir, &format!("ids-{pid}.img"), Kind::Ids, &ids)?;
-    write_one(dir, &format!("fs-{pid}.img"), Kind::Fs, &pb::FsEntry { cwd_id, root_id, umask: status.umask })?;
+    images.write_one(ImageName::Ids(pid as u32), &ids)?;
+    images.write_one(ImageName::Fs(pid as u32), &pb::FsEntry { cwd_id, root_id, umask: status.umask })?;
     Ok(())
 }
 
 /// A check that fails the dump before anything is killed says so.
 fn left_running(e: Error) -> Error {
     Error::Msg(format!("{e}; the process was left running"))
-}
-
-fn write_one<M: prost::Message>(dir: &Path, name: &str, kind: Kind, m: &M) -> Result<()> {
-    write_all(dir, name, kind, std::slice::from_ref(m))
-}
-
-fn write_all<M: prost::Message>(dir: &Path, name: &str, kind: Kind, ms: &[M]) -> Result<()> {
-    let mut w = ImgWriter::create(&dir.join(name), kind)?;
-    for m in ms {
-        w.write_entry(m)?;
-    }
-    w.finish()?;
-    Ok(())
 }
 
 fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
@@ -613,7 +602,7 @@ fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
         }),
         restore: None,
     };
-    write_one(dir, "stats-dump.img", Kind::Stats, &e)
+    Ok(ImageDir::new(dir).write_one(ImageName::Stats, &e)?)
 }
 
 /// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and

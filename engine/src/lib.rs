@@ -1,8 +1,9 @@
 //! rcr-engine: checkpoint/restore of Linux process trees.
 //!
 //! Layout (each layer depends only on the ones above it in this list):
-//! - [`image`]: CRIU-compatible image files (framing, protobuf messages, JSON). Depends on
-//!   nothing else in the engine, so the decoder stands alone.
+//! - [`image`]: CRIU-compatible image files: the crate `rcr-images` (framing, protobuf
+//!   messages, file names, pagemap, typed reading and writing, JSON), re-exported. It depends
+//!   on nothing of the engine (Cargo enforces it), so the decoder stands alone.
 //! - [`sys`]: thin syscall wrappers, each `unsafe` block with a SAFETY comment.
 //! - [`proc`]: /proc parsers (pure functions over text) and a pid-dir-fd reader.
 //! - [`compel`]: ptrace control of a stopped task and remote system calls in it.
@@ -14,7 +15,6 @@ pub mod check;
 pub mod compel;
 pub mod dump;
 pub mod error;
-pub mod image;
 pub mod kinds;
 pub mod options;
 pub mod plugins;
@@ -24,3 +24,4 @@ pub mod show;
 pub mod sys;
 
 pub use error::{Error, Result};
+pub use rcr_images as image;

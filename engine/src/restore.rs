@@ -9,7 +9,8 @@
 //! a step fails, every task created is killed ([`ChildGuard`]) and the error names the step.
 
 use crate::compel::{Remote, Tracee};
-use crate::image::{pb, ImgReader, Kind};
+use crate::image::pagemap::Pagemap;
+use crate::image::{pb, ImageDir, ImageName};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FileKind, RestoreEnv};
 use crate::options::RestoreOpts;
 use crate::plugins::Plugins;
@@ -59,50 +60,37 @@ pub struct Images {
     pub kinds: std::cell::RefCell<Vec<Box<dyn FileKind>>>,
 }
 
-fn read_one<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind) -> Result<M> {
-    let path = dir.join(name);
-    let mut r = ImgReader::open(&path, kind)?;
-    r.read_entry()?.ok_or_else(|| Error::Msg(format!("{}: the image has no entry", path.display())))
-}
-
-fn read_all<M: prost::Message + Default>(dir: &Path, name: &str, kind: Kind, optional: bool) -> Result<Vec<M>> {
-    let path = dir.join(name);
-    if optional && !path.exists() {
-        return Ok(Vec::new());
-    }
-    Ok(ImgReader::open(&path, kind)?.read_all()?)
-}
-
 impl Images {
     /// Reads the checkpoint in `dir`.
     pub fn load(dir: &Path) -> Result<Images> {
-        let inv: pb::InventoryEntry = read_one(dir, "inventory.img", Kind::Inventory)?;
-        if inv.img_version != 2 {
-            return Err(Error::Msg(format!("{}: image version {} is not supported (rcr reads version 2)", dir.join("inventory.img").display(), inv.img_version)));
+        let images = ImageDir::new(dir);
+        let inv: pb::InventoryEntry = images.read_one(ImageName::Inventory)?;
+        if inv.img_version != crate::image::IMG_VERSION {
+            return Err(Error::Msg(format!("{}: image version {} is not supported (rcr reads version {})", images.file(ImageName::Inventory).display(), inv.img_version, crate::image::IMG_VERSION)));
         }
-        let tree: Vec<pb::PstreeEntry> = read_all(dir, "pstree.img", Kind::Pstree, false)?;
+        let tree: Vec<pb::PstreeEntry> = images.read_all(ImageName::Pstree)?;
         if tree.is_empty() {
-            return Err(Error::Msg(format!("{}: no process", dir.join("pstree.img").display())));
+            return Err(Error::Msg(format!("{}: no process", images.file(ImageName::Pstree).display())));
         }
         let mut procs = Vec::with_capacity(tree.len());
         for (i, ps) in tree.into_iter().enumerate() {
             if i > 0 && !procs.iter().any(|p: &ProcImages| p.pstree.pid == ps.ppid) {
                 return Err(Error::Msg(format!("pstree.img: the parent {} of pid {} comes after it or is missing", ps.ppid, ps.pid)));
             }
-            procs.push(ProcImages::load(dir, ps)?);
+            procs.push(ProcImages::load(&images, ps)?);
         }
         if procs[0].zombie {
             return Err(Error::Msg("pstree.img: the root process is a zombie".into()));
         }
-        let files = read_all::<pb::FileEntry>(dir, "files.img", Kind::Files, false)?.into_iter().map(|f| (f.id, f)).collect();
-        let ttys = read_all(dir, "tty-info.img", Kind::TtyInfo, true)?;
-        let seccomp = read_all::<pb::SeccompEntry>(dir, "seccomp.img", Kind::Seccomp, true)?
+        let files = images.read_all::<pb::FileEntry>(ImageName::Files)?.into_iter().map(|f| (f.id, f)).collect();
+        let ttys = images.read_all_if_exists(ImageName::TtyInfo)?;
+        let seccomp = images.read_all_if_exists::<pb::SeccompEntry>(ImageName::Seccomp)?
             .into_iter()
             .flat_map(|s| s.seccomp_filters)
             .collect();
         let had_offsets = inv.root_ids.as_ref().is_some_and(|i| i.time_ns_id.is_some());
-        let clocks = read_all::<pb::TimensEntry>(dir, "timens-1.img", Kind::Timens, true)?.into_iter().next().map(|c| (c, had_offsets));
-        let memfds = read_all(dir, "memfd.img", Kind::MemfdInode, true)?;
+        let clocks = images.read_all_if_exists::<pb::TimensEntry>(ImageName::Timens(1))?.into_iter().next().map(|c| (c, had_offsets));
+        let memfds = images.read_all_if_exists(ImageName::MemfdInode)?;
         let mut kinds = crate::kinds::file_kinds();
         for k in kinds.iter_mut() {
             k.load(dir)?;
@@ -116,10 +104,9 @@ impl Images {
 }
 
 impl ProcImages {
-    fn load(dir: &Path, pstree: pb::PstreeEntry) -> Result<ProcImages> {
+    fn load(images: &ImageDir, pstree: pb::PstreeEntry) -> Result<ProcImages> {
         let pid = pstree.pid;
-        let core_name = |tid: u32| format!("core-{tid}.img");
-        let first: pb::CoreEntry = read_one(dir, &core_name(pid), Kind::Core)?;
+        let first: pb::CoreEntry = images.read_one(ImageName::Core(pid))?;
         let zombie = first.tc.as_ref().is_some_and(|tc| tc.task_state == crate::dump::TASK_DEAD);
         if zombie {
             return Ok(ProcImages {
@@ -139,30 +126,31 @@ impl ProcImages {
         }
         let mut cores = vec![first];
         for &tid in &pstree.threads[1..] {
-            cores.push(read_one(dir, &core_name(tid), Kind::Core)?);
+            cores.push(images.read_one(ImageName::Core(tid))?);
         }
         for (tid, c) in pstree.threads.iter().zip(&cores) {
             if c.mtype != pb::core_entry::March::X8664 as i32 || c.thread_info.is_none() {
-                return Err(Error::Msg(format!("{}: not an x86_64 task core", dir.join(core_name(*tid)).display())));
+                return Err(Error::Msg(format!("{}: not an x86_64 task core", images.file(ImageName::Core(*tid)).display())));
             }
         }
         if cores[0].tc.is_none() {
-            return Err(Error::Msg(format!("{}: the leader's core has no task core", dir.join(core_name(pid)).display())));
+            return Err(Error::Msg(format!("{}: the leader's core has no task core", images.file(ImageName::Core(pid)).display())));
         }
-        let mm: pb::MmEntry = read_one(dir, &format!("mm-{pid}.img"), Kind::Mm)?;
-        let ids: pb::TaskKobjIdsEntry = read_one(dir, &format!("ids-{pid}.img"), Kind::Ids)?;
-        let fs: pb::FsEntry = read_one(dir, &format!("fs-{pid}.img"), Kind::Fs)?;
-        let fdinfo = read_all(dir, &format!("fdinfo-{}.img", ids.files_id), Kind::Fdinfo, false)?;
-        let (pages_id, runs) = mem::read_pagemap(dir, pid as i32)?;
-        let pages_len = std::fs::metadata(dir.join(format!("pages-{pages_id}.img"))).map(|m| m.len()).unwrap_or(0);
-        let need = runs.last().map_or(0, |r| r.file_off + r.len);
+        let mm: pb::MmEntry = images.read_one(ImageName::Mm(pid))?;
+        let ids: pb::TaskKobjIdsEntry = images.read_one(ImageName::Ids(pid))?;
+        let fs: pb::FsEntry = images.read_one(ImageName::Fs(pid))?;
+        let fdinfo = images.read_all(ImageName::Fdinfo(ids.files_id))?;
+        let pagemap = Pagemap::read(images, ImageName::Pagemap(pid))?;
+        let pages = images.file(ImageName::Pages(pagemap.pages_id));
+        let pages_len = std::fs::metadata(&pages).map(|m| m.len()).unwrap_or(0);
+        let need = pagemap.pages_len();
         if need > pages_len {
             return Err(Error::Msg(format!(
-                "{}: {} bytes, but pagemap-{pid}.img lists {need} bytes of pages: the checkpoint is truncated",
-                dir.join(format!("pages-{pages_id}.img")).display(), pages_len
+                "{}: {} bytes, but {} lists {need} bytes of pages: the checkpoint is truncated",
+                pages.display(), pages_len, ImageName::Pagemap(pid)
             )));
         }
-        Ok(ProcImages { pstree, cores, zombie, mm, ids, fs, fdinfo, pages_id, runs })
+        Ok(ProcImages { pstree, cores, zombie, mm, ids, fs, fdinfo, pages_id: pagemap.pages_id, runs: pagemap.runs })
     }
 
     fn pid(&self) -> i32 {
@@ -348,7 +336,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
                 map_fds.insert(v.shmid, fd);
             }
         }
-        let pages_path = dir.join(format!("pages-{}.img", p.pages_id));
+        let pages_path = ImageDir::new(dir).file(ImageName::Pages(p.pages_id));
         let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
         pfiles.push(Some(ProcFiles {
             pages,

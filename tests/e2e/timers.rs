@@ -26,7 +26,7 @@ fn clocks_ahead_get_a_time_namespace() {
     let mut s = Subject::spawn("timers", &[]);
     s.wait_ready(READY_TIMEOUT);
     s.dump(&[]);
-    let img = s.images.join("timens-1.img");
+    let img = s.images.join(rcr_images::ImageName::Timens(1).file_name());
     let out = std::process::Command::new(rcr_bin()).args(["decode", "-i"]).arg(&img).output().unwrap();
     assert!(out.status.success(), "decode: {}", String::from_utf8_lossy(&out.stderr));
     let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

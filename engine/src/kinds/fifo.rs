@@ -5,7 +5,7 @@
 
 use super::pipe::{peek, read_data, write_data};
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
-use crate::image::{pb, Kind};
+use crate::image::{pb, ImageName};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -94,11 +94,11 @@ impl FileKind for Fifos {
     }
 
     fn finish_dump(&mut self, dir: &Path, _files: &FileTable) -> Result<()> {
-        write_data(dir, Kind::FifoData, &self.data)
+        write_data(dir, ImageName::FifoData, &self.data)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        self.data = read_data(dir, Kind::FifoData)?;
+        self.data = read_data(dir, ImageName::FifoData)?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 //! says LINKED, and the restore opens that link and removes it once the tasks run.
 
 use super::extents::{self, Extent, Method};
-use crate::image::{pb, ImgReader, ImgWriter, Kind};
+use crate::image::{pb, ImageDir, ImageName};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -118,12 +118,7 @@ impl GhostTable {
         if self.remaps.is_empty() {
             return Ok(());
         }
-        let mut w = ImgWriter::create(&dir.join("remap-fpath.img"), Kind::RemapFpath)?;
-        for r in &self.remaps {
-            w.write_entry(r)?;
-        }
-        w.finish()?;
-        Ok(())
+        Ok(ImageDir::new(dir).write_all(ImageName::RemapFpath, &self.remaps)?)
     }
 }
 
@@ -140,8 +135,7 @@ fn write_ghost(id: u32, file: BorrowedFd<'_>, st: &libc::stat, path: &str, opts:
             opts.limit
         )));
     }
-    let img = opts.dir.join(Kind::GhostFile.file_name(id.into()));
-    let mut w = ImgWriter::create(&img, Kind::GhostFile)?;
+    let mut w = ImageDir::new(opts.dir).create(ImageName::GhostFile(id))?;
     let tv = |s: i64, ns: i64| pb::Timeval { tv_sec: s as u64, tv_usec: (ns / 1000) as u64 };
     w.write_entry(&pb::GhostFileEntry {
         uid: st.st_uid,
@@ -218,11 +212,7 @@ impl Drop for Ghosts {
 impl Ghosts {
     /// Reads remap-fpath.img, if the checkpoint has one.
     pub fn load(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join("remap-fpath.img");
-        if !path.exists() {
-            return Ok(());
-        }
-        for r in ImgReader::open(&path, Kind::RemapFpath)?.read_all::<pb::RemapFilePathEntry>()? {
+        for r in ImageDir::new(dir).read_all_if_exists::<pb::RemapFilePathEntry>(ImageName::RemapFpath)? {
             match r.remap_type.and_then(|t| pb::RemapType::try_from(t).ok()) {
                 Some(pb::RemapType::Ghost) => {
                     self.remaps.insert(r.orig_id, r.remap_id);
@@ -239,7 +229,7 @@ impl Ghosts {
             }
         }
         if !self.linked.is_empty() {
-            let files = ImgReader::open(&dir.join("files.img"), Kind::Files)?.read_all::<pb::FileEntry>()?;
+            let files = ImageDir::new(dir).read_all::<pb::FileEntry>(ImageName::Files)?;
             let links: std::collections::HashSet<u32> = self.linked.values().copied().collect();
             self.link_paths = files.into_iter().filter(|f| links.contains(&f.id)).filter_map(|f| f.reg.map(|r| r.name)).collect();
         }
@@ -294,8 +284,9 @@ impl Ghosts {
 /// Creates ghost `gid` from its image: at `path` if that is free, else beside it (another file took
 /// the name since the dump; it is left alone), filled, then unlinked. Returns a read-only fd of it.
 fn create(dir: &Path, gid: u32, path: &str) -> Result<OwnedFd> {
-    let img = dir.join(Kind::GhostFile.file_name(gid.into()));
-    let mut r = ImgReader::open(&img, Kind::GhostFile)?;
+    let images = ImageDir::new(dir);
+    let img = images.file(ImageName::GhostFile(gid));
+    let mut r = images.open(ImageName::GhostFile(gid))?;
     let g: pb::GhostFileEntry = r.read_entry()?.ok_or_else(|| Error::Msg(format!("{}: no ghost_file_entry", img.display())))?;
     if g.mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::Msg(format!("{}: ghost of {path} has mode {:o}; rcr restores only regular ghost files", img.display(), g.mode)));
@@ -407,7 +398,8 @@ mod tests {
         t.dump(f.as_fd(), &st, name, 7, opts, "test").unwrap();
         t.dump(f.as_fd(), &st, name, 9, opts, "test").unwrap(); // the same inode again: one ghost
         t.finish(&images).unwrap();
-        assert!(images.join("ghost-file-1.img").exists() && !images.join("ghost-file-2.img").exists());
+        let dir = ImageDir::new(&images);
+        assert!(dir.exists(ImageName::GhostFile(1)) && !dir.exists(ImageName::GhostFile(2)));
 
         let mut g = Ghosts::default();
         g.load(&images).unwrap();

@@ -9,7 +9,7 @@
 //! description (shared by whoever shares it), F_SETLK to the process.
 
 use crate::compel::Remote;
-use crate::image::{pb, ImgReader, ImgWriter, Kind};
+use crate::image::{pb, ImageDir, ImageName};
 use crate::proc::FdInfo;
 use crate::{Error, Result};
 use std::collections::HashSet;
@@ -88,15 +88,15 @@ pub struct Locks {
 
 /// For each process of the checkpoint, the last one sharing its fd table (itself when it shares none).
 fn last_sharers(dir: &Path) -> Result<std::collections::HashMap<i32, i32>> {
-    let tree: Vec<pb::PstreeEntry> = ImgReader::open(&dir.join("pstree.img"), Kind::Pstree)?.read_all()?;
+    let images = ImageDir::new(dir);
+    let tree: Vec<pb::PstreeEntry> = images.read_all(ImageName::Pstree)?;
     let mut files_of = Vec::new();
     for p in &tree {
-        let ids = dir.join(Kind::Ids.file_name(p.pid.into()));
-        if !ids.exists() {
+        if !images.exists(ImageName::Ids(p.pid)) {
             continue; // a zombie: no files
         }
-        let e: Option<pb::TaskKobjIdsEntry> = ImgReader::open(&ids, Kind::Ids)?.read_entry()?;
-        files_of.push((p.pid as i32, e.map_or(0, |e| e.files_id)));
+        let e: pb::TaskKobjIdsEntry = images.read_one(ImageName::Ids(p.pid))?;
+        files_of.push((p.pid as i32, e.files_id));
     }
     Ok(files_of.iter().map(|&(pid, fid)| (pid, files_of.iter().rev().find(|(_, f)| *f == fid).map_or(pid, |(q, _)| *q))).collect())
 }
@@ -118,18 +118,13 @@ impl super::FileKind for Locks {
         if files.locks.entries.is_empty() {
             return Ok(());
         }
-        let mut w = ImgWriter::create(&dir.join("filelocks.img"), Kind::FileLocks)?;
-        for e in &files.locks.entries {
-            w.write_entry(e)?;
-        }
-        w.finish()?;
-        Ok(())
+        Ok(ImageDir::new(dir).write_all(ImageName::FileLocks, &files.locks.entries)?)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join("filelocks.img");
-        if path.exists() {
-            self.entries = ImgReader::open(&path, Kind::FileLocks)?.read_all()?;
+        let images = ImageDir::new(dir);
+        if images.exists(ImageName::FileLocks) {
+            self.entries = images.read_all(ImageName::FileLocks)?;
             self.taker = last_sharers(dir)?;
         }
         Ok(())

@@ -6,14 +6,15 @@
 //! Restore: inside the new task (remote syscalls) every area is mapped at its address and the pages are
 //! read straight from the pages image into it with pread64, one copy.
 
-use crate::image::{pb, ImgWriter, Kind};
+use crate::image::pagemap::PagemapWriter;
+use crate::image::{pb, ImageDir, ImageName};
 use crate::proc::Vma;
 use crate::{sys, Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-pub const PAGE_SIZE: u64 = 4096;
+pub use crate::image::pagemap::{PageRun, PAGE_SIZE};
 
 // VMA status bits, CRIU's values (criu/include/image.h), so crit's flag names match.
 pub const VMA_AREA_REGULAR: u32 = 1 << 0;
@@ -30,9 +31,6 @@ pub const VMA_AREA_MEMFD: u32 = 1 << 14;
 /// The area belongs to a plugin (device memory): no pages saved; its `shmid` is the id of the
 /// `ext_file_entry` naming the plugin, which maps it again at restore (`update_vma`).
 pub const VMA_EXT_PLUGIN: u32 = 1 << 27;
-
-/// pagemap_entry flag: the pages of this range are in the pages image.
-pub const PE_PRESENT: u32 = 1 << 2;
 
 /// madvise advice kept per area, recorded as `1 << advice` in `vma_entry.madv` (CRIU's convention), with
 /// the smaps VmFlags letter that shows it.
@@ -145,9 +143,8 @@ pub struct MemStats {
 /// window of it at a time and fill it through a cache-sized buffer (process_vm_readv, pwrite): every core
 /// copies, and rcr never holds more than `WORKERS * CHUNK` bytes of the task's memory.
 pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, AreaKind)]) -> Result<MemStats> {
-    let pagemap_path = dir.join(format!("pagemap-{pid}.img"));
-    let mut pagemap = ImgWriter::create(&pagemap_path, Kind::Pagemap)?;
-    pagemap.write_entry(&pb::PagemapHead { pages_id })?;
+    let images = ImageDir::new(dir);
+    let mut pagemap = PagemapWriter::create(&images, ImageName::Pagemap(pid as u32), pages_id)?;
     let scan = File::open(format!("/proc/{pid}/pagemap")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/pagemap"), source: e })?;
     let mut stats = MemStats::default();
     let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -159,19 +156,13 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
         let want_anon_only = matches!(kind, AreaKind::FilePrivate | AreaKind::Memfd { .. });
         for r in present_ranges(&scan, vma.start, vma.end, want_anon_only)? {
             let nr = (r.end - r.start) / PAGE_SIZE;
-            pagemap.write_entry(&pb::PagemapEntry {
-                vaddr: r.start,
-                nr_pages: nr as u32,
-                in_parent: None,
-                flags: Some(PE_PRESENT),
-                ..Default::default()
-            })?;
+            pagemap.push(r.start, nr)?;
             runs.push((r.start, r.end - r.start));
             stats.pages_written += nr;
         }
     }
     pagemap.finish()?;
-    let pages_path = dir.join(format!("pages-{pages_id}.img"));
+    let pages_path = images.file(ImageName::Pages(pages_id));
     let pages = File::create(&pages_path).map_err(|e| io_err(&pages_path, e))?;
     let total = stats.pages_written * PAGE_SIZE;
     pages.set_len(total).map_err(|e| io_err(&pages_path, e))?;
@@ -323,40 +314,6 @@ fn read_ranges(pid: i32, mem: &File, buf: &mut [u8], ranges: &[(u64, u64)]) -> R
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Io { ctx: format!("{}", path.display()), source: e }
-}
-
-/// Reads the pagemap of task `pid` back: the present ranges with their offsets in the pages file.
-pub fn read_pagemap(dir: &Path, pid: i32) -> Result<(u32, Vec<PageRun>)> {
-    read_pagemap_file(&dir.join(format!("pagemap-{pid}.img")))
-}
-
-/// Reads a pagemap image: its pages id and the present ranges with their offsets in the pages file.
-pub fn read_pagemap_file(path: &Path) -> Result<(u32, Vec<PageRun>)> {
-    let path = path.to_path_buf();
-    let mut r = crate::image::ImgReader::open(&path, Kind::Pagemap)?;
-    let head: pb::PagemapHead = r
-        .read_entry()?
-        .ok_or_else(|| Error::Msg(format!("{}: no pagemap_head entry", path.display())))?;
-    let mut runs = Vec::new();
-    let mut off = 0u64;
-    while let Some(e) = r.read_entry::<pb::PagemapEntry>()? {
-        let nr = e.nr_pages_u64.unwrap_or(e.nr_pages as u64);
-        if e.flags.unwrap_or(PE_PRESENT) & PE_PRESENT == 0 {
-            continue;
-        }
-        let len = nr.checked_mul(PAGE_SIZE).ok_or_else(|| Error::Msg(format!("{}: page count {nr} overflows", path.display())))?;
-        runs.push(PageRun { addr: e.vaddr, len, file_off: off });
-        off += len;
-    }
-    Ok((head.pages_id, runs))
-}
-
-/// A run of pages: `len` bytes at `addr`, stored at `file_off` in the pages file.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRun {
-    pub addr: u64,
-    pub len: u64,
-    pub file_off: u64,
 }
 
 /// What the restore of an area needs besides its vma_entry: the fd of its file in the new task.

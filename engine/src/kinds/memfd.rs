@@ -2,8 +2,8 @@
 //! (CRIU's `memfd.img` entry, and a shmem pagemap whose addresses are file offsets), and restore creates
 //! the memfd again in rcr before any task exists, so every task that maps it inherits the same one.
 
-use crate::image::{pb, ImgWriter, Kind};
-use crate::kinds::mem::{PageRun, PAGE_SIZE, PE_PRESENT};
+use crate::image::pagemap::{PageRun, Pagemap, PagemapWriter, PAGE_SIZE};
+use crate::image::{pb, ImageDir, ImageName};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;
@@ -28,9 +28,9 @@ pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::
     // SAFETY: F_GET_SEALS takes no pointer.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) }.max(0) as u32;
     let pages_id = pages_id(i);
-    let mut pagemap = ImgWriter::create(&dir.join(format!("pagemap-shmem-{ino}.img")), Kind::Pagemap)?;
-    pagemap.write_entry(&pb::PagemapHead { pages_id })?;
-    let pages_path = dir.join(format!("pages-{pages_id}.img"));
+    let images = ImageDir::new(dir);
+    let mut pagemap = PagemapWriter::create(&images, ImageName::PagemapShmem(ino), pages_id)?;
+    let pages_path = images.file(ImageName::Pages(pages_id));
     let mut pages = std::io::BufWriter::new(File::create(&pages_path).map_err(io(format!("creating {}", pages_path.display())))?);
     let mut buf = vec![0u8; 1 << 20];
     // The data extents, widened to whole pages (the pagemap counts pages) and merged where they meet.
@@ -44,12 +44,7 @@ pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::
         }
     }
     for (start, end) in runs {
-        pagemap.write_entry(&pb::PagemapEntry {
-            vaddr: start,
-            nr_pages: ((end - start) / PAGE_SIZE) as u32,
-            flags: Some(PE_PRESENT),
-            ..Default::default()
-        })?;
+        pagemap.push(start, (end - start) / PAGE_SIZE)?;
         let mut at = start;
         while at < end {
             let n = ((end - at) as usize).min(buf.len());
@@ -86,8 +81,9 @@ pub fn restore(dir: &Path, e: &pb::MemfdInodeEntry) -> Result<OwnedFd> {
     // SAFETY: `fd` is new and owned by nobody else.
     let file = unsafe { File::from_raw_fd(fd) };
     file.set_len(e.size).map_err(io(format!("sizing memfd {} to {}", e.name, e.size)))?;
-    let (pages_id, runs) = crate::kinds::mem::read_pagemap_file(&dir.join(format!("pagemap-shmem-{}.img", e.inode_id)))?;
-    let pages_path = dir.join(format!("pages-{pages_id}.img"));
+    let images = ImageDir::new(dir);
+    let Pagemap { pages_id, runs } = Pagemap::read(&images, ImageName::PagemapShmem(e.inode_id))?;
+    let pages_path = images.file(ImageName::Pages(pages_id));
     let pages = File::open(&pages_path).map_err(io(format!("opening {}", pages_path.display())))?;
     copy_runs(&pages, &file, &runs, e.size)?;
     if e.seals != 0 {

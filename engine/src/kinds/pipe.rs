@@ -2,7 +2,7 @@
 //! without consuming it (tee into a pipe of rcr's), so a failed or `-R` dump leaves it in place; restore
 //! creates the pipe in rcr, with the same buffer size, writes the data back, and hands each end down.
 
-use crate::image::{pb, ImgReader, ImgWriter, Kind};
+use crate::image::{pb, ImageDir, ImageName};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -59,13 +59,13 @@ pub fn peek(pid: i32, num: i32, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, u32)> {
     Ok((data, size as u32))
 }
 
-/// Writes the pipes' in-flight data (pipe inode -> (data, buffer size)) to `kind`'s image
+/// Writes the pipes' in-flight data (pipe inode -> (data, buffer size)) to image `name`
 /// (pipes-data.img, or fifo-data.img for FIFOs).
-pub fn write_data(dir: &Path, kind: Kind, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<()> {
+pub fn write_data(dir: &Path, name: ImageName, data: &BTreeMap<u32, (Vec<u8>, u32)>) -> Result<()> {
     if data.is_empty() {
         return Ok(());
     }
-    let mut w = ImgWriter::create(&dir.join(kind.file_pattern()), kind)?;
+    let mut w = ImageDir::new(dir).create(name)?;
     for (id, (bytes, size)) in data {
         w.write_entry(&pb::PipeDataEntry { pipe_id: *id, bytes: bytes.len() as u32, size: Some(*size) })?;
         w.write_raw(bytes)?;
@@ -74,14 +74,14 @@ pub fn write_data(dir: &Path, kind: Kind, data: &BTreeMap<u32, (Vec<u8>, u32)>) 
     Ok(())
 }
 
-/// Reads `kind`'s data image (absent: no data in flight).
-pub fn read_data(dir: &Path, kind: Kind) -> Result<BTreeMap<u32, (Vec<u8>, u32)>> {
-    let path = dir.join(kind.file_pattern());
+/// Reads data image `name` (absent: no data in flight).
+pub fn read_data(dir: &Path, name: ImageName) -> Result<BTreeMap<u32, (Vec<u8>, u32)>> {
+    let images = ImageDir::new(dir);
     let mut out = BTreeMap::new();
-    if !path.exists() {
+    if !images.exists(name) {
         return Ok(out);
     }
-    let mut r = ImgReader::open(&path, kind)?;
+    let mut r = images.open(name)?;
     while let Some(e) = r.read_entry::<pb::PipeDataEntry>()? {
         let bytes = r.read_raw(e.bytes as u64)?;
         out.insert(e.pipe_id, (bytes, e.size.unwrap_or(0)));
@@ -160,11 +160,11 @@ impl FileKind for PipeFiles {
     }
 
     fn finish_dump(&mut self, dir: &Path, _files: &FileTable) -> Result<()> {
-        write_data(dir, Kind::PipesData, &self.data)
+        write_data(dir, ImageName::PipesData, &self.data)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        self.data = read_data(dir, Kind::PipesData)?;
+        self.data = read_data(dir, ImageName::PipesData)?;
         Ok(())
     }
 

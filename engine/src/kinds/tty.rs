@@ -132,12 +132,7 @@ impl super::FileKind for Ttys {
         if self.infos.is_empty() {
             return Ok(());
         }
-        let mut w = crate::image::ImgWriter::create(&dir.join("tty-info.img"), crate::image::Kind::TtyInfo)?;
-        for e in &self.infos {
-            w.write_entry(e)?;
-        }
-        w.finish()?;
-        Ok(())
+        Ok(crate::image::ImageDir::new(dir).write_all(crate::image::ImageName::TtyInfo, &self.infos)?)
     }
 
     fn open(&mut self, f: &pb::FileEntry, env: &super::RestoreEnv<'_>) -> Result<Option<OwnedFd>> {

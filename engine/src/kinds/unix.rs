@@ -48,7 +48,7 @@
 //! connections are taken from the listener in `finish_dump`, the last step that can fail before the
 //! images are written: a failure after it (writing files.img) leaves the task without them.
 
-use crate::image::{pb, ImgReader, ImgWriter, Kind};
+use crate::image::{pb, ImageDir, ImageName};
 use crate::sys::sock_diag::{self, UnixDiag};
 use crate::{Error, Result};
 use nix::sys::socket::{self as ns, MsgFlags, SockFlag, SockType, UnixAddr};
@@ -474,7 +474,7 @@ impl FileKind for UnixSockets {
         if self.queues.is_empty() {
             return Ok(());
         }
-        let mut w = ImgWriter::create(&dir.join("sk-queues.img"), Kind::SkQueues)?;
+        let mut w = ImageDir::new(dir).create(ImageName::SkQueues)?;
         for (id, msgs) in &self.queues {
             for m in msgs {
                 let rcr_addr = (!m.from.is_empty()).then(|| m.from.clone());
@@ -487,11 +487,12 @@ impl FileKind for UnixSockets {
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join("sk-queues.img");
-        if !path.exists() {
+        let images = ImageDir::new(dir);
+        if !images.exists(ImageName::SkQueues) {
             return Ok(());
         }
-        let mut r = ImgReader::open(&path, Kind::SkQueues)?;
+        let path = images.file(ImageName::SkQueues);
+        let mut r = images.open(ImageName::SkQueues)?;
         while let Some(e) = r.read_entry::<pb::SkPacketEntry>()? {
             if !e.scm.is_empty() {
                 return Err(Error::Msg(format!("{}: a message for socket {} carries control data (SCM), which rcr cannot restore", path.display(), e.id_for)));

@@ -1,26 +1,31 @@
-//! CRIU-compatible image files.
+//! rcr-images: CRIU-compatible image files, a layer of its own that depends on nothing else of
+//! rcr (Cargo enforces it: this crate does not depend on rcr-engine), so the decoder, `rcr
+//! decode`/`encode` and the fuzz target stand alone.
 //!
-//! - [`pb`]: the protobuf messages (generated from `engine/proto/*.proto`, which match CRIU's
-//!   `images/*.proto` field for field, so the bytes match).
-//! - [`Kind`]: every image kind with its magic, crit name, file name and layout.
+//! - [`pb`]: the protobuf messages (generated from `images/proto/*.proto`, which match CRIU
+//!   4.2's `images/*.proto` field for field, names included, so the bytes and crit's JSON match).
+//! - [`Kind`] and [`ImageName`]: every image kind with its magic, crit name, message and layout,
+//!   and every image file's name (`ImageName::Core(tid)` is `core-<tid>.img`), from one table.
 //! - [`ImgWriter`] / [`ImgReader`]: framing (magics, length-prefixed entries, raw payloads).
-//! - [`pagemap`]: pagemap helpers (the page count lives in two fields).
+//! - [`ImageDir`]: typed reading and writing of the images of a directory by name.
+//! - [`pagemap`]: the pagemap codec (which pages a pages file holds, with CRIU's semantics).
 //! - [`json`]: crit-compatible JSON (`decode_file`, `decode_dir`, `encode`).
-//!
-//! This layer depends on nothing else in the engine.
 
+pub mod dir;
 pub mod error;
 pub mod io;
 pub mod json;
 pub mod kind;
 pub mod pagemap;
 
+pub use dir::ImageDir;
 pub use error::{ImageError, ImageErrorKind, Result};
 pub use io::{ImgReader, ImgWriter, MAX_ENTRY_LEN, MAX_RAW_IN_MEMORY};
 pub use json::{decode_bytes, decode_dir, decode_file, encode};
-pub use kind::{Kind, Layout, IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, IMG_VERSION};
+pub use kind::{ImageName, Kind, Layout, IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, IMG_VERSION};
 
-/// The image messages, with prost's names (`CoreEntry`, `ThreadInfoX86`, `PagemapEntry`...).
+/// The image messages, with prost's names (`CoreEntry`, `ThreadInfoX86`, `PagemapEntry`...);
+/// each implements [`prost::Name`] (its proto name, as in [`Kind::message_name`]).
 pub mod pb {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     include!(concat!(env!("OUT_DIR"), "/_.rs"));

@@ -1,7 +1,8 @@
 //! Compiles the CRIU-compatible image protos in `proto/` with protox (pure Rust, so no system
 //! `protoc` is needed) and generates Rust types with prost-build. The encoded
 //! FileDescriptorSet is also written to `$OUT_DIR/image_descriptors.bin` and embedded by
-//! `image::pb`, for the JSON conversion (prost-reflect).
+//! `rcr_images::pb`, for the JSON conversion (prost-reflect). Every message gets a
+//! `prost::Name` impl, which `ImageDir` checks against the image kind's message.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("image_descriptors.bin"), compiler.encode_file_descriptor_set())?;
 
-    prost_build::Config::new().compile_fds(compiler.file_descriptor_set())?;
+    prost_build::Config::new().enable_type_names().compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -2,13 +2,12 @@
 //! image kind through the framing and through JSON (plain and pretty), and the typed API
 //! on a realistic dump.
 
-#[path = "image_fixtures.rs"]
 mod fixtures;
 
 use fixtures::*;
 use prost::Message;
 use prost_reflect::DynamicMessage;
-use rcr_engine::image::{decode_bytes, decode_dir, encode, pagemap, pb, ImgReader, ImgWriter, Kind};
+use rcr_images::{decode_bytes, decode_dir, encode, pagemap, pb, ImageDir, ImageName, ImgReader, ImgWriter, Kind};
 
 /// Populates every field of `name` (both variants), encodes it, decodes it with the typed
 /// prost struct, re-encodes: the bytes must be identical (same numbers, types, order), and
@@ -219,12 +218,13 @@ fn realistic_dump_reads_back_typed() {
     let names = write_realistic(dir.path());
     assert!(names.len() > 25);
 
-    let mut r = ImgReader::open(&dir.path().join("inventory.img"), Kind::Inventory).unwrap();
-    let inv: pb::InventoryEntry = r.read_entry().unwrap().unwrap();
-    assert_eq!(inv.img_version, 2);
-    assert!(r.read_entry::<pb::InventoryEntry>().unwrap().is_none());
+    let images = ImageDir::new(dir.path());
+    let inv: Vec<pb::InventoryEntry> = images.read_all(ImageName::Inventory).unwrap();
+    assert_eq!(inv.len(), 1);
+    assert_eq!(inv[0].img_version, 2);
+    assert_eq!(images.read_one::<pb::InventoryEntry>(ImageName::Inventory).unwrap(), inv[0]);
 
-    let core_path = dir.path().join(Kind::Core.file_name(ROOT.into()));
+    let core_path = images.file(ImageName::Core(ROOT));
     let mut r = ImgReader::open_any(&core_path).unwrap();
     assert_eq!(r.kind(), Kind::Core);
     let core: Vec<pb::CoreEntry> = r.read_all().unwrap();
@@ -235,17 +235,17 @@ fn realistic_dump_reads_back_typed() {
     assert_eq!(core[0].tc.as_ref().unwrap().sigactions.len(), 64);
 
     // pagemap: head, then ranges; the pages file holds the present ones in order.
-    let mut r = ImgReader::open(&dir.path().join(Kind::Pagemap.file_name(ROOT.into())), Kind::Pagemap).unwrap();
+    let mut r = images.open(ImageName::Pagemap(ROOT)).unwrap();
     let head: pb::PagemapHead = r.read_entry().unwrap().unwrap();
     let ranges: Vec<pb::PagemapEntry> = r.read_all().unwrap();
     assert_eq!(ranges.iter().map(pagemap::nr_pages).collect::<Vec<_>>(), vec![3, 16, 2]);
-    let present: u64 = ranges.iter().filter(|e| pagemap::is_present(e)).map(pagemap::nr_pages).sum();
-    let mut pages = ImgReader::open(&dir.path().join(Kind::Pages.file_name(head.pages_id.into())), Kind::Pages).unwrap();
+    let present: u64 = ranges.iter().filter(|e| pagemap::in_pages_file(e)).map(pagemap::nr_pages).sum();
+    let mut pages = images.open(ImageName::Pages(head.pages_id)).unwrap();
     assert_eq!(pages.remaining(), present * pagemap::PAGE_SIZE);
     assert_eq!(pages.read_raw_to_end().unwrap(), payload(5 * 4096, 7));
 
     // raw payloads
-    let mut r = ImgReader::open(&dir.path().join("pipes-data.img"), Kind::PipesData).unwrap();
+    let mut r = images.open(ImageName::PipesData).unwrap();
     let e: pb::PipeDataEntry = r.read_entry().unwrap().unwrap();
     assert_eq!(r.read_raw(e.bytes.into()).unwrap(), payload(100, 1));
     let e: pb::PipeDataEntry = r.read_entry().unwrap().unwrap();

@@ -1,11 +1,10 @@
 //! Corrupt and truncated images: every case is an error naming the file and the byte offset,
 //! never a panic or an allocation sized by the corrupt length.
 
-#[path = "image_fixtures.rs"]
 mod fixtures;
 
 use fixtures::tempdir;
-use rcr_engine::image::{decode_file, encode, pb, ImageError, ImageErrorKind, ImgReader, Kind};
+use rcr_images::{decode_file, encode, pb, ImageError, ImageErrorKind, ImgReader, Kind};
 
 const COMMON: [u8; 4] = 0x5456_4319u32.to_le_bytes();
 const CORE: [u8; 4] = 0x5505_3847u32.to_le_bytes();
@@ -204,6 +203,10 @@ fn read_raw_is_bounded_by_the_file() {
     assert_eq!(err.offset, 60);
     assert_eq!(r.read_raw_to_end().unwrap().len(), 40);
     assert_eq!(r.remaining(), 0);
+
+    // Decoding it says what the file is, not that its first bytes are an unknown magic.
+    let err = decode_file(&path, false).unwrap_err();
+    assert!(err.to_string().contains("raw page contents"), "{err}");
 }
 
 #[test]
@@ -230,7 +233,7 @@ fn bad_json_gives_located_errors() {
     // Like crit (whose protobuf does not check required fields on parsing), decoding an
     // entry without its required fields works, but encoding it back does not.
     let img = cat(&[&COMMON, &CORE, &len(0)]);
-    let j = rcr_engine::image::decode_bytes(&img, "core.img", false).unwrap();
+    let j = rcr_images::decode_bytes(&img, "core.img", false).unwrap();
     assert_eq!(j, serde_json::json!({"magic": "CORE", "entries": [{}]}));
     assert!(encode(&j).unwrap_err().to_string().contains("missing required field mtype"));
 
@@ -246,7 +249,7 @@ fn unknown_fields_are_skipped() {
     let mut e = prost::Message::encode_to_vec(&pb::PstreeEntry { pid: 1, ppid: 0, pgid: 0, sid: 0, threads: vec![] });
     e.extend_from_slice(&[0x98, 0x06, 5, 0xa2, 0x06, 2, b'h', b'i']);
     let img = cat(&[&COMMON, &0x5027_3030u32.to_le_bytes(), &len(e.len() as u32), &e]);
-    let j = rcr_engine::image::decode_bytes(&img, "pstree.img", false).unwrap();
+    let j = rcr_images::decode_bytes(&img, "pstree.img", false).unwrap();
     assert_eq!(j, serde_json::json!({"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 0, "sid": 0}]}));
     let mut r = ImgReader::from_bytes(&img, "pstree.img", Some(Kind::Pstree)).unwrap();
     assert_eq!(r.read_entry::<pb::PstreeEntry>().unwrap().unwrap().pid, 1);

@@ -16,12 +16,17 @@ use serde_json::{json, Map, Value as Json};
 
 use super::error::{ImageError, ImageErrorKind, Result};
 use super::io::{ImgReader, ImgWriter};
-use super::kind::{Kind, Layout};
+use super::kind::{ImageName, Kind, Layout};
 
 const JSON_LABEL: &str = "<json>";
 
 /// Decodes one image file to crit's JSON.
 pub fn decode_file(path: &Path, pretty: bool) -> Result<Json> {
+    let name = path.file_name().and_then(|n| n.to_str()).and_then(ImageName::parse);
+    if let Some(name) = name.filter(|n| n.kind().is_raw()) {
+        let msg = format!("{name} holds raw page contents, no entries: there is nothing to decode (its pagemap image lists them)");
+        return Err(ImageError::new(path, 0, ImageErrorKind::Other(msg)));
+    }
     decode_reader(ImgReader::open_any(path)?, pretty)
 }
 
@@ -31,7 +36,7 @@ pub fn decode_bytes(bytes: &[u8], label: &str, pretty: bool) -> Result<Json> {
 }
 
 /// Decodes every image in `dir` to an object: file name -> image. Files not named `*.img`
-/// and raw page files (`pages-*.img`, which have no magic) are left out.
+/// and raw page files (`pages-<id>.img`, which have no magic) are left out.
 pub fn decode_dir(dir: &Path, pretty: bool) -> Result<Json> {
     let entries = std::fs::read_dir(dir).map_err(|e| ImageError::io(dir, 0, "listing the image directory", e))?;
     let mut names = Vec::new();
@@ -39,7 +44,8 @@ pub fn decode_dir(dir: &Path, pretty: bool) -> Result<Json> {
         let e = e.map_err(|e| ImageError::io(dir, 0, "listing the image directory", e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false);
-        if is_file && name.ends_with(".img") && !name.starts_with("pages-") {
+        let raw = ImageName::parse(&name).is_some_and(|n| n.kind().is_raw());
+        if is_file && name.ends_with(".img") && !raw {
             names.push(name);
         }
     }
@@ -362,22 +368,31 @@ fn json_truthy(j: &Json) -> bool {
 mod tests {
     use super::*;
 
-    /// pagemap-1.img: head {pages_id: 1}, entry {vaddr: 0x1000, nr_pages: 2, flags: PE_PRESENT}.
+    /// pagemap-1.img: head {pages_id: 1}, entry {vaddr: 0x1000, compat_nr_pages: 2, flags:
+    /// PE_PRESENT} as CRIU 3.x writes it, then the same with nr_pages (field 5) as CRIU 4.x does.
     const PAGEMAP: &[u8] = &[
         0x19, 0x43, 0x56, 0x54, 0x25, 0x40, 0x08, 0x56, // magics
         2, 0, 0, 0, 0x08, 0x01, // head
-        7, 0, 0, 0, 0x08, 0x80, 0x20, 0x10, 0x02, 0x20, 0x04, // entry
+        7, 0, 0, 0, 0x08, 0x80, 0x20, 0x10, 0x02, 0x20, 0x04, // entry, CRIU 3.x
+        9, 0, 0, 0, 0x08, 0x80, 0x20, 0x10, 0x02, 0x20, 0x04, 0x28, 0x02, // entry, CRIU 4.x
     ];
 
+    /// Field names and order are CRIU 4.2's (crit 4.2 prints the same keys).
     #[test]
     fn pagemap_literal() {
         let plain = decode_bytes(PAGEMAP, "pagemap-1.img", false).unwrap();
         assert_eq!(
             plain,
-            json!({"magic": "PAGEMAP", "entries": [{"pages_id": 1}, {"vaddr": 4096, "nr_pages": 2, "flags": 4}]})
+            json!({"magic": "PAGEMAP", "entries": [
+                {"pages_id": 1},
+                {"vaddr": 4096, "compat_nr_pages": 2, "flags": 4},
+                {"vaddr": 4096, "compat_nr_pages": 2, "flags": 4, "nr_pages": 2},
+            ]})
         );
         let pretty = decode_bytes(PAGEMAP, "pagemap-1.img", true).unwrap();
-        assert_eq!(pretty["entries"][1], json!({"vaddr": "0x1000", "nr_pages": 2, "flags": "PE_PRESENT"}));
+        let keys: Vec<&String> = pretty["entries"][2].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["vaddr", "compat_nr_pages", "flags", "nr_pages"]);
+        assert_eq!(pretty["entries"][2], json!({"vaddr": "0x1000", "compat_nr_pages": 2, "flags": "PE_PRESENT", "nr_pages": 2}));
         assert_eq!(encode(&plain).unwrap(), PAGEMAP);
         assert_eq!(encode(&pretty).unwrap(), PAGEMAP);
     }

@@ -57,6 +57,22 @@ pub enum ImageErrorKind {
         #[source]
         source: prost::DecodeError,
     },
+    #[error("the image holds no {0} entry; it is empty or truncated")]
+    NoEntry(&'static str),
+    #[error("{asked} is not the message of {kind} images ({expected})")]
+    WrongMessage {
+        kind: &'static str,
+        expected: &'static str,
+        asked: &'static str,
+    },
+    #[error("{0} images are not a plain list of entries (a head entry, or payloads after entries): use ImgReader/ImgWriter or their codec")]
+    NotPlain(&'static str),
+    #[error("the {nr_pages} pages at {vaddr:#x} are {place}: rcr restores only pages kept in the checkpoint's own pages file")]
+    PagesElsewhere {
+        vaddr: u64,
+        nr_pages: u64,
+        place: &'static str,
+    },
     #[error("{message} is missing required field {field}")]
     MissingRequired { message: String, field: String },
     #[error("cannot write raw bytes to a {0} image (it has no raw payload)")]
