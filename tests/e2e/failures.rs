@@ -160,22 +160,26 @@ fn kill_rcr_mid_dump() {
     s.wait_ready(READY_TIMEOUT);
     let before = snapshot(&s);
     if !selftest() {
-        let mut proc = s.start_dump(&[]);
-        let start = Instant::now();
-        loop {
-            if dir_bytes(&s.images) > (1 << 20) {
-                break;
-            }
-            if let Some(run) = proc.try_finish() {
-                panic!("the dump ended before it could be killed (raise the size?)\n{}", run.describe());
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "images dir did not fill within 60 s");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let proc = dump_until_1mib_written(&s);
         let run = proc.kill();
         eprintln!("killed rcr after {:?}, images: {} bytes", run.wall, dir_bytes(&s.images));
     }
     assert_unharmed(&mut s, &before, Duration::from_secs(20));
+}
+
+/// Starts `rcr dump` of a big subject and returns once it has written 1 MiB of images (it is copying
+/// memory then).
+fn dump_until_1mib_written(s: &Subject) -> rcr::RcrProc {
+    let mut proc = s.start_dump(&[]);
+    let start = Instant::now();
+    while dir_bytes(&s.images) <= (1 << 20) {
+        if let Some(run) = proc.try_finish() {
+            panic!("the dump ended before it could be stopped midway (raise the size?)\n{}", run.describe());
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "images dir did not fill within 60 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    proc
 }
 
 /// Ctrl-C to `rcr dump` while it copies memory: the dump stops at its next step, says it was
@@ -186,15 +190,7 @@ fn interrupt_rcr_mid_dump() {
     s.wait_ready(READY_TIMEOUT);
     let before = snapshot(&s);
     if !selftest() {
-        let mut proc = s.start_dump(&[]);
-        let start = Instant::now();
-        while dir_bytes(&s.images) <= (1 << 20) {
-            if let Some(run) = proc.try_finish() {
-                panic!("the dump ended before it could be interrupted (raise the size?)\n{}", run.describe());
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "images dir did not fill within 60 s");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let proc = dump_until_1mib_written(&s);
         crate::harness::kill(proc.pid, libc::SIGINT).unwrap();
         let run = proc.wait(Duration::from_secs(60));
         assert!(!run.timed_out && !run.ok(), "the interrupted dump did not fail\n{}", run.describe());
