@@ -15,6 +15,7 @@ mod ghost;
 mod identity;
 mod mem;
 mod plugins;
+mod pty;
 mod selfcheck;
 mod shell_job;
 mod signals;

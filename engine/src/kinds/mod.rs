@@ -20,6 +20,7 @@ pub mod mem;
 pub mod memfd;
 pub mod pipe;
 pub mod posix_timers;
+pub mod pty;
 pub mod regfile;
 pub mod signalfd;
 pub mod signals;
