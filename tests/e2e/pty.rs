@@ -110,14 +110,17 @@ fn terminal_of(pid: i32) -> (i32, i32) {
 /// and reaped by pid when the test ends.
 struct Mux {
     dir: TestDir,
-    /// screen's session name (tmux: unused).
-    name: String,
+    kind: MuxKind,
     server: i32,
     /// The server's processes, recorded before the dump.
     pids: Vec<i32>,
-    /// The multiplexer's own command to read one pane's screen.
-    capture: Box<dyn Fn(&Mux, usize) -> String>,
-    send: Box<dyn Fn(&Mux, usize, &str)>,
+}
+
+enum MuxKind {
+    /// tmux, with its socket in the test dir.
+    Tmux,
+    /// screen, with this session name and its sockets in the test dir.
+    Screen(String),
 }
 
 impl Mux {
@@ -125,8 +128,46 @@ impl Mux {
         self.dir.path.join("mux.log")
     }
 
+    /// The multiplexer's client with `args`.
+    fn client(&self, args: &[&str]) -> Command {
+        let mut c;
+        match &self.kind {
+            MuxKind::Tmux => {
+                c = quiet_command("tmux", &self.log());
+                c.arg("-S").arg(self.dir.path.join("sock"));
+            }
+            MuxKind::Screen(name) => {
+                c = quiet_command("screen", &self.log());
+                c.env("SCREENDIR", self.dir.path.join("sockets")).args(["-S", name]);
+            }
+        }
+        c.args(args);
+        c
+    }
+
+    /// What pane (window) `pane` shows.
     fn screen_of(&self, pane: usize) -> String {
-        (self.capture)(self, pane)
+        match &self.kind {
+            MuxKind::Tmux => {
+                let out = self.client(&["capture-pane", "-p", "-t", &format!("%{pane}")]).stdout(Stdio::piped()).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+            MuxKind::Screen(_) => {
+                let file = self.dir.path.join(format!("hardcopy-{pane}"));
+                let _ = std::fs::remove_file(&file);
+                let _ = self.client(&["-p", &pane.to_string(), "-X", "hardcopy", &file.to_string_lossy()]).status();
+                std::fs::read_to_string(&file).unwrap_or_default()
+            }
+        }
+    }
+
+    /// Types `keys` and Enter into pane `pane`.
+    fn send(&self, pane: usize, keys: &str) {
+        let st = match &self.kind {
+            MuxKind::Tmux => self.client(&["send-keys", "-t", &format!("%{pane}"), keys, "Enter"]).status(),
+            MuxKind::Screen(_) => self.client(&["-p", &pane.to_string(), "-X", "stuff", &format!("{keys}\n")]).status(),
+        };
+        assert!(st.is_ok_and(|s| s.success()), "typing into pane {pane} failed");
     }
 
     /// Waits until pane `pane` counted past `n`; its count.
@@ -173,7 +214,7 @@ impl Mux {
         }
         let after: Vec<(i32, i32)> = panes.iter().map(|&p| terminal_of(p)).collect();
         assert_eq!(ttys, after, "controlling terminal and foreground group (tty_nr, tpgid) of the panes' shells");
-        (self.send)(self, 1, "hello");
+        self.send(1, "hello");
         let mut last = String::new();
         wait_until(Duration::from_secs(10), "the keys to reach pane 1", || {
             last = self.screen_of(1);
@@ -202,9 +243,10 @@ impl Drop for Mux {
     }
 }
 
-/// Pane 0 counts; pane 1 counts and answers each line typed with "got:LINE".
+/// Pane 0 counts; pane 1 counts and answers each line typed with "got:LINE", read from /dev/tty
+/// (as less or vim do: restored as a file of the pane's slave).
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done";
-const READER: &str = "i=0; while :; do i=$((i+1)); echo $i; if read -t 0.2 l; then echo got:$l; fi; done";
+const READER: &str = "exec 3<>/dev/tty; i=0; while :; do i=$((i+1)); echo $i; if read -t 0.2 l <&3; then echo got:$l; fi; done";
 
 #[test]
 fn tmux_two_panes() {
@@ -222,20 +264,7 @@ fn tmux_two_panes() {
     let st = quiet_command("tmux", &log).arg("-S").arg(&sock).args(["-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "40", "sh", "-c", COUNTER]).status().unwrap();
     assert!(st.success(), "tmux new-session: {st}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     let server: i32 = tmux(&["display-message", "-p", "#{pid}"]).trim().parse().expect("the tmux server's pid");
-    let mut mux = Mux {
-        dir,
-        name: String::new(),
-        server,
-        pids: Vec::new(),
-        capture: Box::new(|m, pane| {
-            let out = quiet_command("tmux", &m.log()).arg("-S").arg(m.dir.path.join("sock")).args(["capture-pane", "-p", "-t", &format!("%{pane}")]).stdout(Stdio::piped()).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }),
-        send: Box::new(|m, pane, keys| {
-            let st = quiet_command("tmux", &m.log()).arg("-S").arg(m.dir.path.join("sock")).args(["send-keys", "-t", &format!("%{pane}"), keys, "Enter"]).status().unwrap();
-            assert!(st.success(), "tmux send-keys: {st}");
-        }),
-    };
+    let mut mux = Mux { dir, kind: MuxKind::Tmux, server, pids: Vec::new() };
     tmux(&["split-window", "-t", "%0", "bash", "-c", READER]);
     let panes: Vec<i32> = tmux(&["list-panes", "-F", "#{pane_pid}"]).lines().filter_map(|l| l.trim().parse().ok()).collect();
     assert_eq!(panes.len(), 2, "two panes expected: {panes:?}");
@@ -268,26 +297,7 @@ fn screen_two_windows() {
     #[allow(clippy::zombie_processes)] // reaped by pid in Mux's drop, also after the restore
     let child = cmd.spawn().unwrap();
     let server = child.id() as i32;
-    let screen_cmd = move |m: &Mux, args: &[&str]| {
-        quiet_command("screen", &m.log()).env("SCREENDIR", m.dir.path.join("sockets")).args(["-S", &m.name]).args(args).status().unwrap()
-    };
-    let capture_cmd = screen_cmd;
-    let mut mux = Mux {
-        dir,
-        name,
-        server,
-        pids: Vec::new(),
-        capture: Box::new(move |m, pane| {
-            let file = m.dir.path.join(format!("hardcopy-{pane}"));
-            let _ = std::fs::remove_file(&file);
-            capture_cmd(m, &["-p", &pane.to_string(), "-X", "hardcopy", &file.to_string_lossy()]);
-            std::fs::read_to_string(&file).unwrap_or_default()
-        }),
-        send: Box::new(move |m, pane, keys| {
-            let st = screen_cmd(m, &["-p", &pane.to_string(), "-X", "stuff", &format!("{keys}\n")]);
-            assert!(st.success(), "screen -X stuff: {st}");
-        }),
-    };
+    let mut mux = Mux { dir, kind: MuxKind::Screen(name), server, pids: Vec::new() };
     wait_until(Duration::from_secs(10), "screen's two windows", || procfs::descendants(server).len() >= 2).unwrap();
     let panes: Vec<i32> = procfs::children(server);
     assert_eq!(panes.len(), 2, "two windows expected: {panes:?}");

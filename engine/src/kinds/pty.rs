@@ -60,11 +60,16 @@ pub fn index_of(i: &pb::TtyInfoEntry) -> Option<u32> {
     (i.r#type == pb::TtyType::Pty as i32).then(|| i.pty.as_ref().map(|p| p.index)).flatten()
 }
 
-/// Whether a task's controlling terminal (`tty_nr` of /proc/PID/stat) is device `rdev`.
-pub fn is_ctty(tty_nr: i32, rdev: u64) -> bool {
+/// The device number of a task's controlling terminal (`tty_nr` of /proc/PID/stat, the kernel's
+/// new_encode_dev), or None without one.
+pub fn ctty_rdev(tty_nr: i32) -> Option<u64> {
     let n = tty_nr as u32;
-    let (ma, mi) = ((n >> 8) & 0xfff, (n & 0xff) | ((n >> 12) & 0xfff00));
-    tty_nr != 0 && ma == libc::major(rdev) && mi == libc::minor(rdev)
+    (n != 0).then(|| libc::makedev((n >> 8) & 0xfff, (n & 0xff) | ((n >> 12) & 0xfff00)))
+}
+
+/// Whether a task's controlling terminal (`tty_nr`) is device `rdev`.
+pub fn is_ctty(tty_nr: i32, rdev: u64) -> bool {
+    ctty_rdev(tty_nr) == Some(rdev)
 }
 
 pub fn termios_entry(t: &libc::termios) -> pb::TermiosEntry {

@@ -35,9 +35,9 @@ pub fn handles(st: &libc::stat) -> bool {
 /// The tty_info entry of a terminal open on `fd` (rcr's copy of the task's fd): a pty end with its
 /// `index` and, for a master, packet mode and lock; `ctty`: it is the controlling terminal of the
 /// task's session (sid and foreground group recorded).
-fn info(id: u32, fd: &super::FdToDump<'_>, index: Option<u32>, what: &dyn Fn() -> String) -> Result<pb::TtyInfoEntry> {
+fn info(id: u32, fd: &super::FdToDump<'_>, rdev: u64, index: Option<u32>, what: &dyn Fn() -> String) -> Result<pb::TtyInfoEntry> {
     let st = fd.st;
-    let ma = libc::major(st.st_rdev);
+    let ma = libc::major(rdev);
     let ty = if index.is_some() {
         pb::TtyType::Pty
     } else if ma == pty::TTYAUX_MAJOR {
@@ -45,14 +45,14 @@ fn info(id: u32, fd: &super::FdToDump<'_>, index: Option<u32>, what: &dyn Fn() -
     } else {
         pb::TtyType::Vt
     };
-    let master = pty::end_of(st.st_rdev) == Some(End::Master);
+    let master = pty::end_of(rdev) == Some(End::Master);
     let (termios, winsize) = match (index, pty::settings(fd.file, what)) {
         (_, Ok((t, w))) => (Some(t), Some(w)),
         (Some(_), Err(e)) => return Err(e),
         (None, Err(_)) => (None, None),
     };
     let (packet_mode, locked) = if master { pty::master_modes(fd.file, what)? } else { (false, false) };
-    let ctty = pty::is_ctty(fd.task.tty_nr, st.st_rdev);
+    let ctty = pty::is_ctty(fd.task.tty_nr, rdev);
     Ok(pb::TtyInfoEntry {
         id,
         r#type: ty as i32,
@@ -61,7 +61,7 @@ fn info(id: u32, fd: &super::FdToDump<'_>, index: Option<u32>, what: &dyn Fn() -
         packet_mode,
         sid: if ctty { fd.task.session.max(0) as u32 } else { 0 },
         pgrp: if ctty { fd.task.tpgid.max(0) as u32 } else { 0 },
-        rdev: st.st_rdev as u32,
+        rdev: rdev as u32,
         termios,
         termios_locked: None,
         winsize,
@@ -70,6 +70,20 @@ fn info(id: u32, fd: &super::FdToDump<'_>, index: Option<u32>, what: &dyn Fn() -
         uid: Some(st.st_uid),
         gid: Some(st.st_gid),
     })
+}
+
+/// The terminal device `fd` is on: its own device number, but for /dev/tty (5:0) the task's
+/// controlling terminal when that is a pty slave (/dev/tty opened in a tmux pane, by less or vim, is
+/// the pane's slave; it comes back as a file of that slave).
+fn terminal_of(fd: &super::FdToDump<'_>) -> u64 {
+    let rdev = fd.st.st_rdev;
+    if (libc::major(rdev), libc::minor(rdev)) != (pty::TTYAUX_MAJOR, 0) {
+        return rdev;
+    }
+    match pty::ctty_rdev(fd.task.tty_nr) {
+        Some(c) if matches!(pty::end_of(c), Some(End::Slave(_))) => c,
+        _ => rdev,
+    }
 }
 
 /// rcr's own terminal, for a restored shell job: a copy of the first of stdin, stdout, stderr that is a
@@ -143,12 +157,13 @@ impl Ttys {
     /// The tty_info id for `fd`, a new entry if its terminal end is not known yet.
     fn info_for(&mut self, fd: &super::FdToDump<'_>, files: &mut super::FileTable) -> Result<u32> {
         let what = || format!("pid {} fd {} ({})", fd.pid, fd.fd, fd.link);
-        let (index, known) = match pty::end_of(fd.st.st_rdev) {
+        let rdev = terminal_of(fd);
+        let (index, known) = match pty::end_of(rdev) {
             Some(End::Master) => {
                 let idx = pty::master_index(fd.file, &what)?;
                 (Some(idx), self.infos.iter().position(|i| pty::is_master(i) && pty::index_of(i) == Some(idx)))
             }
-            Some(End::Slave(idx)) => (Some(idx), self.infos.iter().position(|i| i.rdev == fd.st.st_rdev as u32)),
+            Some(End::Slave(idx)) => (Some(idx), self.infos.iter().position(|i| i.rdev == rdev as u32)),
             None => {
                 if !fd.opts.shell_job {
                     return Err(Error::Msg(format!(
@@ -156,20 +171,20 @@ impl Ttys {
                         fd.pid, fd.fd, fd.link
                     )));
                 }
-                (None, self.infos.iter().position(|i| i.rdev == fd.st.st_rdev as u32))
+                (None, self.infos.iter().position(|i| i.rdev == rdev as u32))
             }
         };
         if let Some(k) = known {
             let i = &mut self.infos[k];
             // The session whose controlling terminal it is may come later than its first holder.
-            if i.sid == 0 && pty::end_of(fd.st.st_rdev) != Some(End::Master) && pty::is_ctty(fd.task.tty_nr, fd.st.st_rdev) {
+            if i.sid == 0 && pty::end_of(rdev) != Some(End::Master) && pty::is_ctty(fd.task.tty_nr, rdev) {
                 i.sid = fd.task.session.max(0) as u32;
                 i.pgrp = fd.task.tpgid.max(0) as u32;
             }
             return Ok(i.id);
         }
         let tid = files.next_id();
-        self.infos.push(info(tid, fd, index, &what)?);
+        self.infos.push(info(tid, fd, rdev, index, &what)?);
         if index.is_some() {
             let file = fd.file.try_clone_to_owned().map_err(|e| Error::Io { ctx: what(), source: e })?;
             self.ends.insert(tid, HeldEnd { file, pid: fd.pid, fd: fd.fd, link: fd.link.to_string() });
