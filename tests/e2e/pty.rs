@@ -248,13 +248,14 @@ impl Drop for Mux {
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done";
 const READER: &str = "exec 3<>/dev/tty; i=0; while :; do i=$((i+1)); echo $i; if read -t 0.2 l <&3; then echo got:$l; fi; done";
 
+/// A test dir for `prog`'s test, with the pts lock held; None (test SKIPPED) without `prog`.
+fn mux_test(prog: &str) -> Option<(std::sync::MutexGuard<'static, ()>, TestDir)> {
+    have(prog).then(|| (pts_lock(), TestDir::new(prog)))
+}
+
 #[test]
 fn tmux_two_panes() {
-    if !have("tmux") {
-        return;
-    }
-    let _pts = pts_lock();
-    let dir = TestDir::new("tmux");
+    let Some((_pts, dir)) = mux_test("tmux") else { return };
     let sock = dir.path.join("sock");
     let log = dir.path.join("mux.log");
     let tmux = |args: &[&str]| {
@@ -273,11 +274,7 @@ fn tmux_two_panes() {
 
 #[test]
 fn screen_two_windows() {
-    if !have("screen") {
-        return;
-    }
-    let _pts = pts_lock();
-    let dir = TestDir::new("screen");
+    let Some((_pts, dir)) = mux_test("screen") else { return };
     let log = dir.path.join("mux.log");
     let name = format!("rcr-e2e-{}-{}", std::process::id(), crate::harness::unique());
     let rc = dir.path.join("screenrc");

@@ -64,7 +64,7 @@ static int quiet(int fd)
 	return poll(&p, 1, 300) == 0;
 }
 
-static void child(int master, int sync_w)
+static void child(int master)
 {
 	close(master);
 	SETUP(setsid() > 0, "setsid");
@@ -79,8 +79,7 @@ static void child(int master, int sync_w)
 	struct winsize ws = { .ws_row = ROWS, .ws_col = COLS };
 	SETUP(ioctl(s, TIOCSWINSZ, &ws) == 0, "TIOCSWINSZ");
 	SETUP(write(s, "from-slave\n", 11) == 11, "write to slave");
-	SETUP(write(sync_w, "x", 1) == 1, "sync");
-	close(sync_w);
+	child_set_up();
 	wait_term();
 
 	struct termios a;
@@ -128,18 +127,10 @@ int main(int argc, char **argv)
 	snprintf(g_name, sizeof(g_name), "/dev/pts/%d", g_index);
 	int on = 1;
 	SETUP(ioctl(m, TIOCPKT, &on) == 0, "TIOCPKT");
-	int sync[2];
-	SETUP(pipe(sync) == 0, "pipe");
-	pid_t c = fork();
-	SETUP(c >= 0, "fork");
-	if (c == 0) {
-		close(sync[0]);
-		child(m, sync[1]);
-	}
-	close(sync[1]);
-	char x;
-	SETUP(read(sync[0], &x, 1) == 1, "the child did not set up");
-	close(sync[0]);
+	pid_t c = fork_synced();
+	if (c == 0)
+		child(m);
+	wait_child_set_up();
 	SETUP(write(m, "line1\npart", 10) == 10, "write to master");
 	usleep(100 * 1000); /* let the line discipline take both in */
 	out_line("# pty %s, child %d", g_name, c);

@@ -43,13 +43,9 @@ int main(int argc, char **argv)
 	SETUP(name != NULL, "ptsname");
 	int s = open(name, O_RDWR | O_NOCTTY);
 	SETUP(s >= 0, "open slave");
-	int sync[2];
-	SETUP(pipe(sync) == 0, "pipe");
-	pid_t c = fork();
-	SETUP(c >= 0, "fork");
+	pid_t c = fork_synced();
 	if (c == 0) {
-		close(sync[0]);
-		/* The child answers every line it reads on its end with "pong LINE". */
+		/* The child answers every line "ping" it reads on its end with "pong ping". */
 		int mine = child_master ? m : s;
 		close(child_master ? s : m);
 		if (!child_master) {
@@ -57,9 +53,7 @@ int main(int argc, char **argv)
 			ioctl(s, TIOCSCTTY, 0);
 		}
 		/* Only one end from here on: tell the parent. */
-		if (write(sync[1], "x", 1) != 1)
-			_exit(1);
-		close(sync[1]);
+		child_set_up();
 		char buf[256];
 		for (;;) {
 			int n = read_line(mine, buf, sizeof(buf));
@@ -71,10 +65,7 @@ int main(int argc, char **argv)
 	}
 	int mine = child_master ? s : m;
 	close(child_master ? m : s);
-	close(sync[1]);
-	char x;
-	SETUP(read(sync[0], &x, 1) == 1, "the child did not set up");
-	close(sync[0]);
+	wait_child_set_up();
 	out_line("child %d", c);
 	ready();
 	wait_term();
