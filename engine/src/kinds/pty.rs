@@ -3,10 +3,13 @@
 //!
 //! Queued data. What one end has written and the other has not read yet sits in the reading end's
 //! input queue (its line discipline's buffer). Reading is the only way to see it, and reading consumes
-//! it, so the dump reads each queue (in non-canonical mode, so that a partial line comes out too) and
-//! at once puts the bytes back with TIOCSTI, which hands them to the line discipline synchronously, one
-//! byte at a time, as if they had just arrived — with echo, signals and input translation turned off
-//! meanwhile, so they are neither echoed twice nor translated twice. The queue is then as it was:
+//! it, so the dump reads each queue (a slave's in non-canonical mode, so that a partial line comes out
+//! too) and at once puts the bytes back with TIOCSTI, which hands them to the line discipline
+//! synchronously, one byte at a time, as if they had just arrived — a slave's with echo, signals and
+//! input translation turned off meanwhile, so they are neither echoed twice nor translated twice (a
+//! master's line discipline is raw anyway; its termios calls act on the slave). Writing them into the
+//! other end instead would go through output processing and an asynchronous flip buffer, and would
+//! be echoed again. The queue is then as it was:
 //! a failed dump or `-R` leaves the tree as it found it, and lines are formed again by the same
 //! canonical-mode rules (a partial line stays partial). The restore puts the bytes into the new pair
 //! the same way. TIOCSTI needs CAP_SYS_ADMIN when the terminal is not the caller's own, which rcr has
