@@ -71,9 +71,11 @@ fn pty_slave_alone_refused() {
     split_refused("slave", &["a pty slave whose master is outside the tree", "--shell-job"]);
 }
 
-/// Whether `prog` can be run; prints SKIPPED when not.
+/// Whether `prog` can be run (asked for its version: `-V` for tmux, whose `-v` means verbose logs);
+/// prints SKIPPED when not.
 fn have(prog: &str) -> bool {
-    let ok = Command::new(prog).arg("-v").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let version = if prog == "tmux" { "-V" } else { "-v" };
+    let ok = Command::new(prog).arg(version).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if !ok {
         eprintln!("SKIPPED: {prog} is not installed");
     }
