@@ -13,6 +13,9 @@ command -v crit >/dev/null || need+=(criu)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v setpriv >/dev/null || need+=(util-linux)
+# Terminal multiplexers: pty pairs the tree holds both ends of (tests/e2e/pty.rs).
+command -v tmux >/dev/null || need+=(tmux)
+command -v screen >/dev/null || need+=(screen)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

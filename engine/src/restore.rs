@@ -11,7 +11,7 @@
 use crate::compel::{Remote, Tracee};
 use crate::image::pagemap::Pagemap;
 use crate::image::{pb, ImageDir, ImageName};
-use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FileKind, RestoreEnv};
+use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty, FileKind, RestoreEnv};
 use crate::options::RestoreOpts;
 use crate::plugins::Plugins;
 use crate::{sys, Error, Result};
@@ -537,7 +537,9 @@ fn create_and_build(c: &Ctx<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
                 // pages, which costs time in proportion to the number of tasks sharing them.
                 step(pid, "unmap rcr's memory", unmap_all_but_trampoline(&mut r, c.tramp))?;
             }
-            if p.pstree.sid == p.pstree.pid && !p.zombie && !(i == 0 && c.opts.shell_job && img.ttys.is_empty()) {
+            // A session leader leads its own session again, also under --shell-job: only a root whose
+            // session is outside the tree (a shell job's) stays in rcr's.
+            if p.pstree.sid == p.pstree.pid && !p.zombie {
                 step(pid, "setsid", r.syscall_ok(libc::SYS_setsid, &[]))?;
             }
             for (j, child) in img.procs.iter().enumerate().skip(i + 1) {
@@ -787,6 +789,16 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     // other processes (CLONE_FILES) is set up by the last of them to be built: the others still need
     // the files rcr handed down.
     let last_sharer = img.procs.iter().enumerate().rev().find(|(_, q)| !q.zombie && q.ids.files_id == p.ids.files_id).map(|(j, _)| j);
+    // A session leader takes its controlling terminal again, through the copy every task inherited
+    // (it need not have an fd on it itself), and gives it its foreground group.
+    if let Some((file, pgrp)) = (p.pstree.sid == p.pstree.pid).then(|| tty::controlling_terminal(&img.ttys, &img.files, p.pstree.pid)).flatten() {
+        let src = c.by_id.get(&file).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
+        step(pid, "take the terminal", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSCTTY, 1]))?;
+        if pgrp != 0 && img.procs.iter().any(|q| q.pstree.pgid == pgrp && q.pstree.sid == p.pstree.sid) {
+            let arg = r.scratch_put(&(pgrp as i32).to_le_bytes())?;
+            step(pid, "terminal foreground group", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSPGRP, arg]))?;
+        }
+    }
     let mut keep = Vec::new();
     for fi in p.fdinfo.iter().filter(|_| last_sharer == Some(i)) {
         let src = c.by_id.get(&fi.id).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
@@ -808,12 +820,6 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
         let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
         for k in img.kinds.borrow().iter() {
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;
-        }
-    }
-    // A session leader with a terminal takes it as its controlling terminal.
-    if p.pstree.sid == p.pstree.pid {
-        if let Some(fi) = p.fdinfo.iter().find(|f| img.files.get(&f.id).is_some_and(|f| f.tty.is_some())) {
-            step(pid, "take the terminal", r.syscall_ok(libc::SYS_ioctl, &[fi.fd as u64, libc::TIOCSCTTY, 1]))?;
         }
     }
     // Threads, while the task still has the privileges clone3(set_tid) needs.

@@ -16,6 +16,7 @@ mod identity;
 mod mem;
 mod plugins;
 mod programs;
+mod pty;
 mod selfcheck;
 mod shell_job;
 mod signals;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 #[test]
 fn shell_job() {
+    let _pts = crate::harness::pty::pts_lock();
     let mut s = Spawn::prog("shell_job", &[]).pty().start();
     s.wait_ready(READY_TIMEOUT);
     wait_until(Duration::from_secs(10), "'hello before dump' on the pty", || {

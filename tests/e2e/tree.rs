@@ -150,9 +150,10 @@ impl Tree {
             .collect()
     }
 
-    /// Dumps the tree: the root is gone (harness), and so is every other process of it.
-    fn dump(&mut self) {
-        self.s.dump(&[]);
+    /// Dumps the tree (rcr options `extra`): the root is gone (harness), and so is every other
+    /// process of it.
+    fn dump(&mut self, extra: &[&str]) {
+        self.s.dump(extra);
         if !selftest() {
             self.assert_gone(&self.pids.clone(), "after the dump");
         }
@@ -165,8 +166,8 @@ impl Tree {
 
     /// Restores (harness: root at its pid, re-parented to us), then every process must be back
     /// as it was.
-    fn restore(&mut self, before: &[Proc]) {
-        self.s.restore(&[]);
+    fn restore(&mut self, before: &[Proc], extra: &[&str]) {
+        self.s.restore(extra);
         assert_same_procs(before, &self.s);
     }
 
@@ -245,9 +246,8 @@ fn tree_layout(t: &Tree, snap: &[Proc]) -> BTreeMap<String, Proc> {
     by_name
 }
 
-#[test]
-
-fn tree() {
+/// The tree, dumped and restored with `extra`.
+fn tree_scenario(extra: &[&str]) {
     let mut t = Tree::spawn("tree", &[]);
     t.ready();
     let before = t.snapshot();
@@ -262,13 +262,26 @@ fn tree() {
     assert_eq!((b.ppid, b.pgrp, b.session), (root.pid, b.pid, b.pid));
     assert_eq!((b1.ppid, b1.pgrp, b1.session), (b.pid, b1.pid, b.pid));
     assert_eq!((b2.ppid, b2.pgrp, b2.session), (b.pid, b1.pid, b.pid));
-    t.dump();
-    t.restore(&before);
+    t.dump(extra);
+    t.restore(&before, extra);
     t.finish();
     let out = t.s.output();
     for name in l.keys() {
         assert!(lines_of(&out, "ok").iter().any(|f| f[0] == *name), "no 'ok {name}' line\n{out}");
     }
+}
+
+#[test]
+fn tree() {
+    tree_scenario(&[]);
+}
+
+/// --shell-job with a root that leads its own session (a daemon started with setsid) and has
+/// children: the root leads its session again; --shell-job keeps rcr's session only for a root whose
+/// session is outside the tree.
+#[test]
+fn tree_shell_job() {
+    tree_scenario(&["--shell-job"]);
 }
 
 /// clone3 with set_tid needs the pid to be free: one that existed a moment ago and is reaped.
@@ -378,10 +391,10 @@ fn tree_pid_taken() {
     if selftest() {
         check_holder();
     } else {
-        t.dump();
+        t.dump(&[]);
         let ids: Vec<i32> = before.iter().map(|p| p.pid).collect();
         restore_blocked(&mut t, &ids, victim);
-        t.restore(&before);
+        t.restore(&before, &[]);
     }
     t.finish();
 }
@@ -430,8 +443,8 @@ fn threads_scenario(args: &[&str], nthreads: usize) {
     assert_eq!(before.len(), nthreads, "threads in /proc/{}/task", t.s.pid());
     check_thread_lines(&t, &before);
     let procs = t.snapshot();
-    t.dump();
-    t.restore(&procs);
+    t.dump(&[]);
+    t.restore(&procs, &[]);
     assert_same_threads(&before, t.s.pid());
     t.finish();
 }
@@ -464,10 +477,10 @@ fn threads_tid_taken() {
         check_holder();
     } else {
         let procs = t.snapshot();
-        t.dump();
+        t.dump(&[]);
         let ids: Vec<i32> = before.iter().map(|th| th.tid).collect();
         restore_blocked(&mut t, &ids, victim);
-        t.restore(&procs);
+        t.restore(&procs, &[]);
         assert_same_threads(&before, t.s.pid());
     }
     t.finish();
@@ -487,8 +500,8 @@ fn zombie() {
         let p = before.iter().find(|p| p.pid == *z).unwrap_or_else(|| panic!("zombie {z} not a child: {before:?}"));
         assert_eq!((p.state, p.ppid), ('Z', t.s.pid()), "zombie {z} before the dump");
     }
-    t.dump();
-    t.restore(&before);
+    t.dump(&[]);
+    t.restore(&before, &[]);
     t.finish();
 }
 
@@ -506,8 +519,8 @@ fn stopped_child() {
         let p = before.iter().find(|p| p.pid == *c).unwrap_or_else(|| panic!("child {c} not found: {before:?}"));
         assert_eq!((p.state, p.ppid), ('T', t.s.pid()), "child {c} before the dump");
     }
-    t.dump();
-    t.restore(&before);
+    t.dump(&[]);
+    t.restore(&before, &[]);
     t.finish();
     let out = t.s.output();
     assert!(out.contains("ok child 0") && out.contains("ok child 1"), "the children did not report\n{out}");
@@ -525,8 +538,8 @@ fn shared_anon() {
     assert_eq!(before.len(), 2, "parent and child: {before:?}");
     let listed: Vec<i32> = lines_of(&t.s.output(), "proc").iter().map(|f| num(&f[1])).collect();
     assert_eq!(listed, before.iter().map(|p| p.pid).collect::<Vec<_>>());
-    t.dump();
-    t.restore(&before);
+    t.dump(&[]);
+    t.restore(&before, &[]);
     t.finish();
 }
 
@@ -538,8 +551,8 @@ fn shared_memfd() {
     t.ready();
     let before = t.snapshot();
     assert_eq!(before.len(), 2, "parent and child: {before:?}");
-    t.dump();
-    t.restore(&before);
+    t.dump(&[]);
+    t.restore(&before, &[]);
     t.finish();
 }
 
@@ -555,10 +568,10 @@ fn single_pid_taken() {
     if selftest() {
         check_holder();
     } else {
-        t.dump();
+        t.dump(&[]);
         let pid = t.s.pid();
         restore_blocked(&mut t, &[pid], pid);
-        t.restore(&before);
+        t.restore(&before, &[]);
     }
     t.finish();
 }

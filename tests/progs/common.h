@@ -128,6 +128,33 @@ static __attribute__((unused)) int finish(void)
 	return 1;
 }
 
+/* fork() with a pipe on which the child says it is set up (child_set_up) and the parent waits for
+ * that (wait_child_set_up): what the parent reports as READY is then in place in the child too. */
+static int g_setup_pipe[2];
+
+static __attribute__((unused)) pid_t fork_synced(void)
+{
+	SETUP(pipe(g_setup_pipe) == 0, "pipe");
+	pid_t c = fork();
+	SETUP(c >= 0, "fork");
+	close(g_setup_pipe[c == 0 ? 0 : 1]);
+	return c;
+}
+
+static __attribute__((unused)) void child_set_up(void)
+{
+	if (write(g_setup_pipe[1], "x", 1) != 1)
+		_exit(2);
+	close(g_setup_pipe[1]);
+}
+
+static __attribute__((unused)) void wait_child_set_up(void)
+{
+	char x;
+	SETUP(read(g_setup_pipe[0], &x, 1) == 1, "the child did not set up");
+	close(g_setup_pipe[0]);
+}
+
 static __attribute__((unused)) uint64_t now_ns(clockid_t clk)
 {
 	struct timespec ts;

@@ -20,6 +20,7 @@ pub mod mem;
 pub mod memfd;
 pub mod pipe;
 pub mod posix_timers;
+pub mod pty;
 pub mod regfile;
 pub mod signalfd;
 pub mod signals;
@@ -223,12 +224,13 @@ mod tests {
     #[test]
     fn every_known_fd_has_exactly_one_handler() {
         let kinds = file_kinds();
-        let cases: [(libc::stat, &str, Option<&str>); 15] = [
+        let cases: [(libc::stat, &str, Option<&str>); 16] = [
             (st(libc::S_IFREG | 0o644, 0, 0), "/x", Some("regular file")),
             (st(libc::S_IFDIR | 0o755, 0, 0), "/x", Some("regular file")),
             (st(libc::S_IFCHR | 0o666, 1, 3), "/dev/null", Some("regular file")),
             (st(libc::S_IFCHR | 0o620, 136, 2), "/dev/pts/2", Some("terminal")),
             (st(libc::S_IFCHR | 0o666, 5, 0), "/dev/tty", Some("terminal")),
+            (st(libc::S_IFCHR | 0o666, 5, 2), "/dev/ptmx", Some("terminal")),
             (st(libc::S_IFIFO | 0o600, 0, 0), "pipe:[1234]", Some("pipe")),
             (st(libc::S_IFCHR | 0o600, 10, 200), "/dev/net/tun", None),
             (st(0, 0, 0), "anon_inode:[io_uring]", None),

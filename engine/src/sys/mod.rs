@@ -8,6 +8,7 @@ mod misc;
 mod pagemap;
 mod pidfd;
 pub mod sock_diag;
+pub mod tty;
 mod uffd;
 mod vm;
 

@@ -10,6 +10,9 @@ pub struct ProcStat {
     pub ppid: i32,
     pub pgrp: i32,
     pub session: i32,
+    /// The controlling terminal's device number (0: none) and its foreground process group.
+    pub tty_nr: i32,
+    pub tpgid: i32,
     pub flags: u64,
 }
 
@@ -40,10 +43,10 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     let ppid = f.next()?.parse().ok()?;
     let pgrp = f.next()?.parse().ok()?;
     let session = f.next()?.parse().ok()?;
-    let _tty = f.next()?;
-    let _tpgid = f.next()?;
+    let tty_nr = f.next()?.parse().ok()?;
+    let tpgid = f.next()?.parse().ok()?;
     let flags = f.next()?.parse().ok()?;
-    Some(ProcStat { comm, state, ppid, pgrp, session, flags })
+    Some(ProcStat { comm, state, ppid, pgrp, session, tty_nr, tpgid, flags })
 }
 
 pub fn stat(pid: i32) -> Option<ProcStat> {

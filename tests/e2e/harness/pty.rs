@@ -102,3 +102,11 @@ impl Drop for Pty {
         }
     }
 }
+
+/// Held by the tests that restore a pty pair at its pts index, and by those that open ptys: the
+/// kernel gives a new pty the lowest free index, so a pty opened by a parallel test between a dump
+/// and its restore would take the index the restore needs (the restore then fails, as it must).
+pub fn pts_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
