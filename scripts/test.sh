@@ -20,4 +20,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Lints first (warnings are errors): a clippy finding fails the run like a test.
+cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release -- --test-threads=2

@@ -10,15 +10,21 @@
 //! - [`kinds`]: one module per kernel object kind, dump and restore side by side.
 //! - [`dump`] and [`restore`]: only sequence the stages.
 //! - [`plugins`]: the plugin host (loads plugins, calls their hooks from dump and restore).
+//!
+//! `unsafe` lives in the syscall layer ([`sys`], [`compel`]) and the plugin FFI only: the compiler
+//! refuses it in [`kinds`], [`dump`] and [`restore`].
 
 pub mod check;
 pub mod compel;
+#[forbid(unsafe_code)]
 pub mod dump;
 pub mod error;
+#[deny(unsafe_code)]
 pub mod kinds;
 pub mod options;
 pub mod plugins;
 pub mod proc;
+#[forbid(unsafe_code)]
 pub mod restore;
 pub mod show;
 pub mod sys;

@@ -16,7 +16,7 @@ use crate::options::RestoreOpts;
 use crate::plugins::Plugins;
 use crate::{sys, Error, Result};
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -169,8 +169,8 @@ struct ChildGuard {
 impl ChildGuard {
     fn kill_all(&self) {
         for &pid in self.pids.borrow().iter().rev() {
-            // SAFETY: kill takes integers only; these are the tasks this restore created.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // These are the tasks this restore created; one that is gone already is fine.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -179,8 +179,7 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         if self.armed {
             self.kill_all();
-            // SAFETY: waitpid on our own child with a null status pointer.
-            unsafe { libc::waitpid(self.root, std::ptr::null_mut(), libc::__WALL) };
+            let _ = sys::waitpid_status(self.root, libc::__WALL);
             tracing::info!("killed the half-restored tasks {:?}", self.pids.borrow());
         }
     }
@@ -213,14 +212,7 @@ struct Inherited {
 
 /// A copy of `fd` numbered `min` or higher.
 fn fd_above(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on an open fd returns a new fd we own.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
-    if n < 0 {
-        return Err(Error::Io { ctx: format!("moving fd {} above {min}", fd.as_raw_fd()), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: `n` is a fresh fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    sys::dup_above(fd.as_fd(), min).map_err(|source| Error::Io { ctx: format!("moving fd {} above {min}", fd.as_raw_fd()), source })
 }
 
 /// Files a process needs at restore, opened in rcr before the tree is created.
@@ -351,23 +343,11 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         crate::kinds::timens::prepare_restore(clocks, *had_offsets)?;
     }
 
-    // Create the root.
-    // SAFETY: the child runs only the raw system calls below (async-signal-safe) and then stops for
-    // rcr to take over; it never returns into rcr's code.
-    let child = unsafe { sys::clone3_set_tid(&[pid], 0, Some(nix::sys::signal::Signal::SIGCHLD)) }.map_err(|e| match e.errno() {
+    // Create the root: it stops itself, traced, for rcr to take over.
+    sys::spawn_traced_at(pid).map_err(|e| match e.errno() {
         Some(sys::Errno::EEXIST) => Error::Msg(format!("pid {pid} was taken while rcr prepared the restore; stop that process first")),
         _ => Error::Msg(format!("cannot create pid {pid}: {e}")),
     })?;
-    if let sys::CloneResult::Child = child {
-        // In the new task: only async-signal-safe raw system calls until rcr takes over.
-        // SAFETY: raw syscalls with integer arguments; the task stops itself and never returns to rcr's code.
-        unsafe {
-            libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0);
-            libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSTOP);
-            libc::syscall(libc::SYS_exit_group, 127);
-        }
-        unreachable!("the new task returned from exit_group");
-    }
     let mut guard = ChildGuard { root: pid, pids: std::cell::RefCell::new(vec![pid]), armed: true };
     let ctx = Ctx {
         img: &img,
@@ -998,16 +978,11 @@ fn gaps(keep: &[i32]) -> Vec<(u32, u32)> {
 /// Waits for the restored task (rcr's child) to end; its exit status, or 128 + the signal that killed it.
 fn wait_exit(pid: i32) -> Result<i32> {
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child, with a valid pointer to `status`.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(Error::Io { ctx: format!("waiting for restored pid {pid}"), source: e });
-        }
+        let status = match sys::waitpid_status(pid, 0) {
+            Ok((_, status)) => status,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(Error::Io { ctx: format!("waiting for restored pid {pid}"), source: e }),
+        };
         if libc::WIFEXITED(status) {
             return Ok(libc::WEXITSTATUS(status));
         }

@@ -57,8 +57,14 @@ fn nginx_workers_as_nobody() {
     wait_socket(&s, &sock);
     let req = b"GET / HTTP/1.0\r\n\r\n";
     assert!(ask(&sock, req).contains("hello from nginx"));
+    // Both workers started and switched to nobody (they do so right after the fork).
+    let nobody = |w: &i32| uid_of(*w).is_some_and(|u| u.starts_with("65534"));
+    let r = wait_until(Duration::from_secs(20), "two nginx workers running as nobody", || {
+        let w = procfs::children(s.pid());
+        w.len() == 2 && w.iter().all(nobody)
+    });
+    assert!(r.is_ok(), "{r:?}: children {:?}", procfs::children(s.pid()));
     let workers = procfs::children(s.pid());
-    assert_eq!(workers.len(), 2, "nginx workers: {workers:?}");
     let uids: Vec<_> = workers.iter().map(|&w| uid_of(w)).collect();
     s.checkpoint();
     if crate::harness::selftest() {

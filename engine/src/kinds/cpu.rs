@@ -230,8 +230,7 @@ mod tests {
 
     #[test]
     fn restart_fixup_backs_up_to_the_syscall() {
-        // SAFETY: user_regs_struct is plain old data; all-zero is a valid value.
-        let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        let mut r: libc::user_regs_struct = crate::sys::zeroed();
         r.orig_rax = 35; // nanosleep
         r.rax = ERESTARTSYS as u64;
         r.rip = 0x1002;

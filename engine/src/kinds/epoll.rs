@@ -179,8 +179,8 @@ impl FileKind for Epolls {
 
     fn open(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.epfd else { return Ok(None) };
-        // SAFETY: epoll_create1 takes an integer.
-        let fd = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) } as i64, || format!("epoll {}: epoll_create1", e.id))?;
+        let epoll = nix::sys::epoll::Epoll::new(nix::sys::epoll::EpollCreateFlags::EPOLL_CLOEXEC);
+        let fd = owned(epoll.map(|p| p.0).map_err(Into::into), || format!("epoll {}: epoll_create1", e.id))?;
         if !e.tfd.is_empty() {
             self.with_watches.insert(e.id);
         }

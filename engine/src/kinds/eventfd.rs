@@ -4,7 +4,7 @@
 use crate::image::pb;
 use crate::proc::FdInfoKind;
 use crate::{Error, Result};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use super::anon::{owned, set_status_flags};
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
@@ -57,14 +57,16 @@ impl FileKind for Eventfds {
         let what = || format!("eventfd {}", e.id);
         let sem = if e.rcr_semaphore == Some(true) { libc::EFD_SEMAPHORE } else { 0 };
         // The initial value of eventfd(2) is only 32 bits: the counter is written after.
-        // SAFETY: eventfd takes integers.
-        let fd = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | sem) } as i64, || format!("{}: eventfd", what()))?;
+        let flags = nix::sys::eventfd::EfdFlags::from_bits_retain(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | sem);
+        let fd = owned(nix::sys::eventfd::EventFd::from_value_and_flags(0, flags).map(OwnedFd::from).map_err(Into::into), || format!("{}: eventfd", what()))?;
         if e.counter > 0 {
             let v = e.counter.to_ne_bytes();
-            // SAFETY: writes 8 bytes from a live buffer.
-            let n = unsafe { libc::write(fd.as_raw_fd(), v.as_ptr().cast(), v.len()) };
-            if n != 8 {
-                return Err(Error::Io { ctx: format!("{}: writing its counter {}", what(), e.counter), source: std::io::Error::last_os_error() });
+            match nix::unistd::write(&fd, &v) {
+                Ok(8) => {}
+                r => {
+                    let source = r.err().map_or_else(std::io::Error::last_os_error, Into::into);
+                    return Err(Error::Io { ctx: format!("{}: writing its counter {}", what(), e.counter), source });
+                }
             }
         }
         set_status_flags(&fd, e.flags, &what())?;

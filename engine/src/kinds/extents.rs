@@ -3,7 +3,8 @@
 //! of extents per call. Both give the same list: byte ranges clipped to the file size, contiguous
 //! ranges merged, and preallocated but unwritten extents (which read as zeros) counted as holes.
 
-use crate::{Error, Result};
+use crate::{sys, Error, Result};
+use nix::unistd::{lseek, Whence};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// How to find the extents.
@@ -57,20 +58,12 @@ fn seek_data(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Vec<Extent>> {
     let mut out = Vec::new();
     let mut off = 0u64;
     while off < size {
-        // SAFETY: lseek takes integers only.
-        let data = unsafe { libc::lseek(fd.as_raw_fd(), off as i64, libc::SEEK_DATA) };
-        if data < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                break; // only a hole is left
-            }
-            return Err(e);
-        }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd.as_raw_fd(), data, libc::SEEK_HOLE) };
-        if hole < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let data = match lseek(fd.as_raw_fd(), off as i64, Whence::SeekData) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENXIO) => break, // only a hole is left
+            Err(e) => return Err(e.into()),
+        };
+        let hole = lseek(fd.as_raw_fd(), data, Whence::SeekHole)?;
         let end = (hole as u64).min(size);
         push(&mut out, data as u64, end);
         if end <= data as u64 {
@@ -81,34 +74,11 @@ fn seek_data(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Vec<Extent>> {
     Ok(out)
 }
 
-const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
 const FIEMAP_FLAG_SYNC: u32 = 1;
 const FIEMAP_EXTENT_LAST: u32 = 0x1;
 const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
 /// Extents asked per FIEMAP call: small, so that a file with many extents takes several rounds.
 const FIEMAP_BATCH: usize = 64;
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct FiemapExtent {
-    fe_logical: u64,
-    fe_physical: u64,
-    fe_length: u64,
-    fe_reserved64: [u64; 2],
-    fe_flags: u32,
-    fe_reserved: [u32; 3],
-}
-
-#[repr(C)]
-struct Fiemap {
-    fm_start: u64,
-    fm_length: u64,
-    fm_flags: u32,
-    fm_mapped_extents: u32,
-    fm_extent_count: u32,
-    fm_reserved: u32,
-    fm_extents: [FiemapExtent; FIEMAP_BATCH],
-}
 
 /// The extents and the number of ioctl calls it took.
 fn fiemap(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<(Vec<Extent>, usize)> {
@@ -117,19 +87,8 @@ fn fiemap(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<(Vec<Extent>, usize)
     let mut calls = 0;
     while start < size {
         calls += 1;
-        let mut m = Fiemap {
-            fm_start: start,
-            fm_length: size - start,
-            fm_flags: FIEMAP_FLAG_SYNC,
-            fm_mapped_extents: 0,
-            fm_extent_count: FIEMAP_BATCH as u32,
-            fm_reserved: 0,
-            fm_extents: [FiemapExtent::default(); FIEMAP_BATCH],
-        };
-        // SAFETY: `m` is a struct fiemap followed by room for fm_extent_count extents, as the ioctl expects.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_FIEMAP, &mut m as *mut Fiemap) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let mut m = sys::Fiemap::<FIEMAP_BATCH>::new(start, size - start, FIEMAP_FLAG_SYNC);
+        sys::fiemap(fd, &mut m)?;
         let n = (m.fm_mapped_extents as usize).min(FIEMAP_BATCH);
         if n == 0 {
             break;

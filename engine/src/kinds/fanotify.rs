@@ -10,7 +10,7 @@ use crate::image::pb;
 use crate::proc::{FanotifyMark, FdInfoKind, Mount, ProcDir};
 use crate::{Error, Result};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::anon::{owned, set_status_flags};
 use super::inotify::{fd_path, handle_bytes, handle_words, open_watched, split_kdev};
@@ -74,9 +74,8 @@ fn dump_mark(pid: i32, num: i32, id: u32, m: &FanotifyMark, mounts: &[Mount]) ->
 /// fanotify_mark(2) on `path`, or the error naming the mark.
 fn mark(fd: &OwnedFd, id: u32, flags: u32, mask: u32, path: &str) -> Result<()> {
     let c = CString::new(path).map_err(|_| Error::Msg(format!("fanotify {id}: path {path:?} has a NUL byte")))?;
-    // SAFETY: `c` is a valid C string; the other arguments are integers.
-    if unsafe { libc::fanotify_mark(fd.as_raw_fd(), flags, mask as u64, libc::AT_FDCWD, c.as_ptr()) } < 0 {
-        return Err(Error::Io { ctx: format!("fanotify {id}: fanotify_mark(flags {flags:#x}, mask {mask:#x}, {path})"), source: std::io::Error::last_os_error() });
+    if let Err(source) = crate::sys::fanotify_mark(fd.as_fd(), flags, mask as u64, &c) {
+        return Err(Error::Io { ctx: format!("fanotify {id}: fanotify_mark(flags {flags:#x}, mask {mask:#x}, {path})"), source });
     }
     Ok(())
 }
@@ -150,8 +149,7 @@ impl FileKind for Fanotifies {
     fn open(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.ffy else { return Ok(None) };
         let init = (e.faflags & !libc::FAN_NONBLOCK) | libc::FAN_CLOEXEC;
-        // SAFETY: fanotify_init takes integers.
-        let fd = owned(unsafe { libc::fanotify_init(init, e.evflags) } as i64, || {
+        let fd = owned(crate::sys::fanotify_init(init, e.evflags), || {
             format!("fanotify {}: fanotify_init(flags {init:#x}, event flags {:#o}) (needs CAP_SYS_ADMIN)", e.id, e.evflags)
         })?;
         let mounts = if e.mark.iter().any(|m| m.ie.is_some()) { ProcDir::open_self()?.mountinfo()? } else { Vec::new() };

@@ -7,11 +7,12 @@ use super::pipe::{peek, read_data, write_data};
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
 use crate::image::{pb, ImageName};
 use crate::{Error, Result};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// FIFOs as open fds.
@@ -25,13 +26,7 @@ pub struct Fifos {
 
 fn open_path(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
     let c = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `c` is a valid C string.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is new and ours.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open(&c, flags | libc::O_CLOEXEC)
 }
 
 impl Fifos {
@@ -57,9 +52,8 @@ impl Fifos {
         }
         if let Some((bytes, size)) = self.data.get(&pipe_id) {
             if *size > 0 {
-                // SAFETY: F_SETPIPE_SZ takes an integer.
-                if unsafe { libc::fcntl(end.as_raw_fd(), libc::F_SETPIPE_SZ, *size as libc::c_int) } < 0 {
-                    return Err(Error::Io { ctx: format!("FIFO {path}: setting its buffer to {size} bytes"), source: std::io::Error::last_os_error() });
+                if let Err(e) = fcntl(end.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(*size as libc::c_int)) {
+                    return Err(Error::Io { ctx: format!("FIFO {path}: setting its buffer to {size} bytes"), source: e.into() });
                 }
             }
             let mut w = File::from(end.try_clone().map_err(|e| Error::Io { ctx: "dup".into(), source: e })?);
@@ -111,8 +105,7 @@ impl FileKind for Fifos {
         // reader and writer, but be safe), then the task's flags.
         let flags = reg.flags as i32 & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC);
         let fd = open_path(&reg.name, flags | libc::O_NONBLOCK).map_err(|err| Error::Io { ctx: format!("opening FIFO {}", reg.name), source: err })?;
-        // SAFETY: F_SETFL takes an integer.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, reg.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_APPEND)) };
+        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_retain(reg.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_APPEND))));
         Ok(Some(fd))
     }
 

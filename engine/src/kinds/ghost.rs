@@ -13,6 +13,7 @@
 use super::extents::{self, Extent, Method};
 use crate::image::{pb, ImageDir, ImageName};
 use crate::{Error, Result};
+use nix::sys::time::TimeSpec;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
@@ -96,10 +97,10 @@ impl GhostTable {
         let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
         let link = dir.join(format!("link_remap.{link_id}"));
         let c = CString::new(link.to_string_lossy().as_bytes()).map_err(|_| Error::Msg(format!("{what}: NUL in {}", link.display())))?;
-        // SAFETY: an empty C string and a valid path; linkat(AT_EMPTY_PATH) links the inode of `file`.
-        let r = unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, c.as_ptr(), libc::AT_EMPTY_PATH) };
-        if r < 0 {
-            return Err(Error::Io { ctx: format!("{what}: linking the unlinked file {path} as {} (--link-remap)", link.display()), source: std::io::Error::last_os_error() });
+        // linkat(AT_EMPTY_PATH) links the inode of `file`.
+        let r = nix::unistd::linkat(Some(file.as_raw_fd()), c"", None, c.as_c_str(), nix::fcntl::AtFlags::AT_EMPTY_PATH);
+        if let Err(e) = r {
+            return Err(Error::Io { ctx: format!("{what}: linking the unlinked file {path} as {} (--link-remap)", link.display()), source: e.into() });
         }
         tracing::info!("{what}: {path} was unlinked but has other links: linked as {}", link.display());
         self.made_links.push(link.clone());
@@ -313,23 +314,16 @@ fn create(dir: &Path, gid: u32, path: &str) -> Result<OwnedFd> {
                 f.set_len(data.len() as u64).map_err(io(format!("sizing the restored deleted file {path}")))?;
             }
         }
-        // SAFETY: fchown/fchmod take integers only.
-        unsafe {
-            if libc::fchown(f.as_raw_fd(), g.uid, g.gid) < 0 {
-                tracing::warn!("restored deleted file {path}: cannot give it to uid {} gid {}: {}", g.uid, g.gid, std::io::Error::last_os_error());
-            }
-            libc::fchmod(f.as_raw_fd(), g.mode & 0o7777);
+        if let Err(e) = nix::unistd::fchown(f.as_raw_fd(), Some(nix::unistd::Uid::from_raw(g.uid)), Some(nix::unistd::Gid::from_raw(g.gid))) {
+            tracing::warn!("restored deleted file {path}: cannot give it to uid {} gid {}: {}", g.uid, g.gid, std::io::Error::from(e));
         }
+        let _ = nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_retain(g.mode & 0o7777));
         // Settle the new blocks (delayed allocation) so the file's st_blocks and extents are final, as
         // the dump's were (FIEMAP syncs; a dumped file had long been written).
         f.sync_data().map_err(io(format!("syncing the restored deleted file {path}")))?;
         if let (Some(a), Some(m)) = (g.atim, g.mtim) {
-            let ts = [
-                libc::timespec { tv_sec: a.tv_sec as i64, tv_nsec: (a.tv_usec * 1000) as i64 },
-                libc::timespec { tv_sec: m.tv_sec as i64, tv_nsec: (m.tv_usec * 1000) as i64 },
-            ];
-            // SAFETY: `ts` holds two valid timespecs.
-            unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
+            let (at, mt) = (TimeSpec::new(a.tv_sec as i64, (a.tv_usec * 1000) as i64), TimeSpec::new(m.tv_sec as i64, (m.tv_usec * 1000) as i64));
+            let _ = nix::sys::stat::futimens(f.as_raw_fd(), &at, &mt);
         }
         Ok(())
     };
@@ -369,11 +363,7 @@ mod tests {
     use super::*;
 
     fn fstat(fd: BorrowedFd<'_>) -> libc::stat {
-        // SAFETY: an all-zero stat is a valid buffer; `fd` is open.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }, 0);
-        st
+        nix::sys::stat::fstat(fd.as_raw_fd()).unwrap()
     }
 
     #[test]
@@ -411,8 +401,7 @@ mod tests {
         let (sa, sb) = (fstat(a.as_fd()), fstat(b.as_fd()));
         assert_eq!((sa.st_ino, sa.st_nlink, sa.st_size), (sb.st_ino, 0, st.st_size));
         assert!(!path.exists(), "the restored ghost stays in the file system");
-        // SAFETY: lseek takes integers only.
-        assert_eq!(unsafe { libc::lseek(a.as_raw_fd(), 0, libc::SEEK_CUR) }, 4096);
+        assert_eq!(nix::unistd::lseek(a.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).unwrap(), 4096);
         let want = extents::data_extents(f.as_fd(), st.st_size as u64, Method::SeekData, "orig").unwrap();
         let got = extents::data_extents(a.as_fd(), st.st_size as u64, Method::SeekData, "copy").unwrap();
         assert_eq!(want, got);

@@ -13,9 +13,9 @@
 
 use crate::image::pb;
 use crate::proc::{FdInfoKind, InotifyWatch, Mount, ProcDir};
-use crate::{Error, Result};
+use crate::{sys, Error, Result};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::anon::{owned, set_status_flags};
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
@@ -52,31 +52,14 @@ pub(super) fn handle_bytes(fh: &pb::FhEntry) -> Vec<u8> {
 
 pub(super) fn open_path(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
     let c = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `c` is a valid C string.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-    io_owned(fd as i64)
-}
-
-fn io_owned(fd: i64) -> std::io::Result<OwnedFd> {
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    sys::open(&c, flags | libc::O_CLOEXEC)
 }
 
 /// open_by_handle_at(O_PATH) relative to the mount at `mount_dir`.
 fn open_handle(mount_dir: &str, ty: i32, handle: &[u8]) -> std::io::Result<OwnedFd> {
     // Not O_PATH: open_by_handle_at refuses an O_PATH mount fd (EBADF).
     let m = open_path(mount_dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
-    // struct file_handle: handle_bytes, handle_type, then the bytes.
-    let mut fh = Vec::with_capacity(8 + handle.len());
-    fh.extend_from_slice(&(handle.len() as u32).to_ne_bytes());
-    fh.extend_from_slice(&ty.to_ne_bytes());
-    fh.extend_from_slice(handle);
-    // SAFETY: `fh` is a live struct file_handle of the size it declares; the kernel only reads it.
-    let fd = unsafe { libc::syscall(libc::SYS_open_by_handle_at, m.as_raw_fd(), fh.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    io_owned(fd)
+    sys::open_by_handle_at(m.as_fd(), ty, handle, libc::O_PATH | libc::O_CLOEXEC)
 }
 
 /// Opens the inode of a watch (O_PATH) by its handle through one of the mounts of its device (`mount_dir`
@@ -155,20 +138,16 @@ fn add_with_wd(ifd: &OwnedFd, id: u32, target: &OwnedFd, mask: u32, want: i32) -
     // Flags of inotify_add_watch that are not part of a watch.
     let mask = mask & !(libc::IN_MASK_ADD | libc::IN_DONT_FOLLOW | 0x1000_0000 /* IN_MASK_CREATE */);
     loop {
-        // SAFETY: `path` is a valid C string.
-        let wd = unsafe { libc::inotify_add_watch(ifd.as_raw_fd(), path.as_ptr(), mask) };
-        if wd < 0 {
-            return Err(Error::Io { ctx: format!("inotify {id}: adding watch {want} (mask {mask:#x})"), source: std::io::Error::last_os_error() });
-        }
+        let wd = sys::inotify_add_watch(ifd.as_fd(), &path, mask)
+            .map_err(|source| Error::Io { ctx: format!("inotify {id}: adding watch {want} (mask {mask:#x})"), source })?;
         if wd == want {
             return Ok(());
         }
         if wd > want {
             return Err(Error::Msg(format!("inotify {id}: the kernel gave watch descriptor {wd} where {want} was wanted (two watches on one inode?)")));
         }
-        // SAFETY: inotify_rm_watch takes integers.
-        if unsafe { libc::inotify_rm_watch(ifd.as_raw_fd(), wd) } < 0 {
-            return Err(Error::Io { ctx: format!("inotify {id}: removing stepping watch {wd}"), source: std::io::Error::last_os_error() });
+        if let Err(source) = sys::inotify_rm_watch(ifd.as_fd(), wd) {
+            return Err(Error::Io { ctx: format!("inotify {id}: removing stepping watch {wd}"), source });
         }
     }
 }
@@ -176,8 +155,8 @@ fn add_with_wd(ifd: &OwnedFd, id: u32, target: &OwnedFd, mask: u32, want: i32) -
 /// Empties the queue of a new inotify (the IN_IGNORED events of the stepping watches).
 fn drain(ifd: &OwnedFd) {
     let mut buf = [0u8; 4096];
-    // SAFETY: reads into a live buffer of its size; the fd is non-blocking.
-    while unsafe { libc::read(ifd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    // The fd is non-blocking: the loop ends at EAGAIN.
+    while matches!(nix::unistd::read(ifd.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
 }
 
 impl FileKind for Inotifies {
@@ -211,8 +190,7 @@ impl FileKind for Inotifies {
 
     fn open(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.ify else { return Ok(None) };
-        // SAFETY: inotify_init1 takes an integer.
-        let ifd = owned(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) } as i64, || format!("inotify {}: inotify_init1", e.id))?;
+        let ifd = owned(sys::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK), || format!("inotify {}: inotify_init1", e.id))?;
         let mut wds: Vec<&pb::InotifyWdEntry> = e.wd.iter().collect();
         wds.sort_by_key(|w| w.wd);
         let mounts = if wds.is_empty() { Vec::new() } else { ProcDir::open_self()?.mountinfo()? };

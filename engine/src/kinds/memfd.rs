@@ -5,9 +5,10 @@
 use crate::image::pagemap::{PageRun, Pagemap, PagemapWriter, PAGE_SIZE};
 use crate::image::{pb, ImageDir, ImageName};
 use crate::{Error, Result};
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -25,8 +26,7 @@ fn io(ctx: String) -> impl FnOnce(std::io::Error) -> Error {
 pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::MemfdInodeEntry> {
     let md = f.metadata().map_err(io(format!("stat of memfd {name}")))?;
     let size = md.len();
-    // SAFETY: F_GET_SEALS takes no pointer.
-    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) }.max(0) as u32;
+    let seals = fcntl(f.as_raw_fd(), FcntlArg::F_GET_SEALS).map_or(0, |s| s.max(0)) as u32;
     let pages_id = pages_id(i);
     let images = ImageDir::new(dir);
     let mut pagemap = PagemapWriter::create(&images, ImageName::PagemapShmem(ino), pages_id)?;
@@ -73,13 +73,9 @@ pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::
 /// Creates memfd `e` again in rcr, with its content and seals. The fd is inherited by the tasks.
 pub fn restore(dir: &Path, e: &pb::MemfdInodeEntry) -> Result<OwnedFd> {
     let name = std::ffi::CString::new(e.name.as_bytes()).map_err(|_| Error::Msg(format!("memfd.img: name {:?} has a NUL byte", e.name)))?;
-    // SAFETY: `name` is a valid C string; memfd_create returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(Error::Io { ctx: format!("creating memfd {}", e.name), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: `fd` is new and owned by nobody else.
-    let file = unsafe { File::from_raw_fd(fd) };
+    let fd = nix::sys::memfd::memfd_create(&name, nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING)
+        .map_err(|err| Error::Io { ctx: format!("creating memfd {}", e.name), source: err.into() })?;
+    let file = File::from(fd);
     file.set_len(e.size).map_err(io(format!("sizing memfd {} to {}", e.name, e.size)))?;
     let images = ImageDir::new(dir);
     let Pagemap { pages_id, runs } = Pagemap::read(&images, ImageName::PagemapShmem(e.inode_id))?;
@@ -87,9 +83,8 @@ pub fn restore(dir: &Path, e: &pb::MemfdInodeEntry) -> Result<OwnedFd> {
     let pages = File::open(&pages_path).map_err(io(format!("opening {}", pages_path.display())))?;
     copy_runs(&pages, &file, &runs, e.size)?;
     if e.seals != 0 {
-        // SAFETY: F_ADD_SEALS takes an integer.
-        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, e.seals as libc::c_int) } < 0 {
-            return Err(Error::Io { ctx: format!("sealing memfd {} with {:#x}", e.name, e.seals), source: std::io::Error::last_os_error() });
+        if let Err(err) = fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(SealFlag::from_bits_retain(e.seals as libc::c_int))) {
+            return Err(Error::Io { ctx: format!("sealing memfd {} with {:#x}", e.name, e.seals), source: err.into() });
         }
     }
     Ok(OwnedFd::from(file))

@@ -177,19 +177,14 @@ pub trait FileKind {
 /// the dumped open `flags` (O_CREAT, O_TRUNC and O_EXCL dropped; close-on-exec in rcr) and moved to
 /// offset `pos`: an fd of the task gets its own flags and offset. `what` names the file in errors.
 pub fn reopen(held: BorrowedFd<'_>, flags: u32, pos: u64, what: &dyn Fn() -> String) -> Result<OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::AsRawFd;
     let path = std::ffi::CString::new(format!("/proc/self/fd/{}", held.as_raw_fd())).unwrap_or_default();
     let flags = (flags as i32 & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_CLOEXEC;
-    // SAFETY: `path` is a valid C string.
-    let fd = unsafe { libc::open(path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(crate::Error::Io { ctx: format!("reopening {} (flags {flags:#o})", what()), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: `fd` is new and owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: lseek takes integers only.
-    if pos != 0 && unsafe { libc::lseek(fd.as_raw_fd(), pos as i64, libc::SEEK_SET) } < 0 {
-        return Err(crate::Error::Io { ctx: format!("seeking {} to {pos}", what()), source: std::io::Error::last_os_error() });
+    let fd = crate::sys::open(&path, flags).map_err(|source| crate::Error::Io { ctx: format!("reopening {} (flags {flags:#o})", what()), source })?;
+    if pos != 0 {
+        if let Err(e) = nix::unistd::lseek(fd.as_raw_fd(), pos as i64, nix::unistd::Whence::SeekSet) {
+            return Err(crate::Error::Io { ctx: format!("seeking {} to {pos}", what()), source: e.into() });
+        }
     }
     Ok(fd)
 }
@@ -214,8 +209,7 @@ mod tests {
     use super::*;
 
     fn st(mode: u32, major: u32, minor: u32) -> libc::stat {
-        // SAFETY: stat is plain old data; all-zero is valid.
-        let mut s: libc::stat = unsafe { std::mem::zeroed() };
+        let mut s: libc::stat = crate::sys::zeroed();
         s.st_mode = mode;
         s.st_rdev = libc::makedev(major, minor);
         s

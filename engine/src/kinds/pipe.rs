@@ -4,10 +4,11 @@
 
 use crate::image::{pb, ImageDir, ImageName};
 use crate::{Error, Result};
+use nix::fcntl::{fcntl, FcntlArg};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
@@ -17,10 +18,6 @@ pub fn handles(st: &libc::stat, link: &str) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFIFO && link.starts_with("pipe:[")
 }
 
-fn last_err(ctx: String) -> Error {
-    Error::Io { ctx, source: std::io::Error::last_os_error() }
-}
-
 fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Io { ctx: "pipe2".into(), source: e.into() })
 }
@@ -28,30 +25,17 @@ fn pipe2() -> Result<(OwnedFd, OwnedFd)> {
 /// The bytes in flight in the pipe of `fd` (pid `pid`'s fd `num`, a copy in rcr), left in place, and
 /// the pipe's buffer size.
 pub fn peek(pid: i32, num: i32, fd: BorrowedFd<'_>) -> Result<(Vec<u8>, u32)> {
-    // SAFETY: F_GETPIPE_SZ takes no pointer.
-    let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    if size < 0 {
-        return Err(last_err(format!("pid {pid}: fd {num}: F_GETPIPE_SZ")));
-    }
+    let size = fcntl(fd.as_raw_fd(), FcntlArg::F_GETPIPE_SZ).map_err(|e| Error::Io { ctx: format!("pid {pid}: fd {num}: F_GETPIPE_SZ"), source: e.into() })?;
     // A read end of the same pipe, without blocking and without taking anything from the task.
     let path = std::ffi::CString::new(format!("/proc/{pid}/fd/{num}")).unwrap_or_default();
-    // SAFETY: `path` is a valid C string.
-    let rd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    if rd < 0 {
-        return Err(last_err(format!("pid {pid}: fd {num}: opening the pipe's read side")));
-    }
-    // SAFETY: `rd` is new and ours.
-    let rd = unsafe { OwnedFd::from_raw_fd(rd) };
+    let rd = crate::sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .map_err(|source| Error::Io { ctx: format!("pid {pid}: fd {num}: opening the pipe's read side"), source })?;
     let (tr, tw) = pipe2()?;
-    // SAFETY: F_SETPIPE_SZ takes an integer.
-    unsafe { libc::fcntl(tw.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
-    // SAFETY: tee between two pipe fds we own; no memory is passed.
-    let n = unsafe { libc::tee(rd.as_raw_fd(), tw.as_raw_fd(), size as usize, libc::SPLICE_F_NONBLOCK) };
-    let n = if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EAGAIN) { 0 } else { return Err(Error::Io { ctx: format!("pid {pid}: fd {num}: tee of the pipe's data"), source: e }) }
-    } else {
-        n as usize
+    let _ = fcntl(tw.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(size));
+    let n = match nix::fcntl::tee(&rd, &tw, size as usize, nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK) {
+        Ok(n) => n,
+        Err(nix::errno::Errno::EAGAIN) => 0,
+        Err(e) => return Err(Error::Io { ctx: format!("pid {pid}: fd {num}: tee of the pipe's data"), source: e.into() }),
     };
     drop(tw);
     let mut data = Vec::with_capacity(n);
@@ -103,9 +87,8 @@ impl Pipes {
             let (r, w) = pipe2()?;
             let (bytes, size) = data.get(&e.pipe_id).map(|(b, s)| (b.as_slice(), *s)).unwrap_or((&[][..], 0));
             if size > 0 {
-                // SAFETY: F_SETPIPE_SZ takes an integer.
-                if unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) } < 0 {
-                    return Err(last_err(format!("pipe {}: setting its buffer to {size} bytes (above /proc/sys/fs/pipe-max-size needs CAP_SYS_RESOURCE)", e.pipe_id)));
+                if let Err(err) = fcntl(w.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(size as libc::c_int)) {
+                    return Err(Error::Io { ctx: format!("pipe {}: setting its buffer to {size} bytes (above /proc/sys/fs/pipe-max-size needs CAP_SYS_RESOURCE)", e.pipe_id), source: err.into() });
                 }
             }
             let mut wf = File::from(w.try_clone().map_err(|e| Error::Io { ctx: "dup".into(), source: e })?);
@@ -117,8 +100,7 @@ impl Pipes {
         let end = if write { w } else { r };
         let fd = super::reopen(end.as_fd(), e.flags | libc::O_NONBLOCK as u32, 0, &|| format!("the {} end of pipe {}", if write { "write" } else { "read" }, e.pipe_id))?;
         // The open needed O_NONBLOCK (an end with nobody at the other would block); the task's flags now.
-        // SAFETY: F_SETFL takes an integer.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, e.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT)) };
+        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_retain(e.flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT))));
         Ok(fd)
     }
 }

@@ -313,17 +313,12 @@ mod tests {
         let sev = Sigevent { value: 0x1122_3344_5566_7788, signo: 38, notify: 4, notify_thread_id: 1234 };
         let b = sev.to_bytes();
         assert_eq!(b.len(), std::mem::size_of::<libc::sigevent>());
-        // SAFETY: sigevent is plain old data; all-zero is a valid value.
-        let mut want: libc::sigevent = unsafe { std::mem::zeroed() };
+        let mut want: libc::sigevent = crate::sys::zeroed();
         want.sigev_value = libc::sigval { sival_ptr: 0x1122_3344_5566_7788usize as *mut libc::c_void };
         want.sigev_signo = 38;
         want.sigev_notify = 4;
         want.sigev_notify_thread_id = 1234;
-        // SAFETY: `want` is a fully initialised 64-byte struct without padding holes read as
-        // uninitialised (it was zeroed first), viewed as its bytes for the lifetime of the borrow.
-        let raw = unsafe {
-            std::slice::from_raw_parts(&want as *const libc::sigevent as *const u8, std::mem::size_of::<libc::sigevent>())
-        };
+        let raw = crate::sys::sigevent_bytes(&want);
         assert_eq!(&b[..], raw);
     }
 

@@ -355,8 +355,7 @@ mod tests {
 
     #[test]
     fn neutral_termios_keeps_canonical_mode() {
-        // SAFETY: termios is plain old data; all-zero is valid.
-        let mut tio: libc::termios = unsafe { std::mem::zeroed() };
+        let mut tio: libc::termios = crate::sys::zeroed();
         tio.c_lflag = libc::ICANON | libc::ECHO | libc::ISIG;
         tio.c_iflag = libc::ICRNL | libc::IXON;
         let n = neutral(&tio);

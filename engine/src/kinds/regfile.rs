@@ -14,7 +14,7 @@ use crate::options::DumpOpts;
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -65,13 +65,7 @@ pub fn check_path(pid: i32, what: &str, link: &str) -> Result<()> {
 
 fn stat_path(path: &str) -> std::io::Result<libc::stat> {
     let c = CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: an all-zero stat is a valid buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `st` a writable stat buffer.
-    if unsafe { libc::stat(c.as_ptr(), &mut st) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(st)
+    nix::sys::stat::stat(c.as_c_str()).map_err(Into::into)
 }
 
 fn kind_name(mode: u32) -> &'static str {
@@ -168,13 +162,7 @@ pub fn open(e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
     let path = Path::new(&e.name);
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Msg(format!("file name {:?} has a NUL byte", e.name)))?;
     let flags = (e.flags as i32) & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC) | libc::O_CLOEXEC;
-    // SAFETY: `c` is a valid NUL-terminated path; open has no memory-safety preconditions beyond that.
-    let fd = unsafe { libc::open(c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(Error::Io { ctx: format!("cannot reopen {} (flags {:#o})", e.name, flags), source: std::io::Error::last_os_error() });
-    }
-    // SAFETY: `fd` was just returned by open and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::sys::open(&c, flags).map_err(|source| Error::Io { ctx: format!("cannot reopen {} (flags {:#o})", e.name, flags), source })?;
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|err| Error::Io { ctx: format!("fstat {}", e.name), source: err.into() })?;
     if let Some(mode) = e.mode.filter(|m| m & libc::S_IFMT != st.st_mode & libc::S_IFMT) {
         return Err(Error::Msg(format!(
@@ -196,10 +184,8 @@ pub fn open(e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
         }
     }
     if e.pos != 0 && st.st_mode & libc::S_IFMT != libc::S_IFCHR {
-        // SAFETY: lseek on an open fd has no memory-safety preconditions.
-        let r = unsafe { libc::lseek(fd.as_raw_fd(), e.pos as i64, libc::SEEK_SET) };
-        if r < 0 {
-            return Err(Error::Io { ctx: format!("seek {} to {}", e.name, e.pos), source: std::io::Error::last_os_error() });
+        if let Err(err) = nix::unistd::lseek(fd.as_raw_fd(), e.pos as i64, nix::unistd::Whence::SeekSet) {
+            return Err(Error::Io { ctx: format!("seek {} to {}", e.name, e.pos), source: err.into() });
         }
     }
     Ok(fd)

@@ -42,9 +42,7 @@ impl FileKind for Signalfds {
     fn open(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.sgfd else { return Ok(None) };
         let mask: u64 = e.sigmask;
-        // The kernel's sigset is 64 bits on x86-64; libc's sigset_t is larger, so the raw call.
-        // SAFETY: signalfd4 reads 8 bytes from a live u64.
-        let r = unsafe { libc::syscall(libc::SYS_signalfd4, -1, &mask as *const u64, 8usize, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        let r = crate::sys::signalfd(mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         let fd = owned(r, || format!("signalfd {}: signalfd4 with mask {mask:#x}", e.id))?;
         set_status_flags(&fd, e.flags, &format!("signalfd {}", e.id))?;
         Ok(Some(fd))

@@ -303,13 +303,7 @@ pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
 /// The thread's robust futex list head and length (get_robust_list works from outside on a task rcr
 /// may ptrace).
 pub fn robust_list(tid: i32) -> Result<(u64, u32)> {
-    let mut head: u64 = 0;
-    let mut len: usize = 0;
-    // SAFETY: get_robust_list writes one pointer and one size_t into the two valid locations given.
-    let r = unsafe { libc::syscall(libc::SYS_get_robust_list, tid, &mut head as *mut u64, &mut len as *mut usize) };
-    if r < 0 {
-        return Err(Error::Io { ctx: format!("get_robust_list of thread {tid}"), source: std::io::Error::last_os_error() });
-    }
+    let (head, len) = sys::get_robust_list(tid).map_err(|source| Error::Io { ctx: format!("get_robust_list of thread {tid}"), source })?;
     Ok((head, len as u32))
 }
 
@@ -324,9 +318,8 @@ pub fn restore_sched(pid: i32, policy: u32, prio: u32, nice: i32) -> Result<()> 
     let a = sys::SchedAttr { policy, priority: prio, nice, flags: 0, runtime: 0, deadline: 0, period: 0 };
     sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))?;
     // sched_setattr ignores the nice value for SCHED_IDLE; setpriority sets it for every policy.
-    // SAFETY: setpriority takes integers only.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as u32, nice) } < 0 {
-        return Err(Error::Io { ctx: format!("pid {pid}: restoring nice {nice}"), source: std::io::Error::last_os_error() });
+    if let Err(source) = sys::setpriority(pid, nice) {
+        return Err(Error::Io { ctx: format!("pid {pid}: restoring nice {nice}"), source });
     }
     Ok(())
 }

@@ -13,11 +13,7 @@ use crate::{Error, Result};
 const NSEC: i128 = 1_000_000_000;
 
 fn now(clock: libc::clockid_t) -> i128 {
-    // SAFETY: an all-zero timespec is valid for clock_gettime to fill.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * NSEC + ts.tv_nsec as i128
+    nix::time::clock_gettime(nix::time::ClockId::from_raw(clock)).map_or(0, |ts| ts.tv_sec() as i128 * NSEC + ts.tv_nsec() as i128)
 }
 
 fn ts(ns: i128) -> pb::Timespec {
@@ -57,11 +53,11 @@ pub fn prepare_restore(e: &pb::TimensEntry, had_offsets: bool) -> Result<()> {
     let Some((mono, boot)) = offsets_for(e, had_offsets, now(libc::CLOCK_MONOTONIC), now(libc::CLOCK_BOOTTIME)) else {
         return Ok(());
     };
-    // SAFETY: unshare with CLONE_NEWTIME only changes the time namespace of rcr's future children.
-    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } < 0 {
+    // CLONE_NEWTIME only changes the time namespace of rcr's future children (nix's CloneFlags lacks it).
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
         return Err(Error::Io {
             ctx: "creating a time namespace so the restored clocks do not jump backwards (CLONE_NEWTIME)".into(),
-            source: std::io::Error::last_os_error(),
+            source: e.into(),
         });
     }
     let split = |v: i128| (v.div_euclid(NSEC), v.rem_euclid(NSEC));

@@ -12,14 +12,12 @@
 use crate::image::pb;
 use crate::proc::FdInfoKind;
 use crate::{Error, Result};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::anon::{owned, set_status_flags};
 use super::{FdToDump, FileKind, FileTable, RestoreEnv};
 
 const LINK: &str = "anon_inode:[timerfd]";
-/// _IOW('T', 0, u64) (uapi linux/timerfd.h).
-const TFD_IOC_SET_TICKS: libc::c_ulong = 0x4008_5400;
 
 /// timerfds as open fds.
 pub struct Timerfds;
@@ -30,12 +28,7 @@ fn ts(sec: u64, nsec: u64) -> libc::timespec {
 
 /// timerfd_gettime on rcr's copy: makes the kernel count the overruns of an expired periodic timer.
 fn settle(file: BorrowedFd<'_>) -> std::io::Result<()> {
-    let mut cur = libc::itimerspec { it_interval: ts(0, 0), it_value: ts(0, 0) };
-    // SAFETY: `cur` is a live itimerspec the kernel writes.
-    if unsafe { libc::timerfd_gettime(file.as_raw_fd(), &mut cur) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::timerfd_gettime(file).map(drop)
 }
 
 impl FileKind for Timerfds {
@@ -97,36 +90,30 @@ impl FileKind for Timerfds {
     fn open(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.tfd else { return Ok(None) };
         let what = || format!("timerfd {} (clock {})", e.id, e.clockid);
-        // SAFETY: timerfd_create takes integers.
-        let fd = owned(unsafe { libc::timerfd_create(e.clockid as i32, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) } as i64, || {
+        let fd = owned(crate::sys::timerfd_create(e.clockid as i32, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK), || {
             format!("{}: timerfd_create (the alarm clocks need CAP_WAKE_ALARM)", what())
         })?;
         let mut value = ts(e.vsec, e.vnsec);
         let armed = e.vsec != 0 || e.vnsec != 0;
         if armed && e.settime_flags & libc::TFD_TIMER_ABSTIME as u32 != 0 {
-            let mut now = ts(0, 0);
-            // SAFETY: `now` is a live timespec the kernel writes.
-            if unsafe { libc::clock_gettime(e.clockid as i32, &mut now) } < 0 {
-                return Err(Error::Io { ctx: format!("{}: clock_gettime", what()), source: std::io::Error::last_os_error() });
-            }
-            let ns = now.tv_nsec as u64 + e.vnsec;
-            value = ts(now.tv_sec as u64 + e.vsec + ns / 1_000_000_000, ns % 1_000_000_000);
+            let now = nix::time::clock_gettime(nix::time::ClockId::from_raw(e.clockid as i32))
+                .map_err(|err| Error::Io { ctx: format!("{}: clock_gettime", what()), source: err.into() })?;
+            let ns = now.tv_nsec() as u64 + e.vnsec;
+            value = ts(now.tv_sec() as u64 + e.vsec + ns / 1_000_000_000, ns % 1_000_000_000);
         }
         let spec = libc::itimerspec { it_interval: ts(e.isec, e.insec), it_value: value };
-        // SAFETY: `spec` is a live itimerspec the kernel reads; no old value is asked for.
-        if unsafe { libc::timerfd_settime(fd.as_raw_fd(), e.settime_flags as i32, &spec, std::ptr::null_mut()) } < 0 {
+        if let Err(source) = crate::sys::timerfd_settime(fd.as_fd(), e.settime_flags as i32, &spec) {
             return Err(Error::Io {
                 ctx: format!("{}: timerfd_settime {}.{:09}s every {}.{:09}s (flags {:#o})", what(), e.vsec, e.vnsec, e.isec, e.insec, e.settime_flags),
-                source: std::io::Error::last_os_error(),
+                source,
             });
         }
         // After settime, which clears the ticks.
         if e.ticks > 0 {
-            // SAFETY: TFD_IOC_SET_TICKS reads one u64 from a live variable.
-            if unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS, &e.ticks) } < 0 {
+            if let Err(source) = crate::sys::timerfd_set_ticks(fd.as_fd(), e.ticks) {
                 return Err(Error::Io {
                     ctx: format!("{}: putting back its {} unread expirations (TFD_IOC_SET_TICKS needs a kernel built with CONFIG_CHECKPOINT_RESTORE)", what(), e.ticks),
-                    source: std::io::Error::last_os_error(),
+                    source,
                 });
             }
         }

@@ -50,6 +50,7 @@
 
 use crate::image::{pb, ImageDir, ImageName};
 use crate::sys::sock_diag::{self, UnixDiag};
+use crate::sys::{self, getsockopt_int, getsockopt_tv, setsockopt_int, setsockopt_tv};
 use crate::{Error, Result};
 use nix::sys::socket::{self as ns, MsgFlags, SockFlag, SockType, UnixAddr};
 use std::cell::OnceCell;
@@ -89,47 +90,6 @@ fn show_name(name: &[u8]) -> String {
 
 fn io_err(ctx: String, e: impl Into<std::io::Error>) -> Error {
     Error::Io { ctx, source: e.into() }
-}
-
-fn getsockopt_int(fd: BorrowedFd<'_>, opt: i32) -> std::io::Result<i32> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are valid for the kernel to write an int and its length.
-    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut len) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(v)
-}
-
-fn setsockopt_int(fd: BorrowedFd<'_>, opt: i32, v: i32) -> std::io::Result<()> {
-    // SAFETY: the kernel reads an int from `v`.
-    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn getsockopt_tv(fd: BorrowedFd<'_>, opt: i32) -> std::io::Result<libc::timeval> {
-    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
-    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: `tv` and `len` are valid for the kernel to write a timeval and its length.
-    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&mut tv as *mut libc::timeval).cast(), &mut len) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(tv)
-}
-
-fn setsockopt_tv(fd: BorrowedFd<'_>, opt: i32, sec: u64, usec: u64) -> std::io::Result<()> {
-    let tv = libc::timeval { tv_sec: sec as libc::time_t, tv_usec: usec as libc::suseconds_t };
-    // SAFETY: the kernel reads a timeval from `tv`.
-    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&tv as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as libc::socklen_t) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The options CRIU keeps for a socket, and SO_PEEK_OFF.
@@ -204,49 +164,13 @@ fn peek_queue(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Msg>, St
     Ok(out)
 }
 
-/// One recvmsg(MSG_PEEK) into `buf`: (bytes, truncated, fds the kernel installed in rcr, sender
-/// address). Raw, not nix's recvmsg: nix gives the sender of a unix socket without its length (an
-/// abstract name may hold NULs), and asserts on the empty address of a stream.
-fn peek_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, bool, Vec<i32>, Vec<u8>)> {
-    // SAFETY: sockaddr_un and msghdr are plain old data; all-zero is valid.
-    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-    let mut cbuf = [0u64; 64]; // cmsghdr-aligned room for 16 fds and a ucred
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    mh.msg_name = (&mut sun as *mut libc::sockaddr_un).cast();
-    mh.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    mh.msg_iov = &mut iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf.as_mut_ptr().cast();
-    mh.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: every pointer in `mh` points to a live buffer of the length given with it.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut mh, libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut fds = Vec::new();
-    // SAFETY: the kernel filled msg_controllen bytes of `cbuf`; CMSG_FIRSTHDR/NXTHDR stay within them and
-    // each SCM_RIGHTS payload holds (cmsg_len - header) / 4 ints, read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&mh);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c);
-                let count = ((*c).cmsg_len as usize - (data as usize - c as usize)) / std::mem::size_of::<i32>();
-                for i in 0..count {
-                    fds.push(std::ptr::read_unaligned((data as *const i32).add(i)));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&mh, c);
-        }
-    }
-    if mh.msg_flags & libc::MSG_CTRUNC != 0 && fds.is_empty() {
-        fds.push(-1); // control data cut: more fds than room, or something else in flight; refused
-    }
-    let plen = (mh.msg_namelen as usize).saturating_sub(std::mem::size_of::<libc::sa_family_t>()).min(sun.sun_path.len());
-    let from: Vec<u8> = sun.sun_path[..plen].iter().map(|c| *c as u8).collect();
-    Ok((n as usize, mh.msg_flags & libc::MSG_TRUNC != 0, fds, trim(&from).to_vec()))
+/// One recvmsg(MSG_PEEK) into `buf`: (bytes, truncated, whether it carried fds or cut control data,
+/// sender address). The fds the kernel installed in rcr are closed at once.
+fn peek_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, bool, bool, Vec<u8>)> {
+    let m = sys::recvmsg_unix(fd, buf, libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)?;
+    // Control data cut (more fds than room, or something else in flight) is refused like fds.
+    let control = !m.fds.is_empty() || m.ctrunc;
+    Ok((m.len, m.truncated, control, trim(&m.from).to_vec()))
 }
 
 fn peek_from_zero(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Msg>, String> {
@@ -261,11 +185,7 @@ fn peek_from_zero(fd: BorrowedFd<'_>, kind: u32) -> std::result::Result<Vec<Msg>
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(format!("peeking at the queued data: {e}")),
         };
-        if !rights.is_empty() {
-            for f in rights.iter().filter(|f| **f >= 0) {
-                // SAFETY: the peek installed these fds in rcr; nothing else owns them.
-                unsafe { libc::close(*f) };
-            }
+        if rights {
             return Err("its queue holds file descriptors in flight (SCM_RIGHTS) or other control data, which rcr cannot checkpoint yet".into());
         }
         if kind == STREAM {
@@ -577,10 +497,8 @@ impl UnixSockets {
                 continue;
             }
             for &(id, client) in &l.pending {
-                let s = ns::accept4(l.copy.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
+                let s = sys::accept4(l.copy.as_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
                     .map_err(|e| io_err(format!("{at}: accepting its pending connection from client {client} to read its data"), e))?;
-                // SAFETY: accept4 returned a new fd, ours alone.
-                let s = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
                 let q = peek_queue(s.as_fd(), l.kind).map_err(|e| Error::Msg(format!("{at}: pending connection from client {client}: {e}")))?;
                 if !q.is_empty() {
                     self.queues.insert(id, q);
@@ -769,9 +687,9 @@ impl<'a> Build<'a> {
                 ns::shutdown(fd.as_raw_fd(), how).map_err(|err| io_err(format!("{}: shutdown", Self::at(e)), err))?;
             }
             apply_opts(fd.as_fd(), e).map_err(|err| io_err(format!("{}: setting its options", Self::at(e)), err))?;
-            // SAFETY: F_SETFL takes an integer.
-            if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, e.flags as i32 & libc::O_NONBLOCK) } < 0 {
-                return Err(io_err(format!("{}: setting its file flags", Self::at(e)), std::io::Error::last_os_error()));
+            let fl = nix::fcntl::OFlag::from_bits_retain(e.flags as i32 & libc::O_NONBLOCK);
+            if let Err(err) = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)) {
+                return Err(io_err(format!("{}: setting its file flags", Self::at(e)), err));
             }
         }
         for p in &self.unlink_after {
@@ -801,9 +719,7 @@ impl<'a> Build<'a> {
                 self.unlink_after.extend(bind(cfd.as_fd(), c)?);
             }
             ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: connecting to its listener {}", Self::at(c), show_name(&l.name)), e))?;
-            let s = ns::accept4(lfd.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|e| io_err(format!("{}: accept", Self::at(l)), e))?;
-            // SAFETY: accept4 returned a new fd, ours alone.
-            let s = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
+            let s = sys::accept4(lfd.as_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|e| io_err(format!("{}: accept", Self::at(l)), e))?;
             self.fds.insert(x.id, s);
             self.fds.insert(c.id, cfd);
             self.sender.insert(x.id, c.id);
@@ -1051,9 +967,7 @@ mod tests {
         assert_eq!(&buf[..3], b"cde");
         let l = fds.remove(&3).unwrap();
         let c = fds.remove(&4).unwrap();
-        let a = ns::accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC).unwrap();
-        // SAFETY: accept4 returned a new fd, ours alone.
-        let a = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(a) };
+        let a = sys::accept4(l.as_fd(), SockFlag::SOCK_CLOEXEC).unwrap();
         ns::send(c.as_raw_fd(), b"x", MsgFlags::empty()).unwrap();
         assert_eq!(ns::recv(a.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(), 1);
     }

@@ -37,6 +37,27 @@ pub fn spawn_exiting_child_at(set_tid: &[i32]) -> Result<Pid> {
     }
 }
 
+/// Creates, with clone3 and `set_tid`, the first task of a restore at PID `pid`: the new task asks
+/// to be traced (PTRACE_TRACEME), stops itself with SIGSTOP for the caller to take over, and exits
+/// with 127 if it is ever resumed without being taken over. Returns its PID to the caller (its
+/// parent); EEXIST in the error when the PID is taken.
+pub fn spawn_traced_at(pid: i32) -> Result<Pid> {
+    // SAFETY: the child runs only the raw system calls below (async-signal-safe) and then stops for
+    // the caller to take over; it never returns into Rust code.
+    match unsafe { clone3_set_tid(&[pid], 0, Some(Signal::SIGCHLD)) }? {
+        CloneResult::Parent(child) => Ok(child),
+        CloneResult::Child => {
+            // SAFETY: raw syscalls with integer arguments; the task stops itself and never returns.
+            unsafe {
+                libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSTOP);
+                libc::syscall(libc::SYS_exit_group, 127);
+                libc::_exit(127)
+            }
+        }
+    }
+}
+
 /// Waits for `pid` to change state, polling with WNOHANG until `timeout`; `None` on timeout.
 pub fn wait_timeout(pid: Pid, timeout: Duration) -> Result<Option<WaitStatus>> {
     let deadline = Instant::now() + timeout;

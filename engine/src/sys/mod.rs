@@ -4,16 +4,24 @@
 
 mod anon;
 mod child;
+mod files;
 mod misc;
 mod pagemap;
 mod pidfd;
 pub mod sock_diag;
+mod socket;
+mod task;
 pub mod tty;
 mod uffd;
 mod vm;
 
 pub use anon::AnonMapping;
-pub use child::{kill_and_reap, spawn_exiting_child_at, spawn_idle_child, wait_timeout};
+pub use child::{kill_and_reap, spawn_exiting_child_at, spawn_idle_child, spawn_traced_at, wait_timeout};
+pub use files::{
+    dup_above, fanotify_init, fanotify_mark, fiemap, inotify_add_watch, inotify_init1, inotify_rm_watch, open,
+    open_by_handle_at, signalfd, timerfd_create, timerfd_gettime, timerfd_set_ticks, timerfd_settime, Fiemap,
+    FiemapExtent,
+};
 pub use misc::{
     kcmp, kcmp_epoll_tfd, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
     prctl_set_child_subreaper, prctl_set_mm_map, prlimit_get, prlimit_set, sched_getattr,
@@ -24,6 +32,8 @@ pub use pagemap::{
     PageRegion, PagemapEntry, PagemapScan, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING,
 };
 pub use pidfd::{clone3_set_tid, pidfd_getfd, pidfd_open, pidfd_send_signal, CloneResult};
+pub use socket::{accept4, getsockopt_int, getsockopt_tv, recvmsg_unix, setsockopt_int, setsockopt_tv, UnixMsg};
+pub use task::{get_robust_list, setpriority, waitpid_status};
 pub use uffd::{
     uffdio_api, uffdio_copy, uffdio_register, uffdio_writeprotect, userfaultfd, UffdApi,
 };
@@ -77,6 +87,36 @@ pub(crate) fn err(call: &'static str, ctx: impl Into<String>) -> impl FnOnce(Err
 
 /// Result alias for this module.
 pub type Result<T, E = SysError> = std::result::Result<T, E>;
+
+/// Plain C structs for which all-zero bytes are a valid value (no references, no enums, no
+/// non-null pointers), so that [`zeroed`] can make one without `unsafe` at the call site.
+///
+/// # Safety
+/// Implement it only for `repr(C)` types of integers, arrays of them and nullable raw pointers.
+pub unsafe trait Zeroable: Sized {}
+
+// SAFETY: integers and arrays of integers only.
+unsafe impl Zeroable for libc::stat {}
+// SAFETY: integers only.
+unsafe impl Zeroable for libc::user_regs_struct {}
+// SAFETY: integers, an integer-or-pointer union and padding integers; a null sival_ptr is valid.
+unsafe impl Zeroable for libc::sigevent {}
+// SAFETY: termios is plain old data (integers and a byte array); all-zero is a valid value.
+unsafe impl Zeroable for libc::termios {}
+
+/// An all-zero `T`.
+pub fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: `T: Zeroable` promises all-zero bytes are a valid `T`.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The bytes of a sigevent (tests compare rcr's own layout with libc's).
+#[cfg(test)]
+pub(crate) fn sigevent_bytes(s: &libc::sigevent) -> &[u8] {
+    // SAFETY: libc's sigevent is 64 bytes of integer fields without padding holes (sigev_value,
+    // sigev_signo, sigev_notify, then 48 bytes of int fields); `s` lives for the borrow.
+    unsafe { std::slice::from_raw_parts((s as *const libc::sigevent).cast::<u8>(), std::mem::size_of::<libc::sigevent>()) }
+}
 
 /// The system page size.
 pub fn page_size() -> u64 {
