@@ -631,7 +631,10 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let at = found.err().flatten();
         // plugins: every fd is offered to the plugins (in order) before the core handles it.
         let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, fdinfo_text: &fdinfo_text, proc, task: stat, opts };
-        if let Some(id) = plugins.dump_file(&crate::plugins::OfferedFd::from(&one), files)? {
+        let offered = crate::plugins::OfferedFd { pid, fd, path: &link, local: copy.as_fd(), st: &st, flags: info.flags, pos: info.pos, fdinfo: &fdinfo_text };
+        if let Some(claim) = plugins.dump_file(&offered, &mut || files.next_id())? {
+            let id = claim.id;
+            files.files.push(claim.file_entry());
             seen.insert(key, at, (pid, fd, id, pb::FdTypes::Ext as i32));
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
@@ -676,10 +679,11 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plug
         let device = v.path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && !v.deleted;
         if classified.is_err() || device {
             // plugins: a device area; the plugin that claims it maps it again at restore.
-            if let Some(id) = plugins.dump_vma(pid, v, files)? {
+            if let Some(claim) = plugins.dump_vma(pid, v, &mut || files.next_id())? {
+                files.files.push(claim.file_entry());
                 let kind = mem::AreaKind::Plugin { shared: v.shared };
                 let mut e = mem::vma_entry(v, kind);
-                e.shmid = id as u64;
+                e.shmid = claim.id as u64;
                 out.push((e, kind));
                 continue;
             }

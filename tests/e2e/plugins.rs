@@ -218,7 +218,7 @@ fn a_plugin_built_for_a_newer_abi_is_refused() {
     }
     let dir = libdir("abi", &[("future.so", &|p: &Path| fixture(&["-DFIXTURE_ABI=99", "-DFIXTURE_NAME=\"future\""], p))]);
     let sub = subject();
-    let msg = "built for plugin ABI version 99, but this rcr supports plugin ABI versions up to 2";
+    let msg = "built for plugin ABI version 99, but this rcr supports plugin ABI versions up to 3";
     assert_dump_fails(&sub, &["-L", s(&dir.path)], &["plugin 'future'", s(&dir.path.join("future.so")), msg]);
     let run = rcr::run(&["plugins".into(), "-L".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert_eq!(run.exit, Some(crate::harness::Exit::Code(1)), "{}", run.describe());
@@ -292,17 +292,20 @@ fn rcr_plugins_lists_plugins_and_their_hooks() {
             ("1-example.so", &copy_of(rust_plugin(RUST_EXAMPLE))),
             ("2-fixture.so", &|p: &Path| fixture(&[], p)),
             ("3-v1.so", &|p: &Path| fixture(&["-DFIXTURE_V1", "-DFIXTURE_NAME=\"old\""], p)),
+            ("4-v2.so", &|p: &Path| fixture(&["-DFIXTURE_V2", "-DFIXTURE_NAME=\"older\""], p)),
         ],
     );
     std::fs::write(dir.path.join("README"), b"not a plugin").unwrap();
     let run = rcr::run(&["plugins".into(), "--libdir".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert!(run.ok(), "{}", run.describe());
     let out = &run.stdout;
-    assert!(out.contains("plugins in ") && out.contains(": 3\n"), "{out}");
-    assert!(out.contains("example-toydev 0.1.0 (Rust, plugin ABI 2)") && out.contains("hooks: init, dump_file, restore_file, dump_vma, update_vma"), "{out}");
-    assert!(out.contains("fixture 0.0.1 (C, plugin ABI 2)") && out.contains("hooks: init, dump_file\n"), "{out}");
+    assert!(out.contains("plugins in ") && out.contains(": 4\n"), "{out}");
+    assert!(out.contains("example-toydev 0.1.0 (Rust, plugin ABI 3)") && out.contains("hooks: init, dump_file, restore_file, dump_vma, update_vma"), "{out}");
+    assert!(out.contains("fixture 0.0.1 (C, plugin ABI 3)") && out.contains("hooks: init, dump_file\n"), "{out}");
     // A plugin built for ABI version 1 (shorter struct) still loads.
     assert!(out.contains("old 0.0.1 (C, plugin ABI 1)"), "{out}");
+    // And one built for ABI version 2: what its struct does not cover is not read.
+    assert!(out.contains("older 0.0.1 (C, plugin ABI 2)"), "{out}");
     // RCR_LIBS_DIR is the default plugin directory.
     let out = dir.path.join("env.out");
     let mut child = Command::new(rcr_bin())

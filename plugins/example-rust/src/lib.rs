@@ -308,7 +308,7 @@ impl Plugin for ToyDevice {
         let dev: u32 = text.trim().strip_prefix("device=").and_then(|v| v.parse().ok()).ok_or_else(|| format!("image vma-{id}: bad content '{text}'"))?;
         let (_, fd) = host.store_get(&store_key(dev))?.ok_or_else(|| format!("area {:#x}: device file id {dev} was not restored", vma.start()))?;
         let fd = fd.ok_or("the store lost the device's fd")?;
-        Ok(Some(VmaMapping { fd, offset: vma.offset() }))
+        Ok(Some(VmaMapping { fd: Some(fd), offset: vma.offset() }))
     }
 }
 
