@@ -204,7 +204,8 @@ struct rcr_plugin {
 	int32_t (*restore_init)(const struct rcr_host *host);
 	/* The restore master, before forking: open the file dumped as `id` and store the fd in `*fd`
 	 * (ownership passes to rcr; the restored task inherits it, rcr moves it to its number and sets its
-	 * FD_CLOEXEC). `RCR_RETRY` asks to be called again after the other files. */
+	 * FD_CLOEXEC). `RCR_RETRY` asks to be called again after the other files. ABI 3: `RCR_OK` with
+	 * `*fd` left at -1 means the plugin opens the file inside the task, in `restore_task`, at its number. */
 	int32_t (*restore_file)(const struct rcr_host *host, uint32_t id, int32_t *fd);
 	/* The restore master, right after the task is created (stopped, still a copy of rcr). */
 	int32_t (*post_forking)(const struct rcr_host *host, int32_t pid);

@@ -41,7 +41,8 @@ declare_hooks! {
         |p, h| unit(p.restore_init(h));
     /// The restore master, before forking: open the file dumped as `id` and store the fd in `*fd`
     /// (ownership passes to rcr; the restored task inherits it, rcr moves it to its number and sets its
-    /// FD_CLOEXEC). `RCR_RETRY` asks to be called again after the other files.
+    /// FD_CLOEXEC). `RCR_RETRY` asks to be called again after the other files. ABI 3: `RCR_OK` with
+    /// `*fd` left at -1 means the plugin opens the file inside the task, in `restore_task`, at its number.
     [1] restore_file(id: u32, fd: *mut i32)
         => { fn restore_file(&self, host: &Host<'_>, id: u32) -> Result<Restored, String> { Ok(Restored::NotMine) } }
         |p, h| restored(h, p.restore_file(h, id)?, fd);

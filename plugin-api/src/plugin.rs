@@ -52,6 +52,10 @@ pub enum Restored {
     NotMine,
     /// Call again after the other files; the text says what it waits for.
     Retry(String),
+    /// The plugin opens the file itself, inside the restored task, in [`Plugin::restore_task`], at its
+    /// fd number (ABI 3): rcr installs nothing there. For objects that belong to the process that
+    /// opened them.
+    InTask,
 }
 
 /// The one instance of a plugin type; implemented by [`export_plugin!`].

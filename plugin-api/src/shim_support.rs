@@ -58,6 +58,14 @@ pub fn restored(h: &Host<'_>, r: Restored, fd: *mut i32) -> Result<i32, String> 
             unsafe { *fd = f.into_raw_fd() };
             Ok(RCR_OK)
         }
+        Restored::InTask => {
+            if fd.is_null() {
+                return Err("rcr passed no place for the fd".into());
+            }
+            // SAFETY: rcr passes a writable i32; -1 says that no fd is handed over.
+            unsafe { *fd = -1 };
+            Ok(RCR_OK)
+        }
         Restored::NotMine => Ok(RCR_NOT_MINE),
         Restored::Retry(why) => {
             h.set_error(&why);
