@@ -73,7 +73,10 @@ pub struct Frozen {
 
 /// Freezes the tree rooted at `root`: every thread of every descendant. Threads and children that
 /// appear while rcr freezes are caught by scanning again until a scan finds nothing new.
-fn freeze_tree(root: i32, timeout: Duration) -> Result<Vec<Frozen>> {
+/// A thread the kernel runs for the task (io_uring's workers) cannot be stopped: it stays as it is if a
+/// plugin says so (`kernel_thread`), else the freeze fails naming it.
+fn freeze_tree(root: i32, timeout: Duration, plugins: &Plugins) -> Result<Vec<Frozen>> {
+    let mut let_be: Vec<i32> = Vec::new();
     let mut tree: Vec<Frozen> = Vec::new();
     loop {
         let mut changed = false;
@@ -95,7 +98,18 @@ fn freeze_tree(root: i32, timeout: Duration) -> Result<Vec<Frozen>> {
             let mut tids = tree[idx].proc.task_ids()?;
             tids.sort_by_key(|&t| (t != pid, t));
             for tid in tids {
-                if tree[idx].threads.iter().any(|t| t.tid() == tid) {
+                if tree[idx].threads.iter().any(|t| t.tid() == tid) || let_be.contains(&tid) {
+                    continue;
+                }
+                if let Some(ts) = tree[idx].proc.thread_stat(tid).ok().filter(|s| s.flags & crate::proc::PF_IO_WORKER != 0) {
+                    let Some(owner) = plugins.kernel_thread_may_stay(pid, tid, &ts.comm)? else {
+                        return Err(Error::Msg(format!(
+                            "cannot freeze pid {pid}: its thread {tid} ({}) is run by the kernel (an io_uring worker), which ptrace cannot stop, and no plugin said it may stay; checkpoint the io_uring with a plugin that claims it",
+                            ts.comm
+                        )));
+                    };
+                    tracing::info!("pid {pid}: kernel thread {tid} ({}) stays as it is (plugin '{owner}')", ts.comm);
+                    let_be.push(tid);
                     continue;
                 }
                 let t = Tracee::seize(tid, timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid} (thread {tid}): {e}")))?;
@@ -133,7 +147,7 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
     plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
-    let tree = freeze_tree(pid, opts.freeze_timeout)?;
+    let tree = freeze_tree(pid, opts.freeze_timeout, &plugins)?;
     if tree[0].zombie {
         return Err(Error::Msg(format!("pid {pid} is a zombie; there is nothing to dump")));
     }

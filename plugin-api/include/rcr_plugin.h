@@ -244,6 +244,12 @@ struct rcr_plugin {
 	 * process `pid` only during this call: open a device, issue ioctls, map memory in the task's own
 	 * context. Leave the task's fds and memory as the image has them, except what you add. */
 	int32_t (*restore_task)(const struct rcr_host *host, int32_t pid);
+	/* The dumper, while it freezes the tree: thread `tid` of process `pid` is one the kernel runs for
+	 * the task (`comm`, `len` bytes: io_uring's `iou-sqp-*`, `iou-wrk-*`), which ptrace cannot stop.
+	 * `RCR_OK` says it may stay as it is (not frozen, not dumped): answer so for the workers of an
+	 * object your plugin checkpoints (the io_uring whose fd it claims), and recreate them with it.
+	 * Unclaimed, the dump fails naming the thread. */
+	int32_t (*kernel_thread)(const struct rcr_host *host, int32_t pid, int32_t tid, const char *comm, size_t len);
 };
 
 #ifdef __cplusplus
@@ -256,11 +262,11 @@ RCR_STATIC_ASSERT(sizeof(struct rcr_file) == 88, "struct rcr_file layout");
 RCR_STATIC_ASSERT(sizeof(struct rcr_vma) == 88, "struct rcr_vma layout");
 RCR_STATIC_ASSERT(sizeof(struct rcr_mount) == 72, "struct rcr_mount layout");
 RCR_STATIC_ASSERT(sizeof(struct rcr_link) == 40, "struct rcr_link layout");
-RCR_STATIC_ASSERT(sizeof(struct rcr_plugin) == 176, "struct rcr_plugin layout");
+RCR_STATIC_ASSERT(sizeof(struct rcr_plugin) == 184, "struct rcr_plugin layout");
 /* sizeof(struct rcr_plugin) of each ABI version: a plugin built for version N has this size. */
 #define RCR_PLUGIN_SIZE_V1 104
 #define RCR_PLUGIN_SIZE_V2 168
-#define RCR_PLUGIN_SIZE_V3 176
+#define RCR_PLUGIN_SIZE_V3 184
 
 const struct rcr_plugin *rcr_plugin_entry(void);
 

@@ -112,6 +112,17 @@ declare_hooks! {
     [3] restore_task(pid: i32) #[sabi(missing_field(default))]
         => { fn restore_task(&self, host: &Host<'_>, pid: i32) -> Result<(), String> { Ok(()) } }
         |p, h| unit(p.restore_task(h, pid));
+    /// The dumper, while it freezes the tree: thread `tid` of process `pid` is one the kernel runs for
+    /// the task (`comm`, `len` bytes: io_uring's `iou-sqp-*`, `iou-wrk-*`), which ptrace cannot stop.
+    /// `RCR_OK` says it may stay as it is (not frozen, not dumped): answer so for the workers of an
+    /// object your plugin checkpoints (the io_uring whose fd it claims), and recreate them with it.
+    /// Unclaimed, the dump fails naming the thread.
+    [3] kernel_thread(pid: i32, tid: i32, comm: CText, len: usize) #[sabi(missing_field(default))]
+        => {
+            /// `Claim::Mine`: the thread may stay as it is.
+            fn kernel_thread(&self, host: &Host<'_>, pid: i32, tid: i32, comm: &str) -> Result<Claim, String> { Ok(Claim::NotMine) }
+        }
+        |p, h| Ok(claim(p.kernel_thread(h, pid, tid, text(comm, len))?));
 }
 
 /// The argument `p`, which rcr passes valid for the call, as a reference.

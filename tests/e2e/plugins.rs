@@ -391,3 +391,22 @@ fn an_abi_3_plugin_streams_a_device_and_recreates_it_inside_the_task() {
     sub.signal(libc::SIGTERM);
     sub.wait_result(RESULT_TIMEOUT).unwrap();
 }
+
+/// io_uring's SQPOLL thread (`iou-sqp-PID`) is run by the kernel and cannot be stopped by ptrace: the
+/// freeze names it at once (instead of timing out), and a plugin's `kernel_thread` may let it stay.
+#[test]
+fn a_kernel_run_thread_is_named_and_may_stay_for_a_plugin() {
+    let mut sub = Subject::spawn("unknown_fd", &["io_uring-sqpoll"]);
+    sub.wait_ready(READY_TIMEOUT);
+    let run = assert_dump_fails(&sub, &[], &["thread", "iou-sqp", "is run by the kernel", "no plugin said it may stay"]);
+    assert!(run.wall < Duration::from_secs(5), "the freeze took {:?}: it waited for a thread that cannot stop", run.wall);
+    if !selftest() {
+        // With a plugin that lets io_uring's workers stay, the freeze passes; the dump then stops at
+        // the io_uring itself (fd 50), which no plugin claims here.
+        let dir = libdir("iou", &[("fixture.so", &|p: &Path| fixture(&["-DFIXTURE_IOU"], p))]);
+        let run = assert_dump_fails(&sub, &["-L", s(&dir.path)], &["fd 50"]);
+        assert!(!run.stderr.contains("is run by the kernel"), "the plugin's answer was not heeded\n{}", run.describe());
+        assert!(run.log.contains("stays as it is (plugin 'fixture')"), "{}", run.describe());
+    }
+    still_fine(sub);
+}

@@ -14,6 +14,7 @@
  *                             "threads") and lets only thread "toydev-drv" run (run_thread) until it
  *                             answers; dump_devices_late checks that run_thread is refused there
  *   -DFIXTURE_EXT             the external unix socket / mount / link hooks (engine unit tests)
+ *   -DFIXTURE_IOU             kernel_thread says io_uring's workers (iou-*) may stay
  *   -DFIXTURE_NO_ENTRY        exports no rcr_plugin_entry */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -287,6 +288,16 @@ static int32_t fx_restore_ext_link(const struct rcr_host *h, uint32_t id, const 
 }
 #endif
 
+#ifdef FIXTURE_IOU
+static int32_t fx_kernel_thread(const struct rcr_host *h, int32_t pid, int32_t tid, const char *comm, size_t len)
+{
+	(void)h;
+	(void)pid;
+	(void)tid;
+	return len >= 4 && memcmp(comm, "iou-", 4) == 0 ? RCR_OK : RCR_NOT_MINE;
+}
+#endif
+
 #ifdef FIXTURE_V2
 static int32_t fx_restore_task(const struct rcr_host *h, int32_t pid)
 {
@@ -315,6 +326,9 @@ static const struct rcr_plugin plugin = {
 #ifdef FIXTURE_THREADS
 	.checkpoint_devices = fx_checkpoint_devices,
 	.dump_devices_late = fx_dump_devices_late,
+#endif
+#ifdef FIXTURE_IOU
+	.kernel_thread = fx_kernel_thread,
 #endif
 #ifdef FIXTURE_EXT
 	.dump_ext_unix_sk = fx_dump_ext_unix_sk,

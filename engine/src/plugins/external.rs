@@ -57,7 +57,7 @@ pub struct ExtMount<'a> {
 impl Plugins {
     /// Asks the plugins in order with `call` (None: the plugin lacks the hook); the name of the first
     /// that claims the object, which the checkpoint then needs.
-    fn claim_first(&self, hook: &'static str, what: &str, call: impl Fn(&Loaded) -> Option<(i32, Option<String>)>) -> Result<Option<String>, PluginError> {
+    pub(super) fn claim_first(&self, hook: &'static str, what: &str, call: impl Fn(&Loaded) -> Option<(i32, Option<String>)>) -> Result<Option<String>, PluginError> {
         for p in &self.plugins {
             let Some(res) = call(p) else { continue };
             if p.claimed(hook, res).map_err(|e| PluginError::Ext { what: what.to_string(), msg: e.to_string() })? {

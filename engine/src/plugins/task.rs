@@ -49,3 +49,13 @@ impl Plugins {
         self.with_task(task, || self.broadcast_pid("restore_task", |h| h.restore_task, pid)).map_err(|e| PluginError::Task { pid, msg: e.to_string() })
     }
 }
+
+impl Plugins {
+    /// Dump, while freezing: asks the plugins in order whether kernel-owned thread `tid` (`comm`) of
+    /// `pid` may stay as it is; the name of the first that says so (the checkpoint then needs it).
+    pub fn kernel_thread_may_stay(&self, pid: i32, tid: i32, comm: &str) -> Result<Option<String>, PluginError> {
+        let what = format!("pid {pid}: thread {tid} ({comm}), run by the kernel");
+        // SAFETY: a hook of a loaded plugin, with its host table and a name valid for the call.
+        self.claim_first("kernel_thread", &what, |p| p.hooks.kernel_thread.map(|f| p.call(|h| unsafe { f(h, pid, tid, comm.as_ptr(), comm.len()) })))
+    }
+}
