@@ -131,24 +131,17 @@ impl RcrPluginC {
         std::mem::offset_of!(RcrPluginC, hooks) + crate::HOOKS.iter().filter(|h| h.version <= v).count() * std::mem::size_of::<Option<crate::fns::init>>()
     }
 
-    /// Its layout, for the C header and the layout check.
+    /// Its layout, for the C header and the layout check (flat there: the hooks follow the head).
     pub fn layout() -> crate::cheader::CStruct {
-        use crate::cheader::{CField, CType};
         use std::mem::offset_of;
-        let head = |name, ty, doc, offset| CField { name, ty: CType::Plain(ty), doc, offset };
-        let mut fields = vec![
-            head("abi_version", "u32", "RCR_PLUGIN_ABI_VERSION", offset_of!(RcrPluginC, abi_version)),
-            head("size", "u32", "sizeof(struct rcr_plugin)", offset_of!(RcrPluginC, size)),
-            head("name", "*const c_char", "unique among the loaded plugins", offset_of!(RcrPluginC, name)),
-            head("version", "*const c_char", "", offset_of!(RcrPluginC, version)),
+        let head = [
+            ("abi_version", "u32", "RCR_PLUGIN_ABI_VERSION", offset_of!(RcrPluginC, abi_version)),
+            ("size", "u32", "sizeof(struct rcr_plugin)", offset_of!(RcrPluginC, size)),
+            ("name", "*const c_char", "unique among the loaded plugins", offset_of!(RcrPluginC, name)),
+            ("version", "*const c_char", "", offset_of!(RcrPluginC, version)),
         ];
-        fields.extend(HookSet::fields(offset_of!(RcrPluginC, hooks)));
-        crate::cheader::CStruct {
-            c: "rcr_plugin",
-            doc: "The plugin's descriptor. Leave the hooks you do not implement NULL.",
-            size: std::mem::size_of::<RcrPluginC>(),
-            fields,
-        }
+        let doc = "The plugin's descriptor. Leave the hooks you do not implement NULL.";
+        crate::cheader::CStruct::with_head("rcr_plugin", doc, std::mem::size_of::<RcrPluginC>(), &head, HookSet::fields(offset_of!(RcrPluginC, hooks)))
     }
 }
 

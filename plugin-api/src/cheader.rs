@@ -31,6 +31,15 @@ pub struct CStruct {
     pub fields: Vec<CField>,
 }
 
+impl CStruct {
+    /// A struct of a fixed head of plain fields `(name, Rust type, doc, offset)` and then `rest`.
+    pub fn with_head(c: &'static str, doc: &'static str, size: usize, head: &[(&'static str, &'static str, &'static str, usize)], rest: Vec<CField>) -> CStruct {
+        let mut fields: Vec<CField> = head.iter().map(|&(name, ty, doc, offset)| CField { name, ty: CType::Plain(ty), doc, offset }).collect();
+        fields.extend(rest);
+        CStruct { c, doc, size, fields }
+    }
+}
+
 /// A hook or a service: name, the ABI version that added it, its arguments (after the host table or
 /// `ctx`), as Rust writes them, and its return type.
 pub struct FnDesc {

@@ -73,23 +73,16 @@ pub struct RcrHost {
 impl RcrHost {
     /// Its layout, for the C header and the layout check (flat there: the services follow the head).
     pub fn layout() -> crate::cheader::CStruct {
-        use crate::cheader::{CField, CType};
         use std::mem::offset_of;
-        let head = |name, ty, doc, offset| CField { name, ty: CType::Plain(ty), doc, offset };
-        let mut fields = vec![
-            head("abi_version", "u32", "The ABI version of this rcr.", offset_of!(RcrHost, abi_version)),
-            head("size", "u32", "sizeof(struct rcr_host) as this rcr knows it.", offset_of!(RcrHost, size)),
-            head("ctx", "*mut c_void", "Pass to every service.", offset_of!(RcrHost, ctx)),
-            head("run_id", "*const c_char", "A unique id of this rcr run.", offset_of!(RcrHost, run_id)),
-            head("images_dir", "*const c_char", "The images directory.", offset_of!(RcrHost, images_dir)),
-            head("options_json", "*const c_char", "The command's options, a JSON object.", offset_of!(RcrHost, options_json)),
+        let head = [
+            ("abi_version", "u32", "The ABI version of this rcr.", offset_of!(RcrHost, abi_version)),
+            ("size", "u32", "sizeof(struct rcr_host) as this rcr knows it.", offset_of!(RcrHost, size)),
+            ("ctx", "*mut c_void", "Pass to every service.", offset_of!(RcrHost, ctx)),
+            ("run_id", "*const c_char", "A unique id of this rcr run.", offset_of!(RcrHost, run_id)),
+            ("images_dir", "*const c_char", "The images directory.", offset_of!(RcrHost, images_dir)),
+            ("options_json", "*const c_char", "The command's options, a JSON object.", offset_of!(RcrHost, options_json)),
         ];
-        fields.extend(Services::fields(offset_of!(RcrHost, svc)));
-        crate::cheader::CStruct {
-            c: "rcr_host",
-            doc: "Services of rcr, one table per plugin. Read a service only if `size` covers it.",
-            size: std::mem::size_of::<RcrHost>(),
-            fields,
-        }
+        let doc = "Services of rcr, one table per plugin. Read a service only if `size` covers it.";
+        crate::cheader::CStruct::with_head("rcr_host", doc, std::mem::size_of::<RcrHost>(), &head, Services::fields(offset_of!(RcrHost, svc)))
     }
 }

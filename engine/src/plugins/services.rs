@@ -377,38 +377,35 @@ unsafe extern "C" fn svc_task_write(ctx: *mut c_void, pid: i32, addr: u64, data:
     }
 }
 
+/// Sets `slot` to `p` while `f` runs; cleared after, also on unwind.
+fn lend<P: Copy, R>(slot: &Cell<Option<P>>, p: P, f: impl FnOnce() -> R) -> R {
+    struct Reset<'a, P: Copy>(&'a Cell<Option<P>>);
+    impl<P: Copy> Drop for Reset<'_, P> {
+        fn drop(&mut self) {
+            self.0.set(None);
+        }
+    }
+    slot.set(Some(p));
+    let _reset = Reset(slot);
+    f()
+}
+
 impl Plugins {
     /// Runs `f` (which calls `checkpoint_devices`) with thread control lent to the plugins: their
     /// `run_thread` goes to `ctl`. Outside `f`, `run_thread` fails.
     pub fn with_thread_control<R>(&self, ctl: &dyn ThreadControl, f: impl FnOnce() -> R) -> R {
-        struct Reset<'a>(&'a ThreadCtl);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                self.0.set(None);
-            }
-        }
         let p: *const (dyn ThreadControl + '_) = ctl;
-        // SAFETY: only the lifetime bound is erased; the pointer is cleared (by `Reset`, also on unwind)
-        // before `ctl`'s borrow ends, and the services read it only while `f` runs.
+        // SAFETY: only the lifetime bound is erased; `lend` clears the pointer (also on unwind) before
+        // `ctl`'s borrow ends, and the services read it only while `f` runs.
         let p: *const (dyn ThreadControl + 'static) = unsafe { std::mem::transmute(p) };
-        self.shared.threads.set(Some(p));
-        let _reset = Reset(&self.shared.threads);
-        f()
+        lend(&self.shared.threads, p, f)
     }
 
     /// Runs `f` (which calls `restore_task`) with `task` lent to the plugins' task services.
     pub(super) fn with_task<R>(&self, task: &mut dyn TaskControl, f: impl FnOnce() -> R) -> R {
-        struct Reset<'a>(&'a TaskCtl);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                self.0.set(None);
-            }
-        }
         let p: *mut (dyn TaskControl + '_) = task;
         // SAFETY: as in with_thread_control; `task` is not used otherwise while `f` runs.
         let p: *mut (dyn TaskControl + 'static) = unsafe { std::mem::transmute(p) };
-        self.shared.task.set(Some(p));
-        let _reset = Reset(&self.shared.task);
-        f()
+        lend(&self.shared.task, p, f)
     }
 }
