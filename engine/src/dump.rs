@@ -71,7 +71,10 @@ pub struct Frozen {
 
 /// Freezes the tree rooted at `root`: every thread of every descendant. Threads and children that
 /// appear while rcr freezes are caught by scanning again until a scan finds nothing new.
-fn freeze_tree(root: i32, timeout: Duration) -> Result<Vec<Frozen>> {
+/// A thread the kernel runs for the task (io_uring's workers) cannot be stopped: it stays as it is if a
+/// plugin says so (`kernel_thread`), else the freeze fails naming it.
+fn freeze_tree(root: i32, timeout: Duration, plugins: &Plugins) -> Result<Vec<Frozen>> {
+    let mut let_be: Vec<i32> = Vec::new();
     let mut tree: Vec<Frozen> = Vec::new();
     loop {
         let mut changed = false;
@@ -93,7 +96,18 @@ fn freeze_tree(root: i32, timeout: Duration) -> Result<Vec<Frozen>> {
             let mut tids = tree[idx].proc.task_ids()?;
             tids.sort_by_key(|&t| (t != pid, t));
             for tid in tids {
-                if tree[idx].threads.iter().any(|t| t.tid() == tid) {
+                if tree[idx].threads.iter().any(|t| t.tid() == tid) || let_be.contains(&tid) {
+                    continue;
+                }
+                if let Some(ts) = tree[idx].proc.thread_stat(tid).ok().filter(|s| s.flags & crate::proc::PF_IO_WORKER != 0) {
+                    let Some(owner) = plugins.kernel_thread_may_stay(pid, tid, &ts.comm)? else {
+                        return Err(Error::Msg(format!(
+                            "cannot freeze pid {pid}: its thread {tid} ({}) is run by the kernel (an io_uring worker), which ptrace cannot stop, and no plugin said it may stay; checkpoint the io_uring with a plugin that claims it",
+                            ts.comm
+                        )));
+                    };
+                    tracing::info!("pid {pid}: kernel thread {tid} ({}) stays as it is (plugin '{owner}')", ts.comm);
+                    let_be.push(tid);
                     continue;
                 }
                 let t = Tracee::seize(tid, timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid} (thread {tid}): {e}")))?;
@@ -131,7 +145,7 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
     plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
-    let tree = freeze_tree(pid, opts.freeze_timeout)?;
+    let tree = freeze_tree(pid, opts.freeze_timeout, &plugins)?;
     if tree[0].zombie {
         return Err(Error::Msg(format!("pid {pid} is a zombie; there is nothing to dump")));
     }
@@ -628,7 +642,10 @@ fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>,
         let at = found.err().flatten();
         // plugins: every fd is offered to the plugins (in order) before the core handles it.
         let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, fdinfo_text: &fdinfo_text, proc, task: stat, opts };
-        if let Some(id) = plugins.dump_file(&crate::plugins::OfferedFd::from(&one), files)? {
+        let offered = crate::plugins::OfferedFd { pid, fd, path: &link, local: copy.as_fd(), st: &st, flags: info.flags, pos: info.pos, fdinfo: &fdinfo_text };
+        if let Some(claim) = plugins.dump_file(&offered, &mut || files.next_id())? {
+            let id = claim.id;
+            files.files.push(claim.file_entry());
             seen.insert(key, at, (pid, fd, id, pb::FdTypes::Ext as i32));
             out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
             continue;
@@ -680,10 +697,11 @@ fn dump_vmas(pid: i32, proc: &ProcDir, vmas: &[Vma], files: &mut FileTable, plug
         let device = v.path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && !v.deleted;
         if classified.is_err() || device {
             // plugins: a device area; the plugin that claims it maps it again at restore.
-            if let Some(id) = plugins.dump_vma(pid, v, files)? {
+            if let Some(claim) = plugins.dump_vma(pid, v, &mut || files.next_id())? {
+                files.files.push(claim.file_entry());
                 let kind = mem::AreaKind::Plugin { shared: v.shared };
                 let mut e = mem::vma_entry(v, kind);
-                e.shmid = id as u64;
+                e.shmid = claim.id as u64;
                 out.push((e, kind));
                 continue;
             }

@@ -290,8 +290,13 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             .ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type)))?;
         by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
     }
+    // plugins: opened in rcr and inherited, or (ABI 3) opened by the plugin inside the task.
+    let mut in_task_files: std::collections::BTreeSet<u32> = Default::default();
     for (id, fd) in plugins.restore_files(&plugin_files)? {
-        by_id.insert(id, Inherited { fd: fd_above(fd, base)? }); // plugins: opened in rcr, inherited
+        match fd {
+            Some(fd) => drop(by_id.insert(id, Inherited { fd: fd_above(fd, base)? })),
+            None => drop(in_task_files.insert(id)),
+        }
     }
     // plugins: device areas; the plugin that claimed each gives the fd to map it from (inherited).
     let mut plugin_vmas: Vec<(i32, &pb::VmaEntry, &pb::ExtFileEntry)> = Vec::new();
@@ -356,6 +361,8 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         map_fds: &map_fds,
         memfd_fds: &memfd_fds,
         plugin_vma_fds: &plugin_vma_fds,
+        plugins: &plugins,
+        in_task_files: &in_task_files,
         pfiles: &pfiles,
         opts,
         shm_owners: Default::default(),
@@ -454,8 +461,13 @@ struct Ctx<'a> {
     tramp: u64,
     by_id: &'a BTreeMap<u32, Inherited>,
     map_fds: &'a BTreeMap<u64, OwnedFd>,
-    /// plugins: fd and file offset of each device area, by its shmid (update_vma).
-    plugin_vma_fds: &'a BTreeMap<u64, (OwnedFd, u64)>,
+    /// plugins: fd and file offset of each device area, by its shmid (update_vma); no fd: its plugin
+    /// maps it in restore_task.
+    plugin_vma_fds: &'a BTreeMap<u64, (Option<OwnedFd>, u64)>,
+    /// plugins: for restore_task.
+    plugins: &'a Plugins,
+    /// plugins: files their plugin opens inside the task (restore_task), not installed by the core.
+    in_task_files: &'a std::collections::BTreeSet<u32>,
     /// memfds by shmem inode.
     memfd_fds: &'a BTreeMap<u64, OwnedFd>,
     pfiles: &'a [Option<ProcFiles>],
@@ -710,6 +722,8 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     }
     let areas: Vec<&pb::VmaEntry> = p.mm.vmas.iter()
         .filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR | mem::VMA_AREA_VSYSCALL) == 0)
+        // plugins: an area its plugin maps itself, in restore_task.
+        .filter(|v| v.status & mem::VMA_EXT_PLUGIN == 0 || c.plugin_vma_fds.get(&v.shmid).is_none_or(|(fd, _)| fd.is_some()))
         .collect();
     let mut filled = Vec::with_capacity(areas.len());
     let mut runs = Vec::new();
@@ -729,7 +743,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
         }
         if v.status & mem::VMA_EXT_PLUGIN != 0 {
             // plugins: a device area, mapped from the fd its plugin gave, at the offset it gave.
-            let (fd, offset) = c.plugin_vma_fds.get(&v.shmid).ok_or_else(|| Error::Msg(format!("pid {pid}: no plugin mapping for area {:#x}", v.start)))?;
+            let (fd, offset) = c.plugin_vma_fds.get(&v.shmid).and_then(|(fd, o)| Some((fd.as_ref()?, o))).ok_or_else(|| Error::Msg(format!("pid {pid}: no plugin mapping for area {:#x}", v.start)))?;
             let area = pb::VmaEntry { pgoff: *offset, ..**v };
             step(pid, &format!("map device area {:#x}-{:#x}", v.start, v.end), mem::map_area(r, &area, mem::AreaFd(Some(fd.as_raw_fd())), false))?;
             filled.push(false);
@@ -780,7 +794,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
         }
     }
     let mut keep = Vec::new();
-    for fi in p.fdinfo.iter().filter(|_| last_sharer == Some(i)) {
+    for fi in p.fdinfo.iter().filter(|fi| last_sharer == Some(i) && !c.in_task_files.contains(&fi.id)) {
         let src = c.by_id.get(&fi.id).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
         let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
         // dup3 refuses equal fds; an fd already at its place only needs its flag.
@@ -802,6 +816,8 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
             step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;
         }
     }
+    // plugins: what must happen in the task's own context (ABI 3), its memory and fds in place.
+    c.plugins.restore_task(&mut crate::plugins::InTask::new(pid, r))?;
     // Threads, while the task still has the privileges clone3(set_tid) needs.
     let mut threads = Vec::new();
     for (core, &tid) in p.cores.iter().zip(&p.pstree.threads).skip(1) {

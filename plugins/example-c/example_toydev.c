@@ -94,23 +94,62 @@ static int is_bpf_map(const char *path, size_t len)
 	return len == strlen(BPF_MAP_PATH) && memcmp(path, BPF_MAP_PATH, len) == 0;
 }
 
-/* Reads a whole image into a new NUL-terminated buffer; NULL with *r = RCR_NOT_MINE or RCR_ERROR. */
+/* Reads a whole image into a new NUL-terminated buffer; NULL with *r = RCR_NOT_MINE or RCR_ERROR.
+ * Streamed (ABI 3): rcr opens the image file and hands over an fd, read here in pieces. */
 static char *read_image(const struct rcr_host *h, const char *name, int32_t *r)
 {
-	size_t len = 0;
-	*r = h->read_image(h->ctx, (const uint8_t *)name, strlen(name), NULL, 0, &len);
+	int32_t fd = -1;
+	*r = h->image_open(h->ctx, (const uint8_t *)name, strlen(name), RCR_IMAGE_READ, &fd);
 	if (*r != RCR_OK)
 		return NULL;
-	char *buf = malloc(len + 1);
-	size_t got = 0;
-	if (!buf || h->read_image(h->ctx, (const uint8_t *)name, strlen(name), (uint8_t *)buf, len, &got) != RCR_OK || got != len) {
-		free(buf);
-		fail(h, "reading image %s failed", name);
-		*r = RCR_ERROR;
-		return NULL;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (!buf) {
+			fail(h, "reading image %s: out of memory", name);
+			break;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			fail(h, "reading image %s: %s", name, strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			close(fd);
+			buf[len] = 0;
+			return buf;
+		}
+		len += (size_t)n;
+		if (cap - len < 2) {
+			char *more = realloc(buf, cap *= 2);
+			if (!more)
+				free(buf);
+			buf = more;
+		}
 	}
-	buf[len] = 0;
-	return buf;
+	free(buf);
+	close(fd);
+	*r = RCR_ERROR;
+	return NULL;
+}
+
+/* Writes image `name` from `len` bytes, streamed (ABI 3): to an fd of the image file rcr opens. */
+static int32_t write_image(const struct rcr_host *h, const char *name, const char *data, size_t len)
+{
+	int32_t fd = -1;
+	if (h->image_open(h->ctx, (const uint8_t *)name, strlen(name), RCR_IMAGE_WRITE, &fd) != RCR_OK)
+		return RCR_ERROR; /* rcr set the message */
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write(fd, data + done, len - done);
+		if (n <= 0) {
+			fail(h, "writing image %s: %s", name, strerror(errno));
+			close(fd);
+			return RCR_ERROR;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return RCR_OK;
 }
 
 /* The devices dumped in this run (dump_vma finds the process's mappable one here). */
@@ -178,7 +217,7 @@ static int32_t ex_dump_file(const struct rcr_host *h, const struct rcr_file *f, 
 	free(reg);
 	char name[32];
 	snprintf(name, sizeof(name), "toydev-%u", id);
-	int32_t r = h->write_image(h->ctx, (const uint8_t *)name, strlen(name), (const uint8_t *)img, (size_t)n);
+	int32_t r = write_image(h, name, img, (size_t)n);
 	free(img);
 	if (r != RCR_OK)
 		return RCR_ERROR; /* rcr set the message */
@@ -217,7 +256,7 @@ static int32_t ex_dump_vma(const struct rcr_host *h, const struct rcr_vma *v, ui
 	char name[32], data[32];
 	snprintf(name, sizeof(name), "vma-%u", id);
 	int n = snprintf(data, sizeof(data), "device=%u\n", dumped[found].id);
-	return h->write_image(h->ctx, (const uint8_t *)name, strlen(name), (const uint8_t *)data, (size_t)n);
+	return write_image(h, name, data, (size_t)n);
 }
 
 static int32_t ex_restore_file(const struct rcr_host *h, uint32_t id, int32_t *fd)

@@ -218,7 +218,7 @@ fn a_plugin_built_for_a_newer_abi_is_refused() {
     }
     let dir = libdir("abi", &[("future.so", &|p: &Path| fixture(&["-DFIXTURE_ABI=99", "-DFIXTURE_NAME=\"future\""], p))]);
     let sub = subject();
-    let msg = "built for plugin ABI version 99, but this rcr supports plugin ABI versions up to 2";
+    let msg = "built for plugin ABI version 99, but this rcr supports plugin ABI versions up to 3";
     assert_dump_fails(&sub, &["-L", s(&dir.path)], &["plugin 'future'", s(&dir.path.join("future.so")), msg]);
     let run = rcr::run(&["plugins".into(), "-L".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert_eq!(run.exit, Some(crate::harness::Exit::Code(1)), "{}", run.describe());
@@ -292,17 +292,20 @@ fn rcr_plugins_lists_plugins_and_their_hooks() {
             ("1-example.so", &copy_of(rust_plugin(RUST_EXAMPLE))),
             ("2-fixture.so", &|p: &Path| fixture(&[], p)),
             ("3-v1.so", &|p: &Path| fixture(&["-DFIXTURE_V1", "-DFIXTURE_NAME=\"old\""], p)),
+            ("4-v2.so", &|p: &Path| fixture(&["-DFIXTURE_V2", "-DFIXTURE_NAME=\"older\""], p)),
         ],
     );
     std::fs::write(dir.path.join("README"), b"not a plugin").unwrap();
     let run = rcr::run(&["plugins".into(), "--libdir".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert!(run.ok(), "{}", run.describe());
     let out = &run.stdout;
-    assert!(out.contains("plugins in ") && out.contains(": 3\n"), "{out}");
-    assert!(out.contains("example-toydev 0.1.0 (Rust, plugin ABI 2)") && out.contains("hooks: init, dump_file, restore_file, dump_vma, update_vma"), "{out}");
-    assert!(out.contains("fixture 0.0.1 (C, plugin ABI 2)") && out.contains("hooks: init, dump_file\n"), "{out}");
+    assert!(out.contains("plugins in ") && out.contains(": 4\n"), "{out}");
+    assert!(out.contains("example-toydev 0.1.0 (Rust, plugin ABI 3)") && out.contains("hooks: init, dump_file, restore_file, dump_vma, update_vma"), "{out}");
+    assert!(out.contains("fixture 0.0.1 (C, plugin ABI 3)") && out.contains("hooks: init, dump_file\n"), "{out}");
     // A plugin built for ABI version 1 (shorter struct) still loads.
     assert!(out.contains("old 0.0.1 (C, plugin ABI 1)"), "{out}");
+    // And one built for ABI version 2: what its struct does not cover is not read.
+    assert!(out.contains("older 0.0.1 (C, plugin ABI 2)"), "{out}");
     // RCR_LIBS_DIR is the default plugin directory.
     let out = dir.path.join("env.out");
     let mut child = Command::new(rcr_bin())
@@ -359,4 +362,51 @@ fn pre_dump_is_refused_clearly() {
     let run = rcr::run(&["pre-dump".into(), "-t".into(), "1".into(), "-D".into(), s(&dir.path).into()], &dir.path, vec![], Duration::from_secs(30));
     assert_eq!(run.exit, Some(crate::harness::Exit::Code(1)), "{}", run.describe());
     assert!(run.stderr.contains("'pre-dump' is a criu command that rcr does not support yet"), "{}", run.describe());
+}
+
+/// ABI 3 (plugins/test-abi3, tests/progs/plugin_task.c): a plugin streams a 256 MiB device into its
+/// image and back (rcr's own memory stays far below the device's size, dump and restore), and
+/// recreates the device from inside the restored task: it opens it, fills it and maps it there with
+/// remote system calls while rcr traces the task. The program checks the device and its mapping.
+#[test]
+fn an_abi_3_plugin_streams_a_device_and_recreates_it_inside_the_task() {
+    const MIB: u64 = 256;
+    let dir = libdir("abi3", &[("abi3.so", &copy_of(rust_plugin("rcr_test_abi3_plugin")))]);
+    let mut sub = Subject::spawn("plugin_task", &[&MIB.to_string()]);
+    sub.wait_ready(READY_TIMEOUT);
+    let dump = sub.dump(&["-L", s(&dir.path)]);
+    let images: Vec<PathBuf> = std::fs::read_dir(&sub.images).unwrap().flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("plugin-test-abi3-dev-"))).collect();
+    let restore = sub.restore(&["-L", s(&dir.path)]);
+    if !selftest() {
+        assert!(dump.log.contains("claimed by plugin 'test-abi3'"), "the plugin did not claim the device\n{}", dump.describe());
+        let lens: Vec<u64> = images.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect();
+        assert_eq!(lens, [MIB << 20], "the device's image is not one file of its size: {images:?}");
+        assert!(restore.log.contains("recreated inside the task"), "restore_task did not run\n{}", restore.describe());
+        // Whole-buffer images would put 256 MiB in rcr's memory; streamed, rcr stays at its usual size.
+        eprintln!("rcr peak RSS streaming {MIB} MiB: dump {} KiB, restore {} KiB", dump.maxrss_kib, restore.maxrss_kib);
+        for (what, run) in [("dump", &dump), ("restore", &restore)] {
+            assert!(run.maxrss_kib < (MIB as i64 * 1024) / 4, "rcr {what} peaked at {} KiB streaming {MIB} MiB\n{}", run.maxrss_kib, run.describe());
+        }
+    }
+    sub.signal(libc::SIGTERM);
+    sub.wait_result(RESULT_TIMEOUT).unwrap();
+}
+
+/// io_uring's SQPOLL thread (`iou-sqp-PID`) is run by the kernel and cannot be stopped by ptrace: the
+/// freeze names it at once (instead of timing out), and a plugin's `kernel_thread` may let it stay.
+#[test]
+fn a_kernel_run_thread_is_named_and_may_stay_for_a_plugin() {
+    let mut sub = Subject::spawn("unknown_fd", &["io_uring-sqpoll"]);
+    sub.wait_ready(READY_TIMEOUT);
+    let run = assert_dump_fails(&sub, &[], &["thread", "iou-sqp", "is run by the kernel", "no plugin said it may stay"]);
+    assert!(run.wall < Duration::from_secs(5), "the freeze took {:?}: it waited for a thread that cannot stop", run.wall);
+    if !selftest() {
+        // With a plugin that lets io_uring's workers stay, the freeze passes; the dump then stops at
+        // the io_uring itself (fd 50), which no plugin claims here.
+        let dir = libdir("iou", &[("fixture.so", &|p: &Path| fixture(&["-DFIXTURE_IOU"], p))]);
+        let run = assert_dump_fails(&sub, &["-L", s(&dir.path)], &["fd 50"]);
+        assert!(!run.stderr.contains("is run by the kernel"), "the plugin's answer was not heeded\n{}", run.describe());
+        assert!(run.log.contains("stays as it is (plugin 'fixture')"), "{}", run.describe());
+    }
+    still_fine(sub);
 }

@@ -4,6 +4,8 @@
  *   -DFIXTURE_ABI=N           the ABI version it reports (default RCR_PLUGIN_ABI_VERSION)
  *   -DFIXTURE_V1              built as a plugin of ABI version 1 (reports 1, its struct ends where
  *                             version 1's did): must keep loading in a newer rcr
+ *   -DFIXTURE_V2              the same for ABI version 2 (its struct ends at restore_ext_link; the
+ *                             restore_task it sets lies beyond its size and must not be read)
  *   -DFIXTURE_FAIL_INIT       init fails with a message
  *   -DFIXTURE_CLAIM           dump_file claims every bpf map and writes image "claimed-<id>" with the fd;
  *                             dump_vma claims their mappings ("claimed-vma-<id>") unless
@@ -12,6 +14,7 @@
  *                             "threads") and lets only thread "toydev-drv" run (run_thread) until it
  *                             answers; dump_devices_late checks that run_thread is refused there
  *   -DFIXTURE_EXT             the external unix socket / mount / link hooks (engine unit tests)
+ *   -DFIXTURE_IOU             kernel_thread says io_uring's workers (iou-*) may stay
  *   -DFIXTURE_NO_ENTRY        exports no rcr_plugin_entry */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -32,6 +35,9 @@
 #endif
 #ifdef FIXTURE_V1
 #define FIXTURE_ABI 1
+#endif
+#ifdef FIXTURE_V2
+#define FIXTURE_ABI 2
 #endif
 #ifndef FIXTURE_ABI
 #define FIXTURE_ABI RCR_PLUGIN_ABI_VERSION
@@ -282,10 +288,31 @@ static int32_t fx_restore_ext_link(const struct rcr_host *h, uint32_t id, const 
 }
 #endif
 
+#ifdef FIXTURE_IOU
+static int32_t fx_kernel_thread(const struct rcr_host *h, int32_t pid, int32_t tid, const char *comm, size_t len)
+{
+	(void)h;
+	(void)pid;
+	(void)tid;
+	return len >= 4 && memcmp(comm, "iou-", 4) == 0 ? RCR_OK : RCR_NOT_MINE;
+}
+#endif
+
+#ifdef FIXTURE_V2
+static int32_t fx_restore_task(const struct rcr_host *h, int32_t pid)
+{
+	fail(h, "fixture: restore_task of an ABI-2 plugin was called for pid %d", pid);
+	return RCR_ERROR;
+}
+#endif
+
 static const struct rcr_plugin plugin = {
 	.abi_version = FIXTURE_ABI,
-#ifdef FIXTURE_V1
+#if defined(FIXTURE_V1)
 	.size = RCR_PLUGIN_SIZE_V1,
+#elif defined(FIXTURE_V2)
+	.size = RCR_PLUGIN_SIZE_V2,
+	.restore_task = fx_restore_task,
 #else
 	.size = sizeof(struct rcr_plugin),
 #endif
@@ -299,6 +326,9 @@ static const struct rcr_plugin plugin = {
 #ifdef FIXTURE_THREADS
 	.checkpoint_devices = fx_checkpoint_devices,
 	.dump_devices_late = fx_dump_devices_late,
+#endif
+#ifdef FIXTURE_IOU
+	.kernel_thread = fx_kernel_thread,
 #endif
 #ifdef FIXTURE_EXT
 	.dump_ext_unix_sk = fx_dump_ext_unix_sk,

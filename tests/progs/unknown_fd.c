@@ -1,5 +1,6 @@
-/* An fd of a kind rcr has no module for, at fd 50: argv[2] is "io_uring", "perf" (a software perf
- * event), "userfaultfd" or "tcp" (a TCP listener on 127.0.0.1, port argv[3]). rcr dump must refuse it, naming the pid, fd 50 and its anon inode, and leave
+/* An fd of a kind rcr has no module for, at fd 50: argv[2] is "io_uring", "io_uring-sqpoll" (with its
+ * kernel-run iou-sqp thread), "perf" (a software perf event), "userfaultfd" or "tcp" (a TCP listener on
+ * 127.0.0.1, port argv[3]). rcr dump must refuse it, naming the pid, fd 50 and its anon inode, and leave
  * the process running: on SIGTERM it checks that fd 50 is still the same object. */
 #include "common.h"
 #include <linux/io_uring.h>
@@ -14,9 +15,13 @@ int main(int argc, char **argv)
 	install_term();
 	const char *kind = argc > 2 ? argv[2] : "io_uring";
 	int fd = -1;
-	if (strcmp(kind, "io_uring") == 0) {
+	if (strncmp(kind, "io_uring", 8) == 0) {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
+		if (strcmp(kind, "io_uring-sqpoll") == 0) {
+			p.flags = IORING_SETUP_SQPOLL;
+			p.sq_thread_idle = 1000;
+		}
 		fd = syscall(SYS_io_uring_setup, 4, &p);
 	} else if (strcmp(kind, "perf") == 0) {
 		struct perf_event_attr a;

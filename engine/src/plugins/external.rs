@@ -5,7 +5,7 @@
 //! before forking.
 
 use super::{api, Loaded, PluginError, Plugins};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// An open file as the plugins are offered it (see [`api::RcrFile`]).
 pub struct OfferedFd<'a> {
@@ -21,12 +21,6 @@ pub struct OfferedFd<'a> {
     pub pos: u64,
     /// Its /proc/PID/fdinfo text.
     pub fdinfo: &'a str,
-}
-
-impl<'a> From<&crate::kinds::FdToDump<'a>> for OfferedFd<'a> {
-    fn from(d: &crate::kinds::FdToDump<'a>) -> Self {
-        OfferedFd { pid: d.pid, fd: d.fd, path: d.link, local: d.file, st: d.st, flags: d.info.flags, pos: d.info.pos, fdinfo: d.fdinfo_text }
-    }
 }
 
 impl OfferedFd<'_> {
@@ -61,18 +55,14 @@ pub struct ExtMount<'a> {
 }
 
 impl Plugins {
-    pub(super) fn by_name(&self, name: &str) -> Option<&Loaded> {
-        self.plugins.iter().find(|p| p.info.name == name)
-    }
-
     /// Asks the plugins in order with `call` (None: the plugin lacks the hook); the name of the first
     /// that claims the object, which the checkpoint then needs.
-    fn claim_first(&self, hook: &'static str, what: &str, call: impl Fn(&Loaded) -> Option<(i32, Option<String>)>) -> Result<Option<String>, PluginError> {
+    pub(super) fn claim_first(&self, hook: &'static str, what: &str, call: impl Fn(&Loaded) -> Option<(i32, Option<String>)>) -> Result<Option<String>, PluginError> {
         for p in &self.plugins {
             let Some(res) = call(p) else { continue };
             if p.claimed(hook, res).map_err(|e| PluginError::Ext { what: what.to_string(), msg: e.to_string() })? {
                 tracing::info!("{what} claimed by plugin '{}'", p.info.name);
-                self.needed.borrow_mut().insert(p.info.name.clone());
+                self.record_need(p);
                 return Ok(Some(p.info.name.clone()));
             }
         }
@@ -118,17 +108,8 @@ impl Plugins {
         let mut fd = -1i32;
         // SAFETY: a hook of a loaded plugin, with its host table and a writable int.
         Self::must_claim(p, "restore_ext_unix_sk", &what, p.call(|h| unsafe { f(h, id, &mut fd) }))?;
-        if fd < 0 {
-            return Err(PluginError::Ext { what, msg: format!("plugin '{plugin}' returned success but no fd") });
-        }
-        // SAFETY: the plugin handed the fd over to rcr (the hook's contract).
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: fcntl(F_GETFD) on an int; no memory involved.
-        if unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_GETFD) } < 0 {
-            std::mem::forget(owned);
-            return Err(PluginError::Ext { what, msg: format!("plugin '{plugin}' returned fd {fd}, which is not open") });
-        }
-        Ok(owned)
+        let owned = p.take_fd("restore_ext_unix_sk", fd, false).map_err(|msg| PluginError::Ext { what: what.clone(), msg })?;
+        owned.ok_or(PluginError::Ext { what, msg: format!("plugin '{plugin}' returned no fd") })
     }
 
     /// Dump, for the core's mounts: offers a mount external to the dump to the plugins

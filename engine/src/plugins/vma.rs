@@ -1,14 +1,13 @@
-//! Device memory areas (`dump_vma` at dump, `update_vma` at restore) and thread control of frozen
-//! tasks (the `run_thread` service, lent by the dump during `checkpoint_devices`).
+//! Device memory areas (`dump_vma` at dump, `update_vma` at restore).
 //!
 //! A claimed area is recorded like CRIU records one: `VMA_EXT_PLUGIN` in its status, no pages saved, and
 //! its `shmid` is the id of an `ext_file_entry` in files.img naming the plugin. That id is what both
 //! hooks receive, so the plugin keys its own image by it.
 
-use super::{api, Loaded, PluginError, Plugins, ThreadControl};
+use super::{api, Claimed, PluginError, Plugins};
 use crate::image::pb;
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 impl Plugins {
     /// Whether any plugin has `dump_vma` (else the core need not offer areas).
@@ -16,10 +15,10 @@ impl Plugins {
         self.plugins.iter().any(|p| p.hooks.dump_vma.is_some())
     }
 
-    /// Dump: offers memory area `v` of `pid` to the plugins in order. The first that claims it gets file
-    /// id `id`, recorded in `files` as an `ext_file_entry` naming it; the caller records the area with
-    /// that id as its `shmid`. None if no plugin claimed it.
-    pub fn dump_vma(&self, pid: i32, v: &crate::proc::Vma, files: &mut crate::kinds::FileTable) -> Result<Option<u32>, PluginError> {
+    /// Dump: offers memory area `v` of `pid` to the plugins in order, as the id `new_id` gives. The claim
+    /// of the first that says "mine": the caller records it (an `ext_file_entry`, [`Claimed::file_entry`])
+    /// and the area with its id as `shmid`. None if no plugin claimed it.
+    pub fn dump_vma(&self, pid: i32, v: &crate::proc::Vma, new_id: &mut dyn FnMut() -> u32) -> Result<Option<Claimed>, PluginError> {
         if !self.wants_vmas() {
             return Ok(None);
         }
@@ -46,7 +45,7 @@ impl Plugins {
             vm_flags: vm_flags.as_ptr(),
             vm_flags_len: vm_flags.len(),
         };
-        let id = files.next_id();
+        let id = new_id();
         for p in &self.plugins {
             let Some(f) = p.hooks.dump_vma else { continue };
             // SAFETY: a hook of a loaded plugin, with its host table and an area valid for the call.
@@ -54,27 +53,18 @@ impl Plugins {
             let what = || format!("pid {pid}: memory area {:#x}-{:#x} {path}", v.start, v.end);
             if p.claimed("dump_vma", res).map_err(|e| PluginError::Vma { what: what(), msg: e.to_string() })? {
                 tracing::info!("{} claimed by plugin '{}' as file id {id}", what(), p.info.name);
-                self.record_claim(p, id, files);
-                return Ok(Some(id));
+                self.record_need(p);
+                return Ok(Some(Claimed { id, plugin: p.info.name.clone() }));
             }
         }
         Ok(None)
     }
 
-    /// Adds the `ext_file_entry` of an object `p` claimed, and notes that the checkpoint needs `p`.
-    pub(super) fn record_claim(&self, p: &Loaded, id: u32, files: &mut crate::kinds::FileTable) {
-        self.needed.borrow_mut().insert(p.info.name.clone());
-        files.files.push(pb::FileEntry {
-            r#type: pb::FdTypes::Ext as i32,
-            id,
-            ext: Some(pb::ExtFileEntry { id, fown: pb::FownEntry::default(), rcr_plugin: Some(p.info.name.clone()) }),
-            ..Default::default()
-        });
-    }
-
     /// Restore, before forking: asks the plugin that claimed each area `(pid, vma, its ext entry)` for
-    /// the fd to map it from and its file offset. Returns them by the area's `shmid`.
-    pub fn update_vmas(&self, wanted: &[(i32, &pb::VmaEntry, &pb::ExtFileEntry)]) -> Result<BTreeMap<u64, (OwnedFd, u64)>, PluginError> {
+    /// the fd to map it from and its file offset. Returns them by the area's `shmid`; no fd: the plugin
+    /// maps the area itself, inside the task, in `restore_task` (ABI 3), and the core leaves its place
+    /// empty.
+    pub fn update_vmas(&self, wanted: &[(i32, &pb::VmaEntry, &pb::ExtFileEntry)]) -> Result<BTreeMap<u64, (Option<OwnedFd>, u64)>, PluginError> {
         let mut out = BTreeMap::new();
         for &(pid, v, e) in wanted {
             let what = format!("pid {pid}: memory area {:#x}-{:#x}", v.start, v.end);
@@ -104,40 +94,16 @@ impl Plugins {
             if !p.claimed("update_vma", res).map_err(|e| err(e.to_string()))? {
                 return Err(err(format!("plugin '{name}' does not know this area (update_vma: not mine)")));
             }
-            if fd < 0 {
-                return Err(err(format!("plugin '{name}': update_vma returned success but no fd to map")));
-            }
-            // SAFETY: the plugin handed the fd over to rcr (update_vma's contract).
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: fcntl(F_GETFD) on an int; no memory involved.
-            if unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_GETFD) } < 0 {
-                std::mem::forget(owned);
-                return Err(err(format!("plugin '{name}': update_vma returned fd {fd}, which is not open")));
-            }
-            if offset % crate::kinds::mem::PAGE_SIZE != 0 {
+            let owned = p.take_fd("update_vma", fd, true).map_err(err)?;
+            if offset % crate::image::pagemap::PAGE_SIZE != 0 {
                 return Err(err(format!("plugin '{name}': update_vma returned offset {offset:#x}, which is not page-aligned")));
             }
-            tracing::info!("{what}: plugin '{name}' maps it from its fd at offset {offset:#x}");
+            match owned {
+                Some(_) => tracing::info!("{what}: plugin '{name}' maps it from its fd at offset {offset:#x}"),
+                None => tracing::info!("{what}: plugin '{name}' maps it itself, inside the task (restore_task)"),
+            }
             out.insert(v.shmid, (owned, offset));
         }
         Ok(out)
-    }
-
-    /// Runs `f` (which calls `checkpoint_devices`) with thread control lent to the plugins: their
-    /// `run_thread` goes to `ctl`. Outside `f`, `run_thread` fails.
-    pub fn with_thread_control<R>(&self, ctl: &dyn ThreadControl, f: impl FnOnce() -> R) -> R {
-        struct Reset<'a>(&'a super::ThreadCtl);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                self.0.set(None);
-            }
-        }
-        let p: *const (dyn ThreadControl + '_) = ctl;
-        // SAFETY: only the lifetime bound is erased; the pointer is cleared (by `Reset`, also on unwind)
-        // before `ctl`'s borrow ends, and the services read it only while `f` runs.
-        let p: *const (dyn ThreadControl + 'static) = unsafe { std::mem::transmute(p) };
-        self.threads.set(Some(p));
-        let _reset = Reset(&self.threads);
-        f()
     }
 }

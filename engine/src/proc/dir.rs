@@ -272,6 +272,11 @@ impl ProcDir {
         self.numeric_entries("task")
     }
 
+    /// /proc/PID/task/TID/stat.
+    pub fn thread_stat(&self, tid: i32) -> Result<Stat> {
+        self.parsed(&format!("task/{tid}/stat"), stat::parse_stat)
+    }
+
     /// /proc/PID/task/TID/children.
     pub fn children(&self, tid: i32) -> Result<Vec<i32>> {
         self.parsed(&format!("task/{tid}/children"), misc::parse_children)

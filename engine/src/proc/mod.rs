@@ -22,7 +22,7 @@ pub use misc::{
     parse_timens_offsets, parse_timers, parse_u32_list, CgroupEntry, Mount, PosixTimer,
     TimensOffset,
 };
-pub use stat::{parse_stat, Stat};
+pub use stat::{parse_stat, Stat, PF_IO_WORKER};
 pub use status::{parse_status, SeccompMode, Status};
 
 /// Errors of /proc reading and parsing.

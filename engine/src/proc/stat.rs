@@ -5,6 +5,10 @@ use super::{ProcError, Result};
 
 const FILE: &str = "stat";
 
+/// `PF_IO_WORKER` of [`Stat::flags`]: a thread the kernel runs for the task (io_uring's `iou-sqp-*`
+/// and `iou-wrk-*` workers), which ptrace cannot stop.
+pub const PF_IO_WORKER: u32 = 0x10;
+
 /// The fields of /proc/PID/stat (see proc(5); numbering there is 1-based).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stat {

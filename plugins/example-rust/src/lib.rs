@@ -22,6 +22,7 @@
 
 use rcr_plugin_api::{export_plugin, Claim, File, Host, Plugin, Restored, Stage, Vma, VmaMapping};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::io::{Read, Write};
 use std::sync::Mutex;
 
 /// The plugin's name: recorded in checkpoints that need it.
@@ -263,7 +264,9 @@ impl Plugin for ToyDevice {
         let Some(st) = DeviceState::read(file.local_fd(), frozen).map_err(ctx)? else {
             return Ok(Claim::NotMine); // another bpf map: not this device
         };
-        host.write_image(&image_name(id), st.to_text().as_bytes())?;
+        // Streamed (ABI 3): the image is a file of the plugin's, written in pieces; rcr holds none of it.
+        let mut img = host.create_image(&image_name(id))?;
+        img.write_all(st.to_text().as_bytes()).map_err(|e| ctx(format!("writing image {}: {e}", image_name(id))))?;
         let mappable = st.map_flags & bpf::F_MMAPABLE != 0;
         self.dumped.lock().map_err(|_| "state lock poisoned")?.push(Dumped { pid: file.pid(), id, mappable });
         host.info(&format!("pid {} fd {}: saved device ({} registers of {} bytes) as file id {id}", file.pid(), file.fd(), st.max_entries, st.value_size));
@@ -289,10 +292,12 @@ impl Plugin for ToyDevice {
     }
 
     fn restore_file(&self, host: &Host<'_>, id: u32) -> Result<Restored, String> {
-        let Some(bytes) = host.read_image(&image_name(id))? else {
+        let Some(mut img) = host.open_image(&image_name(id))? else {
             return Ok(Restored::NotMine);
         };
-        let st = DeviceState::from_text(&String::from_utf8_lossy(&bytes)).map_err(|e| format!("image {}: {e}", image_name(id)))?;
+        let mut text = String::new();
+        img.read_to_string(&mut text).map_err(|e| format!("reading image {}: {e}", image_name(id)))?;
+        let st = DeviceState::from_text(&text).map_err(|e| format!("image {}: {e}", image_name(id)))?;
         let fd = st.create()?;
         // update_vma (a later stage) maps the device from this fd.
         host.store_put(&store_key(id), b"", Some(fd.as_fd()))?;
@@ -308,7 +313,7 @@ impl Plugin for ToyDevice {
         let dev: u32 = text.trim().strip_prefix("device=").and_then(|v| v.parse().ok()).ok_or_else(|| format!("image vma-{id}: bad content '{text}'"))?;
         let (_, fd) = host.store_get(&store_key(dev))?.ok_or_else(|| format!("area {:#x}: device file id {dev} was not restored", vma.start()))?;
         let fd = fd.ok_or("the store lost the device's fd")?;
-        Ok(Some(VmaMapping { fd, offset: vma.offset() }))
+        Ok(Some(VmaMapping { fd: Some(fd), offset: vma.offset() }))
     }
 }
 
