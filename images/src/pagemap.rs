@@ -10,8 +10,6 @@
 //! `flags` (written by CRIU before flags existed) is [`PE_PRESENT`]; the page count is
 //! `nr_pages` (field 5, u64) when present, else `compat_nr_pages` (field 2, u32).
 
-use std::path::Path;
-
 use crate::dir::ImageDir;
 use crate::error::{ImageError, ImageErrorKind, Result};
 use crate::io::{ImgReader, ImgWriter};
@@ -82,11 +80,6 @@ impl Pagemap {
     /// Reads pagemap image `name` (a [`Kind::Pagemap`] name) of `dir`.
     pub fn read(dir: &ImageDir, name: ImageName) -> Result<Pagemap> {
         Pagemap::read_from(dir.open(name)?)
-    }
-
-    /// Reads a pagemap image from its file.
-    pub fn read_file(path: &Path) -> Result<Pagemap> {
-        Pagemap::read_from(ImgReader::open(path, Kind::Pagemap)?)
     }
 
     /// Reads a pagemap from an open reader. Entries whose pages are in the parent checkpoint or
