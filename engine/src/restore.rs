@@ -365,6 +365,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         in_task_files: &in_task_files,
         pfiles: &pfiles,
         opts,
+        own: &own,
         shm_owners: Default::default(),
     };
     // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
@@ -472,6 +473,8 @@ struct Ctx<'a> {
     memfd_fds: &'a BTreeMap<u64, OwnedFd>,
     pfiles: &'a [Option<ProcFiles>],
     opts: &'a RestoreOpts,
+    /// What rcr itself has (its credentials: what every task it creates starts with).
+    own: &'a task::OwnPrivileges,
     /// MAP_SHARED anonymous memory already mapped, by shmem inode: (owner pid, start, end).
     shm_owners: std::cell::RefCell<BTreeMap<u64, (i32, u64, u64)>>,
 }
@@ -865,7 +868,7 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
             tracing::warn!("pid {pid}: its parent-death signal {sig} is restored; its parent is now rcr, so it is sent when rcr restore -d exits");
         }
     }
-    thread_attrs(r, pid, &th, core.thread_info.as_ref(), &img.seccomp)?;
+    thread_attrs(r, c, pid, &th, core.thread_info.as_ref(), false)?;
     // The last call unmaps the trampoline; the task stops at its syscall exit, never returning there.
     step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[c.tramp, TRAMP_LEN]))?;
     let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg("core has no thread_info".into()))?;
@@ -877,33 +880,38 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
 /// The per-thread attributes set in the thread itself, in an order that keeps the privileges each step
 /// needs: sigaltstack, clear_child_tid, rseq, name, credentials, pdeath signal, no_new_privs, seccomp
 /// (last: it applies to every later call). Scratch memory is released at the end.
-fn thread_attrs(r: &mut Remote<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Option<&pb::ThreadInfoX86>, seccomp: &[pb::SeccompFilter]) -> Result<()> {
-    step(tid, "sigaltstack", signals::restore_sas(r, th.sas.as_ref()))?;
+/// What the kernel gives every new task anyway is not set again when the image asks for the same
+/// (copy_process clears the robust list and the pdeath signal of every task, and the altstack of a
+/// CLONE_VM thread); what it inherits from rcr is (a forked process's altstack, credentials that are
+/// not rcr's own).
+fn thread_attrs(r: &mut Remote<'_>, c: &Ctx<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Option<&pb::ThreadInfoX86>, fresh_thread: bool) -> Result<()> {
+    step(tid, "sigaltstack", signals::restore_sas(r, th.sas.as_ref(), fresh_thread))?;
     if let Some(ti) = ti {
         step(tid, "clear_child_tid", r.syscall_ok(libc::SYS_set_tid_address, &[ti.clear_tid_addr]).map(|_| ()))?;
     }
     // rcr's own rseq registration was dropped in the root before it created anything (make_trampoline);
     // children and threads start unregistered.
     step(tid, "rseq", task::restore_rseq(r, th.rseq_entry.as_ref()))?;
-    // Set also when the image has none: "no robust list" is a state too (the length must still be the
-    // kernel's struct size, 24 bytes on x86_64).
-    let rla_len = if th.futex_rla_len != 0 { th.futex_rla_len as u64 } else { 24 };
-    step(tid, "robust futex list", r.syscall_ok(libc::SYS_set_robust_list, &[th.futex_rla, rla_len]).map(|_| ()))?;
+    if th.futex_rla != 0 {
+        step(tid, "robust futex list", r.syscall_ok(libc::SYS_set_robust_list, &[th.futex_rla, th.futex_rla_len as u64]).map(|_| ()))?;
+    }
     if let Some(comm) = &th.comm {
         let name = r.scratch_put(&nul(comm))?;
         step(tid, "comm", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NAME as u64, name]))?;
     }
-    if let Some(creds) = &th.creds {
+    if let Some(creds) = th.creds.as_ref().filter(|cr| !c.own.same_creds(cr)) {
         step(tid, "credentials", task::restore_creds(r, creds))?;
     }
-    step(tid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, th.pdeath_sig.unwrap_or(0) as u64]))?;
+    if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
+        step(tid, "pdeath signal", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_PDEATHSIG as u64, sig as u64]))?;
+    }
     // CRIU's creds.no_new_privs; rcr's own field from before it had that.
     if th.creds.as_ref().and_then(|c| c.no_new_privs).is_some_and(|n| n != 0) || th.rcr_no_new_privs == Some(true) {
         step(tid, "no_new_privs", r.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0]))?;
     }
     if let (Some(idx), Some(mode)) = (th.seccomp_filter, th.seccomp_mode) {
         if mode == pb::SeccompMode::Filter as i32 {
-            step(tid, "seccomp", task::restore_seccomp(r, seccomp, idx))?;
+            step(tid, "seccomp", task::restore_seccomp(r, &c.img.seccomp, idx))?;
         }
     }
     step(tid, "release scratch memory", r.release_scratch())?;
@@ -918,7 +926,7 @@ fn build_thread(t: &Tracee, c: &Ctx<'_>, core: &pb::CoreEntry) -> Result<()> {
         task::restore_sched(tid, policy, prio, nice)?;
     }
     let mut r = Remote::at_site(t, c.tramp)?;
-    thread_attrs(&mut r, tid, &th, core.thread_info.as_ref(), &c.img.seccomp)?;
+    thread_attrs(&mut r, c, tid, &th, core.thread_info.as_ref(), true)?;
     r.cure()?;
     let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg(format!("thread {tid}: core has no thread_info")))?;
     cpu::restore(t, ti)?;

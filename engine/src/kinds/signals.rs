@@ -77,13 +77,16 @@ pub fn dump_sas(remote: &mut Remote<'_>) -> Result<pb::ThreadSasEntry> {
 }
 
 /// Sets the alternate signal stack to what the image says, "none" (SS_DISABLE, or no entry) included:
-/// a new task inherits the stack of the task it was forked from (rcr's own, whose memory is gone), and
-/// the first SA_ONSTACK signal would then kill it. SS_ONSTACK is a state, not a setting: it is dropped.
-pub fn restore_sas(remote: &mut Remote<'_>, sas: Option<&pb::ThreadSasEntry>) -> Result<()> {
+/// a new process inherits the stack of the task it was forked from (rcr's own, whose memory is gone),
+/// and the first SA_ONSTACK signal would then kill it. A new thread (`fresh_thread`: created with
+/// CLONE_VM) starts with none, so "none" costs it no call. SS_ONSTACK is a state, not a setting: it is
+/// dropped.
+pub fn restore_sas(remote: &mut Remote<'_>, sas: Option<&pb::ThreadSasEntry>, fresh_thread: bool) -> Result<()> {
     let st = match sas {
         Some(s) if (s.ss_flags as i32) & libc::SS_DISABLE == 0 => {
             StackT { sp: s.ss_sp, size: s.ss_size, flags: (s.ss_flags as i32) & !libc::SS_ONSTACK }
         }
+        _ if fresh_thread => return Ok(()),
         _ => StackT { sp: 0, size: 0, flags: libc::SS_DISABLE },
     };
     remote.sigaltstack_set(&st)?;

@@ -126,6 +126,9 @@ pub struct OwnPrivileges {
     pub rlimit_max: Vec<u64>,
     /// (name, inode) of rcr's namespaces that restore does not create.
     pub namespaces: Vec<(&'static str, u64)>,
+    /// rcr's own credentials, which every task it creates starts with: an image with the same needs
+    /// no credential call at restore.
+    pub creds: pb::CredsEntry,
 }
 
 /// Namespaces rcr restores into its own (it creates none of these yet): a task in another one would
@@ -151,13 +154,27 @@ impl OwnPrivileges {
         for name in UNHANDLED_NAMESPACES {
             namespaces.push((name, ns_inode("self", name)?));
         }
+        let secbits = sys::prctl_get_securebits()?;
         Ok(OwnPrivileges {
+            creds: dump_creds(&st, secbits),
             cap_prm: st.cap_prm,
             cap_bnd: st.cap_bnd,
             sys_resource: st.cap_eff & (1 << CAP_SYS_RESOURCE) != 0,
             rlimit_max,
             namespaces,
         })
+    }
+
+    /// Whether credentials `c` are rcr's own (no_new_privs aside, which is set on its own): a task
+    /// created by rcr has them already.
+    pub fn same_creds(&self, c: &pb::CredsEntry) -> bool {
+        let own = &self.creds;
+        let words = |v: &[u32]| caps_u64(v);
+        (c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid) == (own.uid, own.euid, own.suid, own.fsuid, own.gid, own.egid, own.sgid, own.fsgid)
+            && c.groups == own.groups
+            && c.secbits == own.secbits
+            && [words(&c.cap_inh), words(&c.cap_prm), words(&c.cap_eff), words(&c.cap_bnd), words(&c.cap_amb)]
+                == [words(&own.cap_inh), words(&own.cap_prm), words(&own.cap_eff), words(&own.cap_bnd), words(&own.cap_amb)]
     }
 
     /// Fails when rcr could not give thread `tid` of `pid` its credentials back.

@@ -144,6 +144,13 @@ pub fn prctl_set_child_subreaper(on: bool) -> Result<()> {
     nix::sys::prctl::set_child_subreaper(on).map_err(err("prctl", "PR_SET_CHILD_SUBREAPER"))
 }
 
+/// PR_GET_SECUREBITS of the calling thread.
+pub fn prctl_get_securebits() -> Result<u32> {
+    // SAFETY: PR_GET_SECUREBITS takes no pointer; the result is the bits or -1.
+    let r = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    Errno::result(r).map(|v| v as u32).map_err(err("prctl", "PR_GET_SECUREBITS"))
+}
+
 /// The memory layout to install with PR_SET_MM_MAP (struct prctl_mm_map, owned form).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MmMap {

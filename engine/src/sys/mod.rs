@@ -24,7 +24,7 @@ pub use files::{
 };
 pub use misc::{
     kcmp, kcmp_epoll_tfd, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
-    prctl_set_child_subreaper, prctl_set_mm_map, prlimit_get, prlimit_set, sched_getattr,
+    prctl_get_securebits, prctl_set_child_subreaper, prctl_set_mm_map, prlimit_get, prlimit_set, sched_getattr,
     sched_setattr, setns, KcmpResult, KcmpType, MmMap, SchedAttr,
 };
 pub use pagemap::{
