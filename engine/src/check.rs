@@ -6,7 +6,7 @@
 //! cannot do.
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use nix::sys::memfd::MemFdCreateFlag;
@@ -29,6 +29,43 @@ pub struct FeatureReport {
 pub enum CheckError {
     #[error("unknown feature {name:?}; known features: {known}")]
     Unknown { name: String, known: String },
+}
+
+/// What a dump needs of the kernel, probed once when it starts (cheap calls on rcr itself, no child) and
+/// consulted by the stages: a missing optional feature selects its fallback, a missing required one fails
+/// the dump before anything is frozen, naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// PAGEMAP_SCAN (Linux 6.7): without it pages are found through the classic pagemap entries.
+    pub pagemap_scan: bool,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features { pagemap_scan: true }
+    }
+}
+
+impl Features {
+    /// Probes what [`crate::dump::dump`] relies on. Errors name the missing feature and what it is for.
+    pub fn probe_for_dump() -> crate::Result<Features> {
+        let me = nix::unistd::Pid::this();
+        let missing = |name: &str, what: &str, e: &dyn std::fmt::Display| {
+            crate::Error::Msg(format!("this kernel lacks {name} ({e}), which rcr needs to {what}; `rcr check --feature {name}` says more; nothing was touched"))
+        };
+        let pidfd = sys::pidfd_open(me, 0).map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
+        sys::pidfd_getfd(pidfd.as_fd(), 0)
+            .or_else(|e| if e.errno() == Some(Errno::EBADF) { sys::pidfd_getfd(pidfd.as_fd(), pidfd.as_fd().as_raw_fd()) } else { Err(e) })
+            .map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
+        let mut word = [0u8; 8];
+        let probe = 0x5a5a_5a5a_u64.to_ne_bytes();
+        sys::read_remote(me, probe.as_ptr() as u64, &mut word).map_err(|e| missing("process_vm_readv", "read the target's memory", &e))?;
+        let pagemap_scan = probe_pagemap_scan().is_ok();
+        if !pagemap_scan {
+            tracing::info!("PAGEMAP_SCAN is missing: the pages of the dump are found through the classic pagemap");
+        }
+        Ok(Features { pagemap_scan })
+    }
 }
 
 type Probe = fn() -> Result<String, String>;

@@ -143,6 +143,7 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_DUMP, dir, &opts.to_json())?;
     plugins.init()?;
     ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+    let features = crate::check::Features::probe_for_dump()?;
     plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
     let tree = freeze_tree(pid, opts.freeze_timeout, &plugins)?;
@@ -151,7 +152,7 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     }
     let mut stats = DumpStats { pid, ..Default::default() };
     // plugins: fini(ok) after a good dump (its failure fails the dump); on errors, fini(failed) on drop.
-    let r = dump_tree(opts, &tree, &mut stats, &plugins).and_then(|()| Ok(plugins.fini(true)?));
+    let r = dump_tree(opts, features, &tree, &mut stats, &plugins).and_then(|()| Ok(plugins.fini(true)?));
     stats.frozen = started.elapsed();
     match r {
         Ok(()) => {
@@ -304,6 +305,8 @@ struct TreeCtx {
     kinds: Vec<Box<dyn FileKind>>,
     /// What rcr can give back at restore: every task is checked against it before anything is killed.
     own: task::OwnPrivileges,
+    /// The kernel's features, probed once when the dump started.
+    features: crate::check::Features,
 }
 
 impl TreeCtx {
@@ -331,10 +334,10 @@ impl TreeCtx {
     }
 }
 
-fn dump_tree(opts: &DumpOpts, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
+fn dump_tree(opts: &DumpOpts, features: crate::check::Features, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let dir = opts.images_dir.as_path();
     let images = ImageDir::new(dir);
-    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own: task::OwnPrivileges::read()?, ..Default::default() };
+    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own: task::OwnPrivileges::read()?, features, ..Default::default() };
     for (idx, f) in tree.iter().enumerate() {
         check_interrupted(opts, f.pid)?;
         let entry = pb::PstreeEntry {
@@ -536,7 +539,7 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     check_interrupted(opts, pid)?;
 
     let t0 = Instant::now();
-    let ms = mem::dump_pages(dir, pid, pages_id, &areas)?;
+    let ms = mem::dump_pages(dir, pid, pages_id, &areas, ctx.features.pagemap_scan)?;
     stats.memdump += t0.elapsed();
     stats.pages_scanned += ms.pages_scanned;
     stats.pages_written += ms.pages_written;

@@ -142,7 +142,9 @@ pub struct MemStats {
 /// pagemap to `pagemap-<pid>.img`. The pages file is sized first, then [`WORKERS`] threads each take a
 /// window of it at a time and fill it through a cache-sized buffer (process_vm_readv, pwrite): every core
 /// copies, and rcr never holds more than `WORKERS * CHUNK` bytes of the task's memory.
-pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, AreaKind)]) -> Result<MemStats> {
+/// `pagemap_scan`: the kernel has PAGEMAP_SCAN ([`crate::check::Features`]); else the classic pagemap
+/// entries are read.
+pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, AreaKind)], pagemap_scan: bool) -> Result<MemStats> {
     let images = ImageDir::new(dir);
     let mut pagemap = PagemapWriter::create(&images, ImageName::Pagemap(pid as u32), pages_id)?;
     let scan = File::open(format!("/proc/{pid}/pagemap")).map_err(|e| Error::Io { ctx: format!("opening /proc/{pid}/pagemap"), source: e })?;
@@ -154,7 +156,7 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
         }
         stats.pages_scanned += (vma.end - vma.start) / PAGE_SIZE;
         let want_anon_only = matches!(kind, AreaKind::FilePrivate | AreaKind::Memfd { .. });
-        for r in present_ranges(&scan, vma.start, vma.end, want_anon_only)? {
+        for r in present_ranges(&scan, vma.start, vma.end, want_anon_only, pagemap_scan)? {
             let nr = (r.end - r.start) / PAGE_SIZE;
             pagemap.push(r.start, nr)?;
             runs.push((r.start, r.end - r.start));
@@ -253,8 +255,25 @@ fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total
 
 /// The pages of [start, end) that exist and are not the shared zero page: present or swapped out.
 /// With `anon_only` (private file mappings), only the pages the task wrote, which became anonymous.
-fn present_ranges(pagemap: &File, start: u64, end: u64, anon_only: bool) -> Result<Vec<sys::PageRegion>> {
+fn present_ranges(pagemap: &File, start: u64, end: u64, anon_only: bool, pagemap_scan: bool) -> Result<Vec<sys::PageRegion>> {
     use sys::page_is::{FILE, PFNZERO, PRESENT, SWAPPED};
+    if !pagemap_scan {
+        // The classic entries: the same pages, but the shared zero page cannot be told apart (it is
+        // saved as a page of zeros).
+        let mut out: Vec<sys::PageRegion> = sys::pagemap_regions_fallback(pagemap, start, end, PRESENT | SWAPPED | FILE)?
+            .into_iter()
+            .filter(|r| r.categories & (PRESENT | SWAPPED) != 0 && !(anon_only && r.categories & FILE != 0))
+            .collect();
+        out.dedup_by(|b, a| {
+            if a.end == b.start {
+                a.end = b.end;
+                true
+            } else {
+                false
+            }
+        });
+        return Ok(out);
+    }
     let mut scan = sys::PagemapScan {
         category_anyof_mask: PRESENT | SWAPPED,
         category_mask: PFNZERO,
@@ -461,6 +480,24 @@ pub fn runs_in(runs: &[PageRun], start: u64, end: u64) -> Vec<PageRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The classic-pagemap fallback (a kernel without PAGEMAP_SCAN) finds the pages PAGEMAP_SCAN finds.
+    #[test]
+    fn pagemap_fallback_finds_the_same_pages() {
+        let m = sys::AnonMapping::new(16).unwrap();
+        let ps = sys::page_size() as usize;
+        for page in [0usize, 1, 2, 5, 9, 10, 15] {
+            assert!(m.write(page * ps + 7, 0xa5));
+        }
+        let pagemap = File::open("/proc/self/pagemap").unwrap();
+        let (start, end) = (m.addr(), m.addr() + m.len() as u64);
+        let spans = |v: Vec<sys::PageRegion>| v.into_iter().map(|r| (r.start, r.end)).collect::<Vec<_>>();
+        let scan = spans(present_ranges(&pagemap, start, end, false, true).unwrap());
+        let classic = spans(present_ranges(&pagemap, start, end, false, false).unwrap());
+        let p = |i: u64| start + i * ps as u64;
+        assert_eq!(scan, vec![(p(0), p(3)), (p(5), p(6)), (p(9), p(11)), (p(15), p(16))]);
+        assert_eq!(classic, scan);
+    }
 
     #[test]
     fn runs_are_clipped_to_areas() {
