@@ -54,9 +54,8 @@ impl Features {
             crate::Error::Msg(format!("this kernel lacks {name} ({e}), which rcr needs to {what}; `rcr check --feature {name}` says more; nothing was touched"))
         };
         let pidfd = sys::pidfd_open(me, 0).map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
-        sys::pidfd_getfd(pidfd.as_fd(), 0)
-            .or_else(|e| if e.errno() == Some(Errno::EBADF) { sys::pidfd_getfd(pidfd.as_fd(), pidfd.as_fd().as_raw_fd()) } else { Err(e) })
-            .map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
+        // The pidfd itself is an fd of rcr that is surely open.
+        sys::pidfd_getfd(pidfd.as_fd(), pidfd.as_raw_fd()).map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
         let mut word = [0u8; 8];
         let probe = 0x5a5a_5a5a_u64.to_ne_bytes();
         sys::read_remote(me, probe.as_ptr() as u64, &mut word).map_err(|e| missing("process_vm_readv", "read the target's memory", &e))?;

@@ -143,7 +143,9 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_DUMP, dir, &opts.to_json())?;
     plugins.init()?;
     ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+    // What this rcr and this kernel can do, read before anything is frozen.
     let features = crate::check::Features::probe_for_dump()?;
+    let own = task::OwnPrivileges::read()?;
     plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
     let tree = freeze_tree(pid, opts.freeze_timeout, &plugins)?;
@@ -152,7 +154,7 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     }
     let mut stats = DumpStats { pid, ..Default::default() };
     // plugins: fini(ok) after a good dump (its failure fails the dump); on errors, fini(failed) on drop.
-    let r = dump_tree(opts, features, &tree, &mut stats, &plugins).and_then(|()| Ok(plugins.fini(true)?));
+    let r = dump_tree(opts, features, own, &tree, &mut stats, &plugins).and_then(|()| Ok(plugins.fini(true)?));
     stats.frozen = started.elapsed();
     match r {
         Ok(()) => {
@@ -334,10 +336,10 @@ impl TreeCtx {
     }
 }
 
-fn dump_tree(opts: &DumpOpts, features: crate::check::Features, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
+fn dump_tree(opts: &DumpOpts, features: crate::check::Features, own: task::OwnPrivileges, tree: &[Frozen], stats: &mut DumpStats, plugins: &Plugins) -> Result<()> {
     let dir = opts.images_dir.as_path();
     let images = ImageDir::new(dir);
-    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own: task::OwnPrivileges::read()?, features, ..Default::default() };
+    let mut ctx = TreeCtx { kinds: crate::kinds::file_kinds(), own, features, ..Default::default() };
     for (idx, f) in tree.iter().enumerate() {
         check_interrupted(opts, f.pid)?;
         let entry = pb::PstreeEntry {

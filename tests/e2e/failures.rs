@@ -261,22 +261,13 @@ fn unknown_fd_userfaultfd() {
     unknown_fd_kind("userfaultfd", "anon_inode:[userfaultfd]");
 }
 
-/// `rcr dump` run through `via` (a command that narrows what rcr may do, then runs it).
-fn dump_via(s: &Subject, via: &[&str]) -> RcrRun {
-    let args: Vec<String> = ["dump", "-t", &s.pid().to_string(), "-D", &s.images.to_string_lossy(), "-v4", "-o", "dump.log"]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    rcr::RcrProc::start_via(via, &args, &s.dir.path, vec![s.images.join("dump.log")], rcr::RcrStdio::Files).wait(Duration::from_secs(60))
-}
-
 /// A dump that the restore could not undo on this machine fails before anything is killed, naming
 /// what, and the target runs on unharmed.
 fn refused_before_kill(mut s: Subject, via: &[&str], want: &[&str]) {
     s.wait_ready(READY_TIMEOUT);
     let before = snapshot(&s);
     if !selftest() {
-        let run = dump_via(&s, via);
+        let run = s.try_dump_via(via);
         assert_failed_naming(&run, s.pid(), want[0]);
         for w in want {
             assert!(run.stderr.contains(w), "the error does not say '{w}'\n{}", run.describe());
@@ -333,9 +324,7 @@ fn restore_refuses_capabilities_rcr_lacks() {
     s.wait_ready(READY_TIMEOUT);
     s.dump(&[]);
     if !selftest() {
-        let args: Vec<String> = ["restore", "-D", &s.images.to_string_lossy(), "-d", "-v4", "-o", "restore.log"].iter().map(|a| a.to_string()).collect();
-        let run = rcr::RcrProc::start_via(&["setpriv", "--bounding-set", "-net_raw", "--"], &args, &s.dir.path, vec![s.images.join("restore.log")], rcr::RcrStdio::Files)
-            .wait(Duration::from_secs(60));
+        let run = s.try_restore_via(&["setpriv", "--bounding-set", "-net_raw", "--"]);
         assert_failed_naming(&run, s.pid(), "restore without CAP_NET_RAW");
         for w in ["CAP_NET_RAW", "nothing was started"] {
             assert!(run.stderr.contains(w), "the error does not say '{w}'\n{}", run.describe());

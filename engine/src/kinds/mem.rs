@@ -257,36 +257,28 @@ fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total
 /// With `anon_only` (private file mappings), only the pages the task wrote, which became anonymous.
 fn present_ranges(pagemap: &File, start: u64, end: u64, anon_only: bool, pagemap_scan: bool) -> Result<Vec<sys::PageRegion>> {
     use sys::page_is::{FILE, PFNZERO, PRESENT, SWAPPED};
-    if !pagemap_scan {
+    let mut out = if pagemap_scan {
+        let mut scan = sys::PagemapScan {
+            category_anyof_mask: PRESENT | SWAPPED,
+            category_mask: PFNZERO,
+            category_inverted: PFNZERO,
+            return_mask: PRESENT | SWAPPED,
+            ..Default::default()
+        };
+        if anon_only {
+            scan.category_mask |= FILE;
+            scan.category_inverted |= FILE;
+        }
+        sys::pagemap_scan_all(std::os::fd::AsFd::as_fd(pagemap), start, end, &scan, 1024)?
+    } else {
         // The classic entries: the same pages, but the shared zero page cannot be told apart (it is
         // saved as a page of zeros).
-        let mut out: Vec<sys::PageRegion> = sys::pagemap_regions_fallback(pagemap, start, end, PRESENT | SWAPPED | FILE)?
+        sys::pagemap_regions_fallback(pagemap, start, end, PRESENT | SWAPPED | FILE)?
             .into_iter()
             .filter(|r| r.categories & (PRESENT | SWAPPED) != 0 && !(anon_only && r.categories & FILE != 0))
-            .collect();
-        out.dedup_by(|b, a| {
-            if a.end == b.start {
-                a.end = b.end;
-                true
-            } else {
-                false
-            }
-        });
-        return Ok(out);
-    }
-    let mut scan = sys::PagemapScan {
-        category_anyof_mask: PRESENT | SWAPPED,
-        category_mask: PFNZERO,
-        category_inverted: PFNZERO,
-        return_mask: PRESENT | SWAPPED,
-        ..Default::default()
+            .collect()
     };
-    if anon_only {
-        scan.category_mask |= FILE;
-        scan.category_inverted |= FILE;
-    }
-    let mut out = sys::pagemap_scan_all(std::os::fd::AsFd::as_fd(pagemap), start, end, &scan, 1024)?;
-    // Regions differing only in present/swapped are one run for the image.
+    // Regions differing only in their categories (present/swapped, file) are one run for the image.
     out.dedup_by(|b, a| {
         if a.end == b.start {
             a.end = b.end;

@@ -119,10 +119,6 @@ pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> 
 /// that a checkpoint this rcr could not restore never costs the application.
 #[derive(Debug, Clone, Default)]
 pub struct OwnPrivileges {
-    pub cap_prm: u64,
-    pub cap_bnd: u64,
-    /// CAP_SYS_RESOURCE in rcr's effective set: hard rlimits can be raised.
-    pub sys_resource: bool,
     pub rlimit_max: Vec<u64>,
     /// (name, inode) of rcr's namespaces that restore does not create.
     pub namespaces: Vec<(&'static str, u64)>,
@@ -157,12 +153,18 @@ impl OwnPrivileges {
         let secbits = sys::prctl_get_securebits()?;
         Ok(OwnPrivileges {
             creds: dump_creds(&st, secbits),
-            cap_prm: st.cap_prm,
-            cap_bnd: st.cap_bnd,
-            sys_resource: st.cap_eff & (1 << CAP_SYS_RESOURCE) != 0,
             rlimit_max,
             namespaces,
         })
+    }
+
+    fn cap_prm(&self) -> u64 {
+        caps_u64(&self.creds.cap_prm)
+    }
+
+    /// CAP_SYS_RESOURCE in rcr's effective set: hard rlimits can be raised.
+    fn sys_resource(&self) -> bool {
+        caps_u64(&self.creds.cap_eff) & (1 << CAP_SYS_RESOURCE) != 0
     }
 
     /// Whether credentials `c` are rcr's own (no_new_privs aside, which is set on its own): a task
@@ -190,16 +192,16 @@ impl OwnPrivileges {
 
     fn check_caps(&self, pid: i32, tid: i32, held: u64, bnd: u64) -> Result<()> {
         let who = if pid == tid { format!("pid {pid}") } else { format!("pid {pid} (thread {tid})") };
-        let missing = held & !self.cap_prm;
+        let missing = held & !self.cap_prm();
         if missing != 0 {
             return Err(Error::Msg(format!(
                 "{who} holds capabilities rcr itself does not have ({}): a restore could not give them back; \
                  run rcr with them (it has {:#x})",
                 cap_names(missing),
-                self.cap_prm
+                self.cap_prm()
             )));
         }
-        let bnd_missing = bnd & !self.cap_bnd & ((1u64 << (CAP_LAST + 1)) - 1);
+        let bnd_missing = bnd & !caps_u64(&self.creds.cap_bnd) & ((1u64 << (CAP_LAST + 1)) - 1);
         if bnd_missing != 0 {
             return Err(Error::Msg(format!(
                 "{who} has capabilities in its bounding set that rcr's lacks ({}): a restore could not add them back; \
@@ -213,7 +215,7 @@ impl OwnPrivileges {
     /// Fails when rcr could not restore a hard rlimit of `pid`: raising one above rcr's own needs
     /// CAP_SYS_RESOURCE.
     pub fn check_rlimits(&self, pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
-        if self.sys_resource {
+        if self.sys_resource() {
             return Ok(());
         }
         for (res, l) in r.rlimits.iter().enumerate() {

@@ -268,6 +268,11 @@ impl Subject {
         rcr::run(&self.dump_args(images, extra), &self.dir.path, logs, DUMP_TIMEOUT)
     }
 
+    /// Runs `rcr dump` through the command `via` (one that narrows what rcr may do), no assertions.
+    pub fn try_dump_via(&self, via: &[&str]) -> RcrRun {
+        RcrProc::start_via(via, &self.dump_args(&self.images, &[]), &self.dir.path, self.logs("dump.log"), RcrStdio::Files).wait(DUMP_TIMEOUT)
+    }
+
     /// Starts `rcr dump` in the background (to kill it midway).
     pub fn start_dump(&self, extra: &[&str]) -> RcrProc {
         RcrProc::start(&self.dump_args(&self.images, extra), &self.dir.path, self.logs("dump.log"), RcrStdio::Files)
@@ -369,6 +374,12 @@ impl Subject {
     pub fn try_restore(&self, extra: &[&str]) -> RcrRun {
         let _ = std::fs::remove_file(self.pidfile());
         rcr::run(&self.restore_args(true, extra), &self.dir.path, self.logs("restore.log"), RESTORE_TIMEOUT)
+    }
+
+    /// Runs `rcr restore -d` through the command `via`, no assertions (failure tests).
+    pub fn try_restore_via(&self, via: &[&str]) -> RcrRun {
+        let _ = std::fs::remove_file(self.pidfile());
+        RcrProc::start_via(via, &self.restore_args(true, &[]), &self.dir.path, self.logs("restore.log"), RcrStdio::Files).wait(RESTORE_TIMEOUT)
     }
 
     /// `rcr restore -D images -d --pidfile F -v4 -o restore.log EXTRA`, which must succeed; then
