@@ -532,15 +532,28 @@ impl Drop for Subject {
         if self.live {
             let mut tree = procfs::descendants(self.pid);
             tree.extend(self.tree.iter().copied());
+            // The root first: a supervisor (nginx's master) would start new children in place of the
+            // ones killed, and those would be left behind.
+            let _ = kill(self.pid, libc::SIGKILL);
             for &d in &tree {
                 let _ = kill(d, libc::SIGKILL);
             }
-            let _ = kill(self.pid, libc::SIGKILL);
             for &d in &tree {
                 let _ = reap_timeout(d, Duration::from_millis(200));
             }
             if self.fg.is_none() {
                 let _ = reap_timeout(self.pid, Duration::from_secs(10));
+            }
+        } else {
+            // The root ended (a failed test's subject may die, its children living on): the descendants
+            // seen at the dump that were re-parented to this test process (a subreaper) are its
+            // orphans, and go too.
+            let me = std::process::id() as i32;
+            for &d in &self.tree {
+                if procfs::stat(d).is_some_and(|st| st.ppid == me && !st.dead()) {
+                    let _ = kill(d, libc::SIGKILL);
+                    let _ = reap_timeout(d, Duration::from_millis(200));
+                }
             }
         }
         // A foreground restorer (RcrProc) kills and reaps itself on drop.
