@@ -72,7 +72,8 @@ fn one_run(base: &Path, mib: u64) -> Sample {
         restore_s: r.wall.as_secs_f64(),
         frozen_ms: st.map_or(d.wall.as_secs_f64() * 1e3, |s| s.frozen_us as f64 / 1e3),
         frozen_from_stats: st.is_some(),
-        rss_mib: d.maxrss_kib as f64 / 1024.0,
+        // NaN for a binary that does not log it (an old one in an A/B run).
+        rss_mib: d.peak_rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0),
         images_mib,
         dd_s,
     }

@@ -139,6 +139,7 @@ fn run() -> Result<i32> {
             }
             let stats = rcr_engine::dump::dump(&opts)?;
             tracing::info!("{stats}");
+            log_peak_memory();
             Ok(0)
         }
         Cmd::Restore(a) => {
@@ -153,6 +154,7 @@ fn run() -> Result<i32> {
                 opts.step_timeout = t;
             }
             let outcome = rcr_engine::restore::restore(&opts)?;
+            log_peak_memory();
             Ok(outcome.exit_code.unwrap_or(0))
         }
         Cmd::Check(a) => check(a),
@@ -192,6 +194,13 @@ fn run() -> Result<i32> {
             print!("{}", rcr_engine::show::summary(&dir)?);
             Ok(0)
         }
+    }
+}
+
+/// rcr's own peak memory, for users sizing a host (and tests checking that images stream).
+fn log_peak_memory() {
+    if let Some(kib) = rcr_engine::proc::self_peak_rss_kib() {
+        tracing::info!("rcr peak memory: {kib} KiB resident");
     }
 }
 

@@ -23,7 +23,7 @@ pub use misc::{
     TimensOffset,
 };
 pub use stat::{parse_stat, Stat, PF_IO_WORKER};
-pub use status::{parse_status, SeccompMode, Status};
+pub use status::{parse_status, self_peak_rss_kib, SeccompMode, Status};
 
 /// Errors of /proc reading and parsing.
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,15 @@ fn four(ln: usize, v: &str) -> Result<[u32; 4]> {
     })
 }
 
+/// The peak resident set of the calling process in KiB (`VmHWM` of /proc/self/status): its own
+/// memory since its exec, unlike `ru_maxrss`, which also counts the process it was forked from.
+pub fn self_peak_rss_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// Parses /proc/PID/status. Lines it does not use are skipped; `Name`, `State`, `Pid`,
 /// `Tgid`, `PPid`, `Uid` and `Gid` are required.
 pub fn parse_status(text: &str) -> Result<Status> {

@@ -20,15 +20,20 @@ pub struct RcrRun {
     /// The `-o` log file rcr wrote (empty if none).
     pub log: String,
     pub wall: Duration,
-    /// Peak RSS of rcr and its waited-for descendants, in KiB (wait4 ru_maxrss).
-    pub maxrss_kib: i64,
 }
 
 impl RcrRun {
     /// A run with nothing to show yet (no output, no time): a foreground restore still running, or a
     /// step the self-test mode skips.
     pub fn empty(args: Vec<String>, exit: Option<Exit>) -> RcrRun {
-        RcrRun { args, exit, timed_out: false, stdout: String::new(), stderr: String::new(), log: String::new(), wall: Duration::ZERO, maxrss_kib: 0 }
+        RcrRun { args, exit, timed_out: false, stdout: String::new(), stderr: String::new(), log: String::new(), wall: Duration::ZERO }
+    }
+
+    /// rcr's own peak resident memory in KiB, as its log reports it (VmHWM: unlike wait4's
+    /// ru_maxrss, it does not count the test process rcr was forked from).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let line = self.log.lines().rev().find_map(|l| l.split_once("rcr peak memory: ").map(|(_, r)| r))?;
+        line.split_whitespace().next()?.parse().ok()
     }
 
     pub fn ok(&self) -> bool {
@@ -120,7 +125,7 @@ impl RcrProc {
                 });
             }
         }
-        // Reaped by pid with wait4 (for its rusage), in wait/kill/drop.
+        // Reaped by pid, in wait/kill/drop.
         #[allow(clippy::zombie_processes)]
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", rcr_bin().display()));
         RcrProc {
@@ -134,7 +139,7 @@ impl RcrProc {
         }
     }
 
-    fn collect(&mut self, exit: Option<Exit>, ru: Option<libc::rusage>, timed_out: bool) -> RcrRun {
+    fn collect(&mut self, exit: Option<Exit>, timed_out: bool) -> RcrRun {
         self.done = true;
         let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         let log = self.logs.iter().map(|p| read(p)).find(|s| !s.is_empty()).unwrap_or_default();
@@ -146,15 +151,14 @@ impl RcrProc {
             stderr: read(&self.err),
             log,
             wall: self.started.elapsed(),
-            maxrss_kib: ru.map(|r| r.ru_maxrss).unwrap_or(0),
         }
     }
 
     /// Has it finished? (non-blocking)
     pub fn try_finish(&mut self) -> Option<RcrRun> {
         match try_reap(self.pid) {
-            Reap::Exited(e, ru) => Some(self.collect(Some(e), Some(ru), false)),
-            Reap::NotChild => Some(self.collect(None, None, false)),
+            Reap::Exited(e, _) => Some(self.collect(Some(e), false)),
+            Reap::NotChild => Some(self.collect(None, false)),
             Reap::Running => None,
         }
     }
@@ -169,7 +173,7 @@ impl RcrProc {
             if start.elapsed() > timeout {
                 let _ = kill(self.pid, libc::SIGKILL);
                 let r = reap_timeout(self.pid, Duration::from_secs(10));
-                return self.collect(r.map(|x| x.0), r.map(|x| x.1), true);
+                return self.collect(r.map(|x| x.0), true);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -179,7 +183,7 @@ impl RcrProc {
     pub fn kill(mut self) -> RcrRun {
         let _ = kill(self.pid, libc::SIGKILL);
         let r = reap_timeout(self.pid, Duration::from_secs(10));
-        self.collect(r.map(|x| x.0), r.map(|x| x.1), false)
+        self.collect(r.map(|x| x.0), false)
     }
 }
 
