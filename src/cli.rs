@@ -1,157 +1,89 @@
-//! Command-line parsing with criu's option names. The parsed arguments are converted into the engine's
-//! option structs in main.rs; nothing parsed here is dropped on the way.
+//! The command line as criu 4.2 reads it: every option of [`criu_options::OPTIONS`] anywhere on the
+//! line (before or after the command word), in config files, as `--opt=value` or `--opt value`, short
+//! forms, unambiguous prefixes of long names (getopt's), repeated `-v`. clap does the parsing from a
+//! command built out of that table; this module adds what clap has no notion of: criu's config files
+//! (and which file and line an option came from), criu's `-v` counting, and each option's effect on
+//! the command (works, ignored, refused; see [`criu_options`]).
+//!
+//! `decode` and `encode` are crit's commands, not criu's: they take crit's options ([`CritArgs`]),
+//! parsed apart from criu's (their `-o` is the output file, not the log).
 
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use crate::criu_options::{self, Cmds, CriuOption, Effect, Takes, COMMANDS, OPTIONS};
+use anyhow::{bail, Result};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command};
+use std::path::{Path, PathBuf};
 
-#[derive(Parser, Debug)]
-#[command(name = "rcr", version, about = "Checkpoint/restore for Linux processes (criu-compatible command line)")]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: Global,
+/// One parsed invocation of a criu-style command.
+pub struct Invocation {
+    /// The command word ("dump", "restore"...).
+    pub word: String,
+    /// Arguments after the command word that are not options (`show DIR`).
+    pub operands: Vec<String>,
+    pub m: ArgMatches,
+    /// Options that have no effect on this command (criu ignores them there too), with their origin.
+    pub ignored: Vec<String>,
+}
+
+impl Invocation {
+    pub fn flag(&self, long: &str) -> bool {
+        self.m.try_get_one::<bool>(long).ok().flatten().copied().unwrap_or(false)
+    }
+
+    /// Was the option given (on the command line or in a config file)?
+    pub fn given(&self, long: &str) -> bool {
+        self.m.value_source(long) == Some(ValueSource::CommandLine)
+    }
+
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.m.try_get_one::<String>(long).ok().flatten().map(String::as_str)
+    }
+
+    pub fn values(&self, long: &str) -> Vec<&str> {
+        self.m.try_get_many::<String>(long).ok().flatten().map(|v| v.map(String::as_str).collect()).unwrap_or_default()
+    }
+
+    pub fn path(&self, long: &str) -> Option<PathBuf> {
+        self.value(long).map(PathBuf::from)
+    }
+
+    /// A number-valued option, with an error naming it when the value is not a number.
+    pub fn number<T: std::str::FromStr>(&self, long: &str) -> Result<Option<T>> {
+        match self.value(long) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => bail!("invalid argument for --{long}: {v:?} is not a number"),
+            },
+        }
+    }
+
+    /// criu's log level: 2, raised by one for each `-v`, or set by `-vN`/`--verbosity=N`.
+    pub fn verbosity(&self) -> u8 {
+        self.values("verbosity").iter().fold(2u8, |level, v| {
+            if v.chars().all(|c| c == '+') {
+                level.saturating_add(v.len().max(1) as u8)
+            } else {
+                v.parse().unwrap_or(level)
+            }
+        })
+    }
+}
+
+/// crit's `decode` and `encode`.
+#[derive(clap::Parser, Debug)]
+#[command(name = "rcr", about = "Image files as JSON and back (crit's decode and encode)")]
+pub struct CritCli {
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: CritCmd,
 }
 
-/// Options every subcommand takes (criu accepts them before or after the command word).
-#[derive(Args, Debug, Clone)]
-pub struct Global {
-    /// Directory of the image files.
-    #[arg(short = 'D', long = "images-dir", global = true, value_name = "DIR")]
-    pub images_dir: Option<PathBuf>,
-    /// Verbosity 0-4 like criu (-v4, --verbosity=4; -v alone means 4).
-    #[arg(short = 'v', long = "verbosity", global = true, num_args = 0..=1, default_missing_value = "4",
-          value_parser = clap::value_parser!(u8).range(0..=5), value_name = "N")]
-    pub verbosity: Option<u8>,
-    /// Do not read /etc/rcr/default.conf and ~/.rcr/default.conf.
-    #[arg(long = "no-default-config", global = true)]
-    pub no_default_config: bool,
-    /// Read options from FILE (one `option [value]` per line, as criu's config files).
-    #[arg(long = "config", global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Seconds to wait for a task to freeze or for a restore step.
-    #[arg(long = "timeout", global = true, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
-    /// Load every plugin (*.so) in DIR (default: $RCR_LIBS_DIR, else /usr/lib/rcr/plugins if it exists).
-    #[arg(short = 'L', long = "libdir", global = true, value_name = "DIR")]
-    pub libdir: Option<PathBuf>,
-}
-
-/// Where the log goes, for the commands that act on processes (decode and encode use -o for their
-/// output, as crit does).
-#[derive(Args, Debug, Clone, Default)]
-pub struct LogArgs {
-    /// Write the log to FILE (relative names go into the images directory, as criu does).
-    #[arg(short = 'o', long = "log-file", value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
-    /// Append rcr's pid to the log file name.
-    #[arg(long = "log-pid")]
-    pub log_pid: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Cmd {
-    /// Checkpoint a process tree into the images directory.
-    Dump(DumpArgs),
-    /// Restore a process tree from the images directory.
-    Restore(RestoreArgs),
-    /// Check that the kernel offers what rcr needs.
-    Check(CheckArgs),
+#[derive(clap::Subcommand, Debug)]
+pub enum CritCmd {
     /// Print image files as JSON (crit's shape).
     Decode(DecodeArgs),
     /// Turn JSON (crit's shape) back into an image file.
     Encode(EncodeArgs),
-    /// Print a human summary of a checkpoint.
-    Show(ShowArgs),
-    /// List the plugins that would load (from --libdir DIR) and the hooks each has.
-    Plugins,
-}
-
-#[derive(Args, Debug)]
-pub struct DumpArgs {
-    #[command(flatten)]
-    pub log: LogArgs,
-    /// Root of the process tree to dump.
-    #[arg(short = 't', long = "tree", value_name = "PID")]
-    pub tree: i32,
-    /// Leave the tree running after the dump.
-    #[arg(short = 'R', long = "leave-running")]
-    pub leave_running: bool,
-    /// The tree is a shell job: its terminal belongs to the shell.
-    #[arg(short = 'j', long = "shell-job")]
-    pub shell_job: bool,
-    /// Largest deleted-but-open file to save with the checkpoint, counting its data, not its holes
-    /// (bytes, or with a K, M or G suffix; default 1M).
-    #[arg(long = "ghost-limit", value_name = "SIZE", value_parser = parse_size)]
-    pub ghost_limit: Option<u64>,
-    /// Find the data of deleted files with the FIEMAP ioctl (SEEK_DATA where the file system lacks it).
-    #[arg(long = "ghost-fiemap", overrides_with = "no_ghost_fiemap")]
-    pub ghost_fiemap: bool,
-    /// Find the data of deleted files with SEEK_DATA/SEEK_HOLE (the default).
-    #[arg(long = "no-ghost-fiemap", overrides_with = "ghost_fiemap")]
-    pub no_ghost_fiemap: bool,
-    /// Save the file locks (flock, POSIX, OFD) the tree holds; without it a held lock fails the dump.
-    #[arg(short = 'l', long = "file-locks")]
-    pub file_locks: bool,
-    /// Keep a file that was unlinked but has other links by linking it as link_remap.N beside its path.
-    #[arg(long = "link-remap")]
-    pub link_remap: bool,
-    /// Allow unix sockets connected to sockets outside the tree (a datagram socket is reconnected to
-    /// its peer's name at restore; a stream connection to the outside cannot be restored).
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-}
-
-/// A size as criu takes it: a number of bytes, or with a K, M or G suffix (powers of 1024).
-pub fn parse_size(v: &str) -> Result<u64, String> {
-    let v = v.trim();
-    let (num, mul) = match v.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mul = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(format!("'{v}': the size suffix must be K, M or G")),
-            };
-            (&v[..i], mul)
-        }
-        _ => (v, 1),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("'{v}' is not a size (a number, optionally followed by K, M or G)"))?;
-    n.checked_mul(mul).ok_or_else(|| format!("'{v}' is too large"))
-}
-
-#[derive(Args, Debug)]
-pub struct RestoreArgs {
-    #[command(flatten)]
-    pub log: LogArgs,
-    /// Detach once the tree runs (do not wait for it).
-    #[arg(short = 'd', long = "restore-detached")]
-    pub detached: bool,
-    /// Write the restored root task's pid to FILE.
-    #[arg(long = "pidfile", value_name = "FILE")]
-    pub pidfile: Option<PathBuf>,
-    /// Restore a shell job onto rcr's own terminal.
-    #[arg(short = 'j', long = "shell-job")]
-    pub shell_job: bool,
-    /// Accepted as criu's: the file locks a checkpoint holds are always taken again.
-    #[arg(short = 'l', long = "file-locks")]
-    pub file_locks: bool,
-    /// Reconnect unix sockets that were connected outside the tree (dumped with --ext-unix-sk).
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub log: LogArgs,
-    /// Check only this feature (criu's names; `rcr check --feature list` lists them).
-    #[arg(long = "feature", value_name = "NAME")]
-    pub feature: Option<String>,
-    /// Check every feature (the default; accepted for criu compatibility).
-    #[arg(long = "all")]
-    pub all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -177,157 +109,396 @@ pub struct EncodeArgs {
     pub output: PathBuf,
 }
 
-#[derive(Args, Debug)]
-pub struct ShowArgs {
-    /// The checkpoint directory (or use -D).
-    pub dir: Option<PathBuf>,
+/// What the command line asks for.
+pub enum Parsed {
+    Criu(Box<Invocation>),
+    Crit(CritCli),
+    Help(String),
+    Version,
 }
 
-/// criu options rcr knows by name but does not implement yet: refused with a clear message instead of the
-/// generic "unexpected argument", and never silently ignored.
-pub const UNSUPPORTED_CRIU_OPTIONS: &[&str] = &[
-    "--tcp-established", "--tcp-close", "--external", "--inherit-fd",
-    "--manage-cgroups", "--cgroup-root", "--track-mem", "--prev-images-dir", "--page-server", "--address",
-    "--port", "--lazy-pages", "--leave-stopped", "-s", "--restore-sibling", "-S", "--root", "-r",
-    "--work-dir", "-W",
-    "--evasive-devices", "--auto-dedup", "--skip-mnt", "--enable-fs", "--enable-external-sharing",
-    "--enable-external-masters", "--freeze-cgroup", "--stream", "--network-lock", "--skip-in-flight",
-    "--pre-dump", "--lsm-profile", "--lsm-mount-context", "--veth-pair", "--cpu-cap",
-    "--weak-sysctls", "--tls", "--tls-cacert", "--tls-cert", "--tls-key", "--status-fd", "--empty-ns",
-    "--join-ns", "--mntns-compat-mode", "--orphan-pts-master", "--display-stats", "--compress",
-];
-
-/// criu commands rcr does not have yet: refused with a clear message. `pre-dump` is the stage the plugin
-/// ABI reserves as `RCR_STAGE_PRE_DUMP`.
-pub const UNSUPPORTED_CRIU_COMMANDS: &[&str] = &["pre-dump", "page-server", "lazy-pages", "dedup", "cpuinfo"];
-
-/// The criu command rcr does not have that `args` asks for, if any (the first of `known` or of
-/// [`UNSUPPORTED_CRIU_COMMANDS`] that appears is the command).
-pub fn find_unsupported_command(args: &[String], known: &[&str]) -> Option<String> {
-    args.iter()
-        .skip(1)
-        .take_while(|a| a.as_str() != "--" && !known.contains(&a.as_str()))
-        .find(|a| UNSUPPORTED_CRIU_COMMANDS.contains(&a.as_str()))
-        .cloned()
+/// A size as criu takes it: a number of bytes, or with a K, M or G suffix (powers of 1024).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (num, mul) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mul = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{v}': the size suffix must be K, M or G")),
+            };
+            (&v[..i], mul)
+        }
+        _ => (v, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("'{v}' is not a size (a number, optionally followed by K, M or G)"))?;
+    n.checked_mul(mul).ok_or_else(|| format!("'{v}' is too large"))
 }
 
-/// Rewrites criu spellings clap does not take as they are: `-vvv` (counted verbosity) becomes `-v3`.
-pub fn normalize_args(args: Vec<String>) -> Vec<String> {
-    args.into_iter()
-        .map(|a| {
-            let count = a.strip_prefix('-').filter(|r| !r.is_empty() && r.chars().all(|c| c == 'v'));
-            match count {
-                Some(vs) if vs.len() > 1 => format!("-v{}", vs.len().min(5)),
-                _ => a,
+/// The clap command for criu's options: each of the table, `no-NAME` for criu's boolean options, the
+/// command word and its operands.
+fn command() -> Command {
+    let mut c = Command::new("rcr")
+        .no_binary_name(false)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .infer_long_args(true)
+        .args_override_self(true)
+        .arg(Arg::new("command").value_name("COMMAND").index(1))
+        .arg(Arg::new("operands").value_name("ARGS").index(2).num_args(0..).allow_hyphen_values(false));
+    for o in OPTIONS {
+        let mut a = Arg::new(o.long).long(o.long).help(o.help);
+        // -v is rewritten to --verbosity=... before parsing (criu counts it, clap cannot).
+        if let Some(s) = o.short.filter(|&s| s != 'v') {
+            a = a.short(s);
+        }
+        a = match o.takes {
+            Takes::Nothing => a.action(ArgAction::SetTrue),
+            Takes::Bool => a.action(ArgAction::SetTrue).overrides_with(no_name(o)),
+            Takes::Value => a.action(ArgAction::Set).num_args(1),
+            Takes::Optional if o.long == "verbosity" => a.action(ArgAction::Append).num_args(1).require_equals(true),
+            Takes::Optional => a.action(ArgAction::Set).num_args(0..=1).require_equals(true).default_missing_value(""),
+            Takes::List => a.action(ArgAction::Append).num_args(1),
+        };
+        c = c.arg(a);
+        if o.takes == Takes::Bool {
+            c = c.arg(Arg::new(no_name(o)).long(no_name(o)).action(ArgAction::SetTrue).overrides_with(o.long).hide(true));
+        }
+    }
+    c
+}
+
+fn no_name(o: &CriuOption) -> &'static str {
+    // The table is static; the names are made once per process.
+    Box::leak(format!("no-{}", o.long).into_boxed_str())
+}
+
+/// criu's spellings of -v (`-v`, `-vvv`, `-v4`, `--verbosity`, `--verbosity=4`) as `--verbosity=+`,
+/// `--verbosity=+++`, `--verbosity=4`: one occurrence each, counted in [`Invocation::verbosity`].
+fn rewrite_verbosity(arg: &str) -> Option<String> {
+    if arg == "--verbosity" {
+        return Some("--verbosity=+".into());
+    }
+    if arg.starts_with("--verbosity=") {
+        return Some(arg.to_string());
+    }
+    let rest = arg.strip_prefix("-v")?;
+    if rest.chars().all(|c| c == 'v') {
+        Some(format!("--verbosity={}", "+".repeat(rest.len() + 1)))
+    } else if rest.chars().all(|c| c.is_ascii_digit()) {
+        Some(format!("--verbosity={rest}"))
+    } else {
+        None
+    }
+}
+
+/// Where each argument of the combined line came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    CommandLine,
+    Config { file: PathBuf, line: usize },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::CommandLine => write!(f, "on the command line"),
+            Origin::Config { file, line } => write!(f, "from {} line {line}", file.display()),
+        }
+    }
+}
+
+/// The index of the command word in `args` (the first argument that is neither an option nor an
+/// option's value), skipping option values by the table.
+fn command_index(args: &[String]) -> Option<usize> {
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            return None;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            if !long.contains('=') && takes_separate_value(long_match(long)) {
+                i += 1;
             }
-        })
-        .collect()
+        } else if let Some(shorts) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // In a cluster (-Rj), the first letter that takes a value takes the rest of the cluster, or
+            // the next argument when it ends the cluster.
+            for (j, c) in shorts.char_indices() {
+                let o = OPTIONS.iter().find(|o| o.short == Some(c) && c != 'v');
+                if o.is_some_and(|o| o.takes != Takes::Nothing && o.takes != Takes::Bool) {
+                    if j + c.len_utf8() == shorts.len() && takes_separate_value(o) {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        } else {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
-/// The first argument that names a criu option rcr does not support, if any.
-pub fn find_unsupported(args: &[String]) -> Option<String> {
-    args.iter().skip(1).take_while(|a| a.as_str() != "--").find_map(|a| {
-        let name = a.split('=').next().unwrap_or(a);
-        UNSUPPORTED_CRIU_OPTIONS.contains(&name).then(|| name.to_string())
+fn takes_separate_value(o: Option<&CriuOption>) -> bool {
+    o.is_some_and(|o| matches!(o.takes, Takes::Value | Takes::List))
+}
+
+/// The option a long name (or getopt's unambiguous prefix of one) names.
+fn long_match(name: &str) -> Option<&'static CriuOption> {
+    criu_options::by_long(name).or_else(|| {
+        let mut m = OPTIONS.iter().filter(|o| o.long.starts_with(name));
+        let first = m.next()?;
+        m.next().is_none().then_some(first)
     })
 }
 
-/// Options from a criu-style config file: each non-empty, non-comment line is `name [value]`, the name
-/// with or without leading dashes.
-pub fn parse_config(text: &str) -> Vec<String> {
+/// The config files criu would read, in its order: the default ones (unless `--no-default-config`
+/// or `--config`), the one named by `$RCR_CONFIG_FILE` (else `$CRIU_CONFIG_FILE`), the `--config` one.
+fn config_files(args: &[String]) -> Vec<(PathBuf, bool)> {
+    let mut cfg: Option<String> = None;
+    let mut no_default = false;
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        } else if a == "--no-default-config" {
+            no_default = true;
+        } else if a == "--config" {
+            cfg = args.get(i + 1).cloned();
+            no_default = true;
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            cfg = Some(p.to_string());
+            no_default = true;
+        }
+    }
+    let mut files = Vec::new();
+    if !no_default {
+        files.push((PathBuf::from("/etc/rcr/default.conf"), false));
+        if let Some(home) = std::env::var_os("HOME") {
+            files.push((Path::new(&home).join(".rcr/default.conf"), false));
+        }
+    }
+    let env = std::env::var_os("RCR_CONFIG_FILE").or_else(|| std::env::var_os("CRIU_CONFIG_FILE"));
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        files.push((PathBuf::from(p), true));
+    }
+    if let Some(p) = cfg {
+        files.push((PathBuf::from(p), true));
+    }
+    files
+}
+
+/// One statement of a config file: its arguments and its line number.
+pub type Statement = (Vec<String>, usize);
+
+/// One config file's statements as arguments, each with its line number. The syntax is criu's: `name`
+/// or `name value` per line (the name without dashes; rcr also takes them with), a value in double
+/// quotes may hold spaces and `\"`, `#` starts a comment. Anything else is an error naming the line.
+pub fn parse_config(text: &str) -> Result<Vec<Statement>, (usize, String)> {
     let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
+    for (i, raw) in text.lines().enumerate() {
+        let ln = i + 1;
+        let line = raw.trim_start();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (name, value) = match line.split_once(char::is_whitespace) {
-            Some((n, v)) => (n, Some(v.trim().trim_matches('"'))),
-            None => (line, None),
-        };
+        let (name, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
         let name = name.trim_start_matches('-');
-        out.push(if name.len() == 1 { format!("-{name}") } else { format!("--{name}") });
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            out.push(v.to_string());
+        let mut args = vec![if name.chars().count() == 1 { format!("-{name}") } else { format!("--{name}") }];
+        let rest = rest.trim_start();
+        let (value, after) = if let Some(q) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = None;
+            while let Some((j, c)) = chars.next() {
+                match c {
+                    '\\' if q[j + 1..].starts_with('"') => {
+                        v.push('"');
+                        chars.next();
+                    }
+                    '"' => {
+                        end = Some(j + 1);
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            let Some(end) = end else { return Err((ln, "a quoted value with no closing quote".into())) };
+            (Some(v), &q[end..])
+        } else if rest.is_empty() || rest.starts_with('#') {
+            (None, "")
+        } else {
+            let (v, after) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
+            let v = v.split('#').next().unwrap_or(v);
+            (Some(v.to_string()), after)
+        };
+        let after = after.trim_start();
+        if !after.is_empty() && !after.starts_with('#') {
+            return Err((ln, format!("more than one value: {:?} (quote a value with spaces)", after)));
+        }
+        args.extend(value);
+        out.push((args, ln));
+    }
+    Ok(out)
+}
+
+/// Parses `args` (without the program name) with [`command`].
+fn parse_args(argv0: &str, args: &[String]) -> Result<ArgMatches, clap::Error> {
+    command().try_get_matches_from(std::iter::once(argv0.to_string()).chain(args.iter().cloned()))
+}
+
+/// The options `m` holds from its arguments (not defaults): criu's names; a `no-NAME` form, which asks
+/// for what rcr does without the option, is not listed.
+fn given(m: &ArgMatches) -> Vec<&'static str> {
+    OPTIONS.iter().map(|o| o.long).filter(|id| m.value_source(id) == Some(ValueSource::CommandLine)).collect()
+}
+
+/// The first line of a clap error, without clap's "error: " and tips.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+/// Parses rcr's command line (and the config files it implies) the way criu 4.2 does.
+pub fn parse(raw: Vec<String>) -> Result<Parsed> {
+    let before_dashdash = || raw.iter().skip(1).take_while(|a| a.as_str() != "--");
+    if before_dashdash().any(|a| a == "--help" || a == "-h") {
+        return Ok(Parsed::Help(usage()));
+    }
+    if before_dashdash().any(|a| a == "--version" || a == "-V") {
+        return Ok(Parsed::Version);
+    }
+    let at = command_index(&raw);
+    let word = at.map(|i| raw[i].clone());
+    if let Some(w @ ("decode" | "encode")) = word.as_deref() {
+        let mut args = vec![raw[0].clone(), w.to_string()];
+        args.extend_from_slice(&raw[at.map_or(raw.len(), |i| i + 1)..]);
+        return Ok(Parsed::Crit(<CritCli as clap::Parser>::parse_from(args)));
+    }
+    let Some(word) = word else { bail!("a command is required: {}", command_words()) };
+    let cmd = match COMMANDS.iter().find(|(w, _, _)| *w == word) {
+        Some(&(_, c, true)) => c,
+        Some(&(w, _, false)) => {
+            let why = if w == "pre-dump" { " (memory pre-copy; plugins reserve RCR_STAGE_PRE_DUMP for it)" } else { "" };
+            bail!("'{w}' is a criu command that rcr does not support yet{why}; use rcr dump");
+        }
+        None => bail!("unknown command {word:?}: {}", command_words()),
+    };
+
+    // The combined line: config statements first (in criu's order), then the command line, so that
+    // the command line wins. Each statement is parsed alone too: for its errors (naming its file and
+    // line) and to know which options it set.
+    let mut args = vec![raw[0].clone()];
+    let mut from_config: Vec<(Vec<&'static str>, Origin)> = Vec::new();
+    for (file, must_exist) in config_files(&raw) {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => continue,
+            Err(e) => bail!("cannot read config file {}: {e}", file.display()),
+        };
+        let statements = parse_config(&text).map_err(|(ln, why)| anyhow::anyhow!("config file {} line {ln}: {why}", file.display()))?;
+        for (stmt, line) in statements {
+            let stmt: Vec<String> = stmt.iter().map(|a| rewrite_verbosity(a).unwrap_or_else(|| a.clone())).collect();
+            if stmt.iter().any(|a| a == "--config" || a == "--no-default-config") {
+                bail!("config file {} line {line}: --config and --no-default-config belong on the command line", file.display());
+            }
+            let sm = parse_args(&raw[0], &stmt).map_err(|e| anyhow::anyhow!("config file {} line {line}: {}", file.display(), clap_message(&e)))?;
+            from_config.push((given(&sm), Origin::Config { file: file.clone(), line }));
+            args.extend(stmt);
         }
     }
-    out
+    let cmdline: Vec<String> = {
+        let mut past_dashdash = false;
+        raw[1..]
+            .iter()
+            .map(|a| {
+                past_dashdash |= a == "--";
+                if past_dashdash { a.clone() } else { rewrite_verbosity(a).unwrap_or_else(|| a.clone()) }
+            })
+            .collect()
+    };
+    let on_cmdline = parse_args(&raw[0], &cmdline).map_err(|e| anyhow::anyhow!("{}; `rcr --help` lists the options", clap_message(&e)))?;
+    args.extend(cmdline.iter().cloned());
+    let m = parse_args(&raw[0], &args[1..]).map_err(|e| anyhow::anyhow!("{}; `rcr --help` lists the options", clap_message(&e)))?;
+
+    let origin_of = |id: &str| {
+        if given(&on_cmdline).contains(&id) {
+            return Origin::CommandLine;
+        }
+        from_config.iter().rev().find(|(ids, _)| ids.contains(&id)).map_or(Origin::CommandLine, |(_, o)| o.clone())
+    };
+    let mut refused = Vec::new();
+    let mut ignored = Vec::new();
+    for o in given(&m).into_iter().filter_map(criu_options::by_long) {
+        let effect = match o.effect(cmd) {
+            // Only the bare form: criu's list of inodes is not taken.
+            Effect::Works if o.long == "ext-unix-sk" && m.get_one::<String>(o.long).is_some_and(|v| !v.is_empty()) => Effect::Refused,
+            e => e,
+        };
+        match (effect, origin_of(o.long)) {
+            (Effect::Works, _) => {}
+            (Effect::Refused, Origin::CommandLine) => refused.push(format!("--{}", o.long)),
+            (Effect::Refused, origin) => refused.push(format!("--{} ({origin})", o.long)),
+            (Effect::Ignored, origin) => ignored.push(format!("--{} ({origin})", o.long)),
+        }
+    }
+    if !refused.is_empty() {
+        let (these, it) = if refused.len() == 1 { ("option", "it") } else { ("options", "them") };
+        bail!(
+            "rcr {word} does not support the criu {these} {} yet (criu acts on {it} on {word}); run without {it}",
+            refused.join(", ")
+        );
+    }
+    let operands: Vec<String> = m.get_many::<String>("operands").map(|v| v.cloned().collect()).unwrap_or_default();
+    let max = if cmd == Cmds::SHOW { 1 } else { 0 };
+    if operands.len() > max {
+        bail!("excessive parameters for command {word}: {}", operands.join(" "));
+    }
+    Ok(Parsed::Criu(Box::new(Invocation { word, operands, m, ignored })))
+}
+
+fn command_words() -> String {
+    let have: Vec<&str> = COMMANDS.iter().filter(|c| c.2).map(|c| c.0).chain(["decode", "encode"]).collect();
+    format!("one of {}", have.join(", "))
+}
+
+/// `rcr --help`: the commands and, per option, what it does and on which commands rcr takes it.
+pub fn usage() -> String {
+    let mut s = String::from(
+        "rcr: checkpoint/restore for Linux processes, with criu 4.2's command line\n\n\
+         Usage: rcr [OPTIONS] COMMAND [OPTIONS]\n\n\
+         Commands:\n  dump      checkpoint a process tree (-t PID) into the images directory (-D DIR)\n\
+         \x20 restore   restore a process tree from the images directory\n\
+         \x20 check     check that the kernel offers what rcr needs (--feature NAME, --all)\n\
+         \x20 show      print a summary of a checkpoint (rcr show [DIR])\n\
+         \x20 plugins   list the plugins that would load (-L DIR) and their hooks\n\
+         \x20 decode    print image files as JSON, as crit (rcr decode -i PATH [-o FILE] [--pretty])\n\
+         \x20 encode    turn JSON back into an image file, as crit (rcr encode [-i FILE] -o FILE)\n\n\
+         Options (criu's; any of them before or after the command word, or in a config file):\n",
+    );
+    for o in OPTIONS {
+        let short = o.short.map_or(String::from("    "), |c| format!("-{c}, "));
+        let works = works_on(o);
+        s.push_str(&format!("  {short}--{:<24} {}{}\n", o.long, o.help, if works.is_empty() { " [not supported yet]".into() } else { format!(" [{works}]") }));
+    }
+    s.push_str(
+        "\nConfig files, as criu's: /etc/rcr/default.conf, ~/.rcr/default.conf, $RCR_CONFIG_FILE (else\n\
+         $CRIU_CONFIG_FILE), --config FILE; one option per line, without dashes: `tcp-close`, `verbosity 4`.\n",
+    );
+    s
+}
+
+/// The commands on which rcr does what criu does with `o`, as text.
+pub fn works_on(o: &CriuOption) -> String {
+    if o.rcr == Cmds::ALL {
+        return "all commands".into();
+    }
+    COMMANDS.iter().filter(|(_, c, have)| *have && o.rcr.has(*c)).map(|(w, _, _)| *w).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn criu_commands_rcr_lacks_are_found() {
-        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(find_unsupported_command(&args(&["rcr", "-L", "/x", "pre-dump", "-t", "1"]), &["dump"]), Some("pre-dump".into()));
-        assert_eq!(find_unsupported_command(&args(&["rcr", "dump", "-D", "pre-dump"]), &["dump"]), None);
-        assert_eq!(find_unsupported_command(&args(&["rcr", "dump", "-t", "1"]), &["dump"]), None);
-    }
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn counted_verbosity_becomes_a_level() {
-        assert_eq!(normalize_args(s(&["rcr", "-vvv", "-v", "-v4"])), s(&["rcr", "-v3", "-v", "-v4"]));
-    }
-
-    #[test]
-    fn criu_spellings_parse() {
-        let cli = Cli::try_parse_from(s(&["rcr", "dump", "-t", "42", "-D", "/x", "-v4", "-o", "d.log", "-R"])).unwrap();
-        assert_eq!(cli.global.verbosity, Some(4));
-        assert_eq!(cli.global.images_dir.as_deref(), Some(std::path::Path::new("/x")));
-        match cli.cmd {
-            Cmd::Dump(d) => assert!(d.tree == 42 && d.leave_running && !d.shell_job),
-            other => panic!("parsed as {other:?}"),
-        }
-        let cli = Cli::try_parse_from(s(&["rcr", "decode", "-i", "x.img", "-o", "x.json"])).unwrap();
-        assert!(matches!(cli.cmd, Cmd::Decode(DecodeArgs { output: Some(_), .. })));
-        let cli = Cli::try_parse_from(s(&["rcr", "--verbosity=2", "restore", "--images-dir", "/x", "-d", "--pidfile", "p"])).unwrap();
-        assert_eq!(cli.global.verbosity, Some(2));
-        assert!(matches!(cli.cmd, Cmd::Restore(RestoreArgs { detached: true, .. })));
-    }
-
-    #[test]
-    fn libdir_is_global() {
-        for args in [["rcr", "-L", "/p", "plugins"], ["rcr", "plugins", "--libdir", "/p"]] {
-            let cli = Cli::try_parse_from(s(&args)).unwrap();
-            assert_eq!(cli.global.libdir.as_deref(), Some(std::path::Path::new("/p")));
-            assert!(matches!(cli.cmd, Cmd::Plugins));
-        }
-        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--libdir", "/p"])), None);
-    }
-
-    #[test]
-    fn unsupported_options_are_named() {
-        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--tcp-established"])).as_deref(), Some("--tcp-established"));
-        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--tcp-close"])).as_deref(), Some("--tcp-close"));
-        assert_eq!(find_unsupported(&s(&["rcr", "dump", "--ghost-limit=5M", "--file-locks", "--link-remap"])), None);
-        assert_eq!(find_unsupported(&s(&["rcr", "dump", "-t", "1"])), None);
-    }
-
-    #[test]
-    fn ghost_and_lock_options() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("5M"), Ok(5 << 20));
-        assert_eq!(parse_size("2k"), Ok(2048));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert!(parse_size("5X").is_err() && parse_size("M").is_err());
-        let cli = Cli::try_parse_from(s(&["rcr", "dump", "-t", "1", "--ghost-limit", "8M", "--ghost-fiemap", "--file-locks"])).unwrap();
-        let Cmd::Dump(d) = cli.cmd else { panic!("not dump") };
-        assert_eq!((d.ghost_limit, d.ghost_fiemap, d.file_locks), (Some(8 << 20), true, true));
-        let cli = Cli::try_parse_from(s(&["rcr", "dump", "-t", "1", "--ghost-fiemap", "--no-ghost-fiemap"])).unwrap();
-        let Cmd::Dump(d) = cli.cmd else { panic!("not dump") };
-        assert!(!d.ghost_fiemap);
-        assert!(Cli::try_parse_from(s(&["rcr", "restore", "--file-locks"])).is_ok());
-    }
-
-    #[test]
-    fn config_lines_become_arguments() {
-        let args = parse_config("# comment\nverbosity 4\n--shell-job\n\nlog-file \"x.log\"\n");
-        assert_eq!(args, s(&["--verbosity", "4", "--shell-job", "--log-file", "x.log"]));
-    }
-}
+#[path = "cli_tests.rs"]
+mod tests;

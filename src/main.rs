@@ -2,24 +2,22 @@
 //! the engine.
 
 mod cli;
+mod criu_options;
 
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, FromArgMatches};
-use cli::{Cli, Cmd};
+use cli::{Invocation, Parsed};
 use rcr_engine::options::{DumpOpts, RestoreOpts};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SUBCOMMANDS: &[&str] = &["dump", "restore", "check", "decode", "encode", "show", "plugins"];
-
 /// Where installed plugins live when neither --libdir nor RCR_LIBS_DIR names a directory.
 const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/rcr/plugins";
 
 /// The plugin directory: `--libdir`, else `RCR_LIBS_DIR`, else the default one if it exists.
-fn plugin_dir(g: &cli::Global) -> Option<PathBuf> {
-    if let Some(d) = &g.libdir {
-        return Some(d.clone());
+fn plugin_dir(libdir: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(d) = libdir {
+        return Some(d);
     }
     match std::env::var_os("RCR_LIBS_DIR") {
         Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
@@ -56,100 +54,107 @@ fn error_text(e: &anyhow::Error) -> String {
     msg
 }
 
-/// The command line with config-file options placed right after the subcommand word, so that options given
-/// on the command line come later and win.
-fn full_args() -> Result<Vec<String>> {
-    let args = cli::normalize_args(std::env::args().collect());
-    let no_default = args.iter().any(|a| a == "--no-default-config");
-    let mut config_files: Vec<PathBuf> = Vec::new();
-    if !no_default {
-        config_files.push(PathBuf::from("/etc/rcr/default.conf"));
-        if let Some(home) = std::env::var_os("HOME") {
-            config_files.push(Path::new(&home).join(".rcr/default.conf"));
+fn run() -> Result<i32> {
+    match cli::parse(std::env::args().collect())? {
+        Parsed::Help(text) => {
+            print!("{text}");
+            Ok(0)
         }
-    }
-    if let Some(i) = args.iter().position(|a| a == "--config" || a.starts_with("--config=")) {
-        let path = match args[i].split_once('=') {
-            Some((_, p)) => Some(p.to_string()),
-            None => args.get(i + 1).cloned(),
-        };
-        if let Some(p) = path {
-            config_files.push(PathBuf::from(p));
+        Parsed::Version => {
+            // criu's first line, which scripts parse, then rcr's own.
+            println!("Version: {CRIU_VERSION}\nrcr {} (criu {CRIU_VERSION} command line and images)", env!("CARGO_PKG_VERSION"));
+            Ok(0)
         }
+        Parsed::Crit(c) => crit(c),
+        Parsed::Criu(inv) => criu_command(&inv),
     }
-    let mut extra = Vec::new();
-    for file in config_files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => extra.extend(cli::parse_config(&text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !args.iter().any(|a| a.contains(&*file.to_string_lossy())) => {}
-            Err(e) => bail!("cannot read config file {}: {e}", file.display()),
-        }
-    }
-    if extra.is_empty() {
-        return Ok(args);
-    }
-    let at = args.iter().position(|a| SUBCOMMANDS.contains(&a.as_str())).map_or(args.len(), |i| i + 1);
-    let mut out = args[..at].to_vec();
-    out.extend(extra);
-    out.extend_from_slice(&args[at..]);
-    Ok(out)
 }
 
-fn run() -> Result<i32> {
-    let args = full_args()?;
-    if let Some(cmd) = cli::find_unsupported_command(&args, SUBCOMMANDS) {
-        let why = if cmd == "pre-dump" { " (memory pre-copy; plugins reserve RCR_STAGE_PRE_DUMP for it)" } else { "" };
-        bail!("'{cmd}' is a criu command that rcr does not support yet{why}; use rcr dump");
-    }
-    if let Some(opt) = cli::find_unsupported(&args) {
-        bail!("option {opt} is a criu option that rcr does not support yet; run without it");
-    }
-    let matches = match Cli::command().args_override_self(true).try_get_matches_from(&args) {
-        Ok(m) => m,
-        Err(e) => e.exit(),
-    };
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let log = match &cli.cmd {
-        Cmd::Dump(a) => a.log.clone(),
-        Cmd::Restore(a) => a.log.clone(),
-        Cmd::Check(a) => a.log.clone(),
-        _ => cli::LogArgs::default(),
-    };
-    let _guard = init_logging(&cli.global, &log)?;
-    let timeout = cli.global.timeout.map(Duration::from_secs);
-    let images_dir = || -> Result<PathBuf> {
-        cli.global.images_dir.clone().context("no images directory: give -D/--images-dir DIR")
-    };
-    match cli.cmd {
-        Cmd::Dump(a) => {
-            let mut opts = DumpOpts::new(a.tree, images_dir()?);
-            catch_interrupts(&opts.cancel);
-            opts.leave_running = a.leave_running;
-            opts.shell_job = a.shell_job;
-            opts.ext_unix_sk = a.ext_unix_sk;
-            opts.plugin_dir = plugin_dir(&cli.global);
-            if let Some(l) = a.ghost_limit {
-                opts.ghost_limit = l;
+/// The criu release whose command line, images and RPC rcr follows.
+const CRIU_VERSION: &str = "4.2";
+
+/// Paths of one command: the images directory (absolute, so that `-W` does not move it) and the work
+/// directory, where relative log and pid file names go (criu's: the images directory unless `-W`).
+struct Dirs {
+    images: PathBuf,
+    work: PathBuf,
+}
+
+impl Dirs {
+    fn of(inv: &Invocation) -> Result<Dirs> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let images = cwd.join(inv.path("images-dir").unwrap_or_else(|| PathBuf::from(".")));
+        let work = match inv.path("work-dir") {
+            Some(w) => {
+                let w = cwd.join(w);
+                if !w.is_dir() {
+                    bail!("work directory {} (-W) is not a directory", w.display());
+                }
+                w
             }
-            opts.ghost_fiemap = a.ghost_fiemap && !a.no_ghost_fiemap;
-            opts.file_locks = a.file_locks;
-            opts.link_remap = a.link_remap;
+            None => images.clone(),
+        };
+        Ok(Dirs { images, work })
+    }
+
+    /// `name` relative to the work directory.
+    fn in_work(&self, name: &Path) -> PathBuf {
+        self.work.join(name)
+    }
+}
+
+fn criu_command(inv: &Invocation) -> Result<i32> {
+    for fd in inv.values("close") {
+        let fd: i32 = fd.trim().parse().map_err(|_| anyhow::anyhow!("invalid argument for --close: {fd:?} is not an fd number"))?;
+        // criu closes it at once, before anything else; so does rcr (a close error is ignored, as criu's).
+        // SAFETY: nothing in rcr owns an fd yet but stdin, stdout and stderr, which the user may close.
+        unsafe { libc::close(fd) };
+    }
+    let dirs = Dirs::of(inv)?;
+    let _guard = init_logging(inv, &dirs)?;
+    for opt in &inv.ignored {
+        tracing::debug!("option {opt} has no effect on {} (criu ignores it there too)", inv.word);
+    }
+    let timeout = inv.number::<u64>("timeout")?.map(Duration::from_secs);
+    let plugin_dir = plugin_dir(inv.path("libdir"));
+    match inv.word.as_str() {
+        "dump" => {
+            let pid: i32 = match inv.number("tree")? {
+                Some(p) if p > 0 => p,
+                Some(p) => bail!("invalid argument for -t/--tree: {p} is not a pid"),
+                None => bail!("no pid to dump: give -t/--tree PID"),
+            };
+            let mut opts = DumpOpts::new(pid, dirs.images.clone());
+            catch_interrupts(&opts.cancel);
+            opts.leave_running = inv.flag("leave-running");
+            opts.shell_job = inv.flag("shell-job");
+            opts.ext_unix_sk = inv.given("ext-unix-sk");
+            opts.plugin_dir = plugin_dir;
+            if let Some(l) = inv.value("ghost-limit") {
+                opts.ghost_limit = cli::parse_size(l).map_err(|e| anyhow::anyhow!("invalid argument for --ghost-limit: {e}"))?;
+            }
+            opts.ghost_fiemap = inv.flag("ghost-fiemap");
+            opts.file_locks = inv.flag("file-locks");
+            opts.link_remap = inv.flag("link-remap");
             if let Some(t) = timeout {
                 opts.freeze_timeout = t;
             }
             let stats = rcr_engine::dump::dump(&opts)?;
             tracing::info!("{stats}");
             log_peak_memory();
+            if inv.flag("display-stats") {
+                print!("{}", rcr_engine::show::display_stats(&opts.images_dir, false)?);
+            }
             Ok(0)
         }
-        Cmd::Restore(a) => {
-            let mut opts = RestoreOpts::new(images_dir()?);
-            opts.detached = a.detached;
-            opts.pidfile = a.pidfile;
-            opts.shell_job = a.shell_job;
-            opts.file_locks = a.file_locks;
-            opts.ext_unix_sk = a.ext_unix_sk;
-            opts.plugin_dir = plugin_dir(&cli.global);
+        "restore" => {
+            let mut opts = RestoreOpts::new(dirs.images.clone());
+            opts.detached = inv.flag("restore-detached") || inv.flag("daemon");
+            opts.pidfile = inv.path("pidfile").map(|p| dirs.in_work(&p));
+            opts.shell_job = inv.flag("shell-job");
+            opts.file_locks = inv.flag("file-locks");
+            opts.ext_unix_sk = inv.given("ext-unix-sk");
+            opts.plugin_dir = plugin_dir;
             if let Some(t) = timeout {
                 opts.step_timeout = t;
             }
@@ -157,9 +162,22 @@ fn run() -> Result<i32> {
             log_peak_memory();
             Ok(outcome.exit_code.unwrap_or(0))
         }
-        Cmd::Check(a) => check(a),
-        Cmd::Plugins => list_plugins(plugin_dir(&cli.global)),
-        Cmd::Decode(a) => {
+        "check" => check(inv),
+        "plugins" => list_plugins(plugin_dir),
+        "show" => {
+            let dir = inv.operands.first().map_or(dirs.images.clone(), PathBuf::from);
+            print!("{}", rcr_engine::show::summary(&dir)?);
+            Ok(0)
+        }
+        other => bail!("rcr has no command {other:?}"),
+    }
+}
+
+/// crit's decode and encode.
+fn crit(c: cli::CritCli) -> Result<i32> {
+    tracing_subscriber::fmt().with_max_level(tracing_subscriber::filter::LevelFilter::WARN).with_target(false).with_writer(std::io::stderr).init();
+    match c.cmd {
+        cli::CritCmd::Decode(a) => {
             let value = if a.input.is_dir() {
                 rcr_images::decode_dir(&a.input, a.pretty)?
             } else {
@@ -171,9 +189,8 @@ fn run() -> Result<i32> {
                 Some(p) => std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?,
                 None => std::io::stdout().write_all(text.as_bytes())?,
             }
-            Ok(0)
         }
-        Cmd::Encode(a) => {
+        cli::CritCmd::Encode(a) => {
             let mut text = String::new();
             match &a.input {
                 Some(p) => text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
@@ -184,17 +201,9 @@ fn run() -> Result<i32> {
             let value: serde_json::Value = serde_json::from_str(&text).context("input is not JSON")?;
             let bytes = rcr_images::encode(&value)?;
             std::fs::write(&a.output, bytes).with_context(|| format!("cannot write {}", a.output.display()))?;
-            Ok(0)
-        }
-        Cmd::Show(a) => {
-            let dir = match a.dir {
-                Some(d) => d,
-                None => images_dir()?,
-            };
-            print!("{}", rcr_engine::show::summary(&dir)?);
-            Ok(0)
         }
     }
+    Ok(0)
 }
 
 /// rcr's own peak memory, for users sizing a host (and tests checking that images stream).
@@ -252,8 +261,12 @@ fn list_plugins(dir: Option<PathBuf>) -> Result<i32> {
     Ok(i32::from(bad > 0))
 }
 
-fn check(a: cli::CheckArgs) -> Result<i32> {
-    let reports = match a.feature.as_deref() {
+/// `rcr check`: the features dump and restore need; with `--extra`, `--experimental` or `--all` the
+/// optional ones too (criu's grouping). Exit status 1 when a needed one is missing, or the one asked
+/// for with `--feature`.
+fn check(inv: &Invocation) -> Result<i32> {
+    let feature = inv.value("feature");
+    let reports = match feature {
         Some("list") => {
             for name in rcr_engine::check::feature_names() {
                 println!("{name}");
@@ -261,27 +274,33 @@ fn check(a: cli::CheckArgs) -> Result<i32> {
             return Ok(0);
         }
         Some(name) => vec![rcr_engine::check::check_feature(name)?],
-        None => rcr_engine::check::check_all(),
+        None => rcr_engine::check::check_all(inv.flag("extra") || inv.flag("experimental") || inv.flag("all")),
     };
     let mut missing = 0;
+    let mut needed_missing = 0;
     for r in &reports {
         println!("{:<20} {:<8} {}", r.name, if r.ok { "ok" } else { "MISSING" }, r.detail);
         missing += usize::from(!r.ok);
+        needed_missing += usize::from(!r.ok && r.needed);
     }
     if missing == 0 {
         println!("Looks good.");
         Ok(0)
+    } else if needed_missing > 0 || feature.is_some() {
+        println!("{missing} feature(s) missing, {needed_missing} of them needed by dump or restore (see above)");
+        Ok(1)
     } else {
-        println!("{missing} feature(s) missing: rcr works with reduced function (see above)");
-        Ok(if a.feature.is_some() { 1 } else { 0 })
+        println!("{missing} optional feature(s) missing: rcr works with reduced function (see above)");
+        Ok(0)
     }
 }
 
-/// Logging through `tracing`: criu's levels (-v0..-v4) to stderr, or to `-o FILE` (relative to the images
-/// directory). Returns the guard that flushes the file.
-fn init_logging(g: &cli::Global, log: &cli::LogArgs) -> Result<Option<std::sync::Arc<std::fs::File>>> {
+/// Logging through `tracing`: criu's levels (-v0..-v4, more for rcr's trace) to stderr, or to
+/// `-o FILE` (relative to the work directory), `FILE.PID` with `--log-pid`. Returns the guard that
+/// flushes the file.
+fn init_logging(inv: &Invocation, dirs: &Dirs) -> Result<Option<std::sync::Arc<std::fs::File>>> {
     use tracing_subscriber::filter::LevelFilter;
-    let level = match g.verbosity.unwrap_or(2) {
+    let level = match inv.verbosity() {
         0 | 1 => LevelFilter::ERROR,
         2 => LevelFilter::WARN,
         3 => LevelFilter::INFO,
@@ -289,34 +308,26 @@ fn init_logging(g: &cli::Global, log: &cli::LogArgs) -> Result<Option<std::sync:
         _ => LevelFilter::TRACE,
     };
     let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
-    match &log.log_file {
-        None => {
-            builder.with_writer(std::io::stderr).init();
-            Ok(None)
-        }
-        Some(name) => {
-            let mut path = if name.is_absolute() || g.images_dir.is_none() {
-                name.clone()
-            } else {
-                g.images_dir.as_deref().unwrap_or(Path::new(".")).join(name)
-            };
-            if log.log_pid {
-                let mut s = path.into_os_string();
-                s.push(format!(".{}", std::process::id()));
-                path = s.into();
-            }
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            let file = std::sync::Arc::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .with_context(|| format!("cannot open log file {}", path.display()))?,
-            );
-            builder.with_ansi(false).with_writer(file.clone()).init();
-            Ok(Some(file))
-        }
+    let Some(name) = inv.path("log-file").filter(|n| n.as_os_str() != "-") else {
+        builder.with_writer(std::io::stderr).init();
+        return Ok(None);
+    };
+    let mut path = dirs.in_work(&name);
+    if inv.flag("log-pid") {
+        let mut s = path.into_os_string();
+        s.push(format!(".{}", std::process::id()));
+        path = s.into();
     }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let file = std::sync::Arc::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open log file {}", path.display()))?,
+    );
+    builder.with_ansi(false).with_writer(file.clone()).init();
+    Ok(Some(file))
 }

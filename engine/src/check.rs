@@ -19,6 +19,9 @@ use crate::sys::{self, page_is, Errno};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureReport {
     pub name: &'static str,
+    /// Dump or restore cannot work without it (criu's basic checks); the others are optional (criu's
+    /// `--extra` and `--experimental`).
+    pub needed: bool,
     pub ok: bool,
     /// What was found; when not ok, also what rcr cannot do without it.
     pub detail: String,
@@ -69,6 +72,9 @@ impl Features {
 
 type Probe = fn() -> Result<String, String>;
 
+/// The features dump and restore cannot do without; `rcr check` checks these unless asked for all.
+const NEEDED: &[&str] = &["map_files", "ptrace_seize", "pidfd_getfd", "clone3_set_tid", "process_vm_readv", "kcmp", "userns"];
+
 /// (name, probe, consequence when missing).
 const FEATURES: &[(&str, Probe, &str)] = &[
     ("map_files", probe_map_files, "file-backed mappings of deleted files cannot be dumped"),
@@ -114,20 +120,22 @@ fn run(entry: &(&'static str, Probe, &'static str)) -> FeatureReport {
     match probe() {
         Ok(detail) => FeatureReport {
             name,
+            needed: NEEDED.contains(&name),
             ok: true,
             detail,
         },
         Err(why) => FeatureReport {
             name,
+            needed: NEEDED.contains(&name),
             ok: false,
             detail: format!("{why}; so {missing}"),
         },
     }
 }
 
-/// Runs every probe.
-pub fn check_all() -> Vec<FeatureReport> {
-    FEATURES.iter().map(run).collect()
+/// Runs the probes of the needed features, and with `all` of the optional ones too.
+pub fn check_all(all: bool) -> Vec<FeatureReport> {
+    FEATURES.iter().filter(|f| all || NEEDED.contains(&f.0)).map(run).collect()
 }
 
 /// Runs one probe by name.
@@ -478,7 +486,9 @@ mod live_tests {
 
     #[test]
     fn check_all_is_consistent_with_this_machine() {
-        let reports = check_all();
+        assert!(check_all(false).iter().all(|r| r.needed));
+        assert!(NEEDED.iter().all(|n| feature_names().contains(n)));
+        let reports = check_all(true);
         for r in &reports {
             eprintln!("{:<18} {:<5} {}", r.name, r.ok, r.detail);
             assert!(!r.detail.is_empty());

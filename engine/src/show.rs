@@ -7,6 +7,40 @@ use crate::{Error, Result};
 use std::fmt::Write;
 use std::path::Path;
 
+/// The statistics of the dump (stats-dump.img) or the restore (stats-restore.img) in `dir`, as criu's
+/// `--display-stats` prints them.
+pub fn display_stats(dir: &Path, restore: bool) -> Result<String> {
+    let name = if restore { ImageName::StatsRestore } else { ImageName::Stats };
+    let e: pb::StatsEntry = ImageDir::new(dir).read_one(name)?;
+    let mut s = String::new();
+    let n = |v: u64| format!("{v} ({v:#x})");
+    match (e.dump, e.restore) {
+        (Some(d), _) if !restore => {
+            let _ = writeln!(s, "Displaying dump stats:");
+            let _ = writeln!(s, "Freezing time: {} us", d.freezing_time);
+            let _ = writeln!(s, "Frozen time: {} us", d.frozen_time);
+            let _ = writeln!(s, "Memory dump time: {} us", d.memdump_time);
+            let _ = writeln!(s, "Memory write time: {} us", d.memwrite_time);
+            let _ = writeln!(s, "Memory pages scanned: {}", n(d.pages_scanned));
+            let _ = writeln!(s, "Memory pages skipped from parent: {}", n(d.pages_skipped_parent));
+            let _ = writeln!(s, "Memory pages written: {}", n(d.pages_written));
+            let _ = writeln!(s, "Lazy memory pages: {}", n(d.pages_lazy));
+        }
+        (_, Some(r)) if restore => {
+            let _ = writeln!(s, "Displaying restore stats:");
+            let _ = writeln!(s, "Pages compared: {}", n(r.pages_compared));
+            let _ = writeln!(s, "Pages skipped COW: {}", n(r.pages_skipped_cow));
+            if let Some(p) = r.pages_restored {
+                let _ = writeln!(s, "Pages restored: {}", n(p));
+            }
+            let _ = writeln!(s, "Restore time: {} us", r.restore_time);
+            let _ = writeln!(s, "Forking time: {} us", r.forking_time);
+        }
+        _ => return Err(Error::Msg(format!("{}: no {} statistics in it", dir.join(name.file_name()).display(), if restore { "restore" } else { "dump" }))),
+    }
+    Ok(s)
+}
+
 /// The summary of the checkpoint in `dir`.
 pub fn summary(dir: &Path) -> Result<String> {
     let images = ImageDir::new(dir);

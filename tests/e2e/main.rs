@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod cli;
 mod counter;
 mod cpu;
 mod events;

@@ -1,0 +1,126 @@
+//! criu's command line, as scripts and harnesses write it: config files whose options apply to every
+//! command, -W, --log-pid, --display-stats and stats-dump.img as crit reads it, `check --all`, and
+//! refusals that name each option and touch nothing.
+
+use crate::harness::rcr::{self, RcrRun};
+use crate::harness::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn rcr_line(args: &[&str], dir: &TestDir) -> RcrRun {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    rcr::run(&args, &dir.path, vec![], Duration::from_secs(60))
+}
+
+/// The files in `dir` whose names start with `prefix`.
+fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))).collect()).unwrap_or_default()
+}
+
+/// A config file's `leave-running` applies to dump and is ignored by restore (as criu does); -W takes
+/// the log (with --log-pid, `dump.log.PID`); --display-stats prints criu's lines, and the stats image
+/// says the same to crit.
+#[test]
+fn config_options_apply_to_every_command() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    let dir = TestDir::new("cli-config");
+    let work = dir.path.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let cfg = dir.path.join("rcr.conf");
+    std::fs::write(&cfg, "# written as for criu\nleave-running\nlog-pid   # one log per run\n").unwrap();
+    let (cfg_s, work_s) = (s(&cfg), s(&work));
+    if selftest() {
+        return;
+    }
+    let dump = sub.try_dump(&["--config", &cfg_s, "-W", &work_s, "--display-stats"]);
+    assert!(dump.ok(), "{}", dump.describe());
+    sub.assert_running_untraced(Duration::from_secs(5));
+    let logs = files_named(&work, "dump.log.");
+    assert_eq!(logs.len(), 1, "no dump.log.PID in the work dir {}: {logs:?}", work.display());
+    assert!(std::fs::read_to_string(&logs[0]).unwrap().contains("dumped pid"), "{}", logs[0].display());
+    let frozen_line = dump.stdout.lines().find_map(|l| l.strip_prefix("Frozen time: ")).unwrap_or_else(|| panic!("no stats printed\n{}", dump.describe()));
+    let frozen_us: u64 = frozen_line.trim_end_matches(" us").parse().unwrap();
+    assert!(frozen_us > 0 && dump.stdout.contains("Memory pages written: "), "{}", dump.stdout);
+    if let Some(json) = crit_decode(&sub.images.join("stats-dump.img")) {
+        assert!(json.contains(&format!("\"frozen_time\": {frozen_us}")), "crit reads another frozen time than --display-stats printed: {json}");
+    }
+
+    sub.kill();
+    let restore = sub.restore(&["--config", &cfg_s, "-W", &work_s]);
+    assert!(restore.ok());
+    assert_eq!(files_named(&work, "restore.log.").len(), 1, "no restore.log.PID in {}", work.display());
+    let n = sub.output().lines().count();
+    wait_until(Duration::from_secs(10), "the restored counter to advance", || sub.output().lines().count() >= n + 3).unwrap();
+    sub.finish().unwrap();
+}
+
+/// crit's JSON of an image, or None without crit (outside CI).
+fn crit_decode(img: &Path) -> Option<String> {
+    let crit = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("crit")).find(|c| c.is_file()));
+    let Some(crit) = crit else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "crit is not installed but CI=true");
+        eprintln!("NOTICE: no crit; skipping its decode of {}", img.display());
+        return None;
+    };
+    let mut child = std::process::Command::new(crit).args(["decode", "-i"]).arg(img).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("crit decode {} timed out", img.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "crit decode {} failed", img.display());
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A bad config line is an error naming the file and the line; nothing runs.
+#[test]
+fn config_errors_name_the_file_and_line() {
+    let dir = TestDir::new("cli-config-bad");
+    for (text, line, what) in [("verbosity 4\nlog-file a b\n", 2, "more than one value"), ("frobnicate-x\n", 1, "frobnicate-x"), ("lsm-profile \"open\n", 1, "closing quote")] {
+        let cfg = dir.path.join("bad.conf");
+        std::fs::write(&cfg, text).unwrap();
+        let run = rcr_line(&["check", "--config", &s(&cfg)], &dir);
+        assert!(!run.ok() && !run.stdout.contains("Looks good"), "{}", run.describe());
+        let want = format!("config file {} line {line}", cfg.display());
+        assert!(run.stderr.contains(&want) && run.stderr.contains(what), "wanted {want:?} and {what:?}\n{}", run.describe());
+    }
+}
+
+/// LXC's dump line: each option rcr cannot do yet is named in one error, the process is not touched.
+#[test]
+fn unsupported_options_are_named_and_nothing_is_touched() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    let run = sub.try_dump(&["--tcp-established", "--file-locks", "--link-remap", "--manage-cgroups=full", "--ext-mount-map", "auto", "--enable-fs", "hugetlbfs", "-vvvvvv"]);
+    assert!(!run.ok(), "{}", run.describe());
+    for o in ["--tcp-established", "--manage-cgroups", "--ext-mount-map", "--enable-fs"] {
+        assert!(run.stderr.contains(o), "{o} not named\n{}", run.describe());
+    }
+    assert!(!run.stderr.contains("unexpected argument"), "{}", run.describe());
+    sub.assert_running_untraced(Duration::from_secs(5));
+    let n = sub.output().lines().count();
+    wait_until(Duration::from_secs(10), "the counter to advance", || sub.output().lines().count() >= n + 2).unwrap();
+    sub.finish().unwrap();
+}
+
+/// `check` checks what dump and restore need; `--all` (criu's: also --extra and --experimental) adds
+/// the optional features.
+#[test]
+fn check_and_check_all() {
+    let dir = TestDir::new("cli-check");
+    let basic = rcr_line(&["check"], &dir);
+    assert!(basic.ok() && basic.stdout.contains("Looks good."), "{}", basic.describe());
+    let all = rcr_line(&["--all", "check"], &dir);
+    let count = |r: &RcrRun| r.stdout.lines().filter(|l| l.contains(" ok ") || l.contains(" MISSING ")).count();
+    assert!(count(&all) > count(&basic) && all.stdout.contains("pagemap_scan"), "--all checks no more than check\n{}\n{}", basic.stdout, all.stdout);
+    assert!(!basic.stdout.contains("pagemap_scan"), "{}", basic.stdout);
+}
