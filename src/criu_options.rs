@@ -216,6 +216,7 @@ pub fn by_long(long: &str) -> Option<&'static CriuOption> {
 }
 
 /// The commands of `set` that rcr has, by name ("every command" for all).
+#[cfg(test)]
 fn names(set: Cmds) -> String {
     let have: Vec<&str> = COMMANDS.iter().filter(|(_, c, have)| *have && set.has(*c)).map(|(w, _, _)| *w).collect();
     if have.len() == COMMANDS.iter().filter(|c| c.2).count() {
@@ -227,6 +228,7 @@ fn names(set: Cmds) -> String {
 
 /// The README's option table: per option, where rcr does what criu does, where it refuses it (criu
 /// acts on it there, rcr cannot yet); everywhere else it is accepted and has no effect, as in criu.
+#[cfg(test)]
 pub fn markdown_table() -> String {
     let mut s = String::from("| option | rcr does what criu does on | refused (not yet) on | what it is |\n| --- | --- | --- | --- |\n");
     for o in OPTIONS {

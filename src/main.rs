@@ -30,7 +30,10 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             let msg = error_text(&e);
-            tracing::error!("{msg}");
+            // Once in the log file, once on stderr (where the log goes without -o, only once).
+            if LOG_TO_FILE.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!("{msg}");
+            }
             eprintln!("rcr: error: {msg}");
             1
         }
@@ -69,6 +72,9 @@ fn run() -> Result<i32> {
         Parsed::Criu(inv) => criu_command(&inv),
     }
 }
+
+/// Whether the log goes to a file (-o), set once by [`init_logging`].
+static LOG_TO_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The criu release whose command line, images and RPC rcr follows.
 const CRIU_VERSION: &str = "4.2";
@@ -329,5 +335,6 @@ fn init_logging(inv: &Invocation, dirs: &Dirs) -> Result<Option<std::sync::Arc<s
             .with_context(|| format!("cannot open log file {}", path.display()))?,
     );
     builder.with_ansi(false).with_writer(file.clone()).init();
+    LOG_TO_FILE.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Some(file))
 }

@@ -45,42 +45,52 @@ pub fn display_stats(dir: &Path, restore: bool) -> Result<String> {
 pub fn summary(dir: &Path) -> Result<String> {
     let images = ImageDir::new(dir);
     let mut s = String::new();
+    // Every image a checkpoint must have is read strictly: a damaged checkpoint is an error naming the
+    // file and what is wrong in it, not a summary with holes.
+    let inv: pb::InventoryEntry = images.read_one(ImageName::Inventory)?;
     let tree: Vec<pb::PstreeEntry> = images.read_all(ImageName::Pstree)?;
-    let files: Vec<pb::FileEntry> = images.read_all(ImageName::Files).unwrap_or_default();
+    if tree.is_empty() {
+        return Err(Error::Msg(format!("{}: pstree.img lists no process", dir.display())));
+    }
+    let files: Vec<pb::FileEntry> = images.read_all_if_exists(ImageName::Files)?;
     let _ = writeln!(s, "checkpoint {}", dir.display());
     let _ = writeln!(s, "{:>8} {:>8} {:>8} {:>8}  COMM", "PID", "PPID", "PGID", "SID");
     let mut details = String::new();
     let kinds = crate::kinds::file_kinds();
     for p in &tree {
-        let core = images.read_one::<pb::CoreEntry>(ImageName::Core(p.pid)).ok();
-        let comm = core.as_ref().and_then(|c| c.tc.as_ref()).map(|t| t.comm.clone()).unwrap_or_default();
+        let core: pb::CoreEntry = images.read_one(ImageName::Core(p.pid))?;
+        let Some(tc) = core.tc.as_ref() else {
+            return Err(Error::Msg(format!("{}: the core of pid {} has no task state (tc)", dir.join(ImageName::Core(p.pid).file_name()).display(), p.pid)));
+        };
+        let comm = &tc.comm;
         let _ = writeln!(s, "{:>8} {:>8} {:>8} {:>8}  {}", p.pid, p.ppid, p.pgid, p.sid, comm);
         let _ = writeln!(details, "\npid {} ({comm}), {} thread(s)", p.pid, p.threads.len());
-        if let Ok(mm) = images.read_one::<pb::MmEntry>(ImageName::Mm(p.pid)) {
-            let size: u64 = mm.vmas.iter().map(|v| v.end - v.start).sum();
-            let pages = Pagemap::read(&images, ImageName::Pagemap(p.pid)).map(|m| m.pages_len()).unwrap_or(0);
-            let _ = writeln!(details, "  memory: {} areas, {} KiB mapped, {} KiB of pages dumped", mm.vmas.len(), size / 1024, pages / 1024);
-        }
-        if let Ok(ids) = images.read_one::<pb::TaskKobjIdsEntry>(ImageName::Ids(p.pid)) {
-            let fds: Vec<pb::FdinfoEntry> = images.read_all(ImageName::Fdinfo(ids.files_id)).unwrap_or_default();
-            let _ = writeln!(details, "  files:");
-            for fd in fds {
-                let f = files.iter().find(|f| f.id == fd.id);
-                let what = match f {
-                    Some(pb::FileEntry { ext: Some(e), .. }) => format!("claimed by plugin '{}'", e.rcr_plugin.as_deref().unwrap_or("?")),
-                    Some(f) => kinds.iter().find_map(|k| k.describe(f)).unwrap_or_else(|| format!("{:?}", pb::FdTypes::try_from(f.r#type).unwrap_or(pb::FdTypes::Und))),
-                    None => format!("file {} missing from files.img", fd.id),
-                };
-                let _ = writeln!(details, "    {:>4}: {what}", fd.fd);
-            }
+        let mm: pb::MmEntry = images.read_one(ImageName::Mm(p.pid))?;
+        let size: u64 = mm.vmas.iter().map(|v| v.end.saturating_sub(v.start)).sum();
+        let pages = Pagemap::read(&images, ImageName::Pagemap(p.pid))?.pages_len();
+        let _ = writeln!(details, "  memory: {} areas, {} KiB mapped, {} KiB of pages dumped", mm.vmas.len(), size / 1024, pages / 1024);
+        let ids: pb::TaskKobjIdsEntry = images.read_one(ImageName::Ids(p.pid))?;
+        let fds: Vec<pb::FdinfoEntry> = images.read_all(ImageName::Fdinfo(ids.files_id))?;
+        let _ = writeln!(details, "  files:");
+        for fd in fds {
+            let what = match files.iter().find(|f| f.id == fd.id) {
+                Some(pb::FileEntry { ext: Some(e), .. }) => format!("claimed by plugin '{}'", e.rcr_plugin.as_deref().unwrap_or("?")),
+                Some(f) => kinds.iter().find_map(|k| k.describe(f)).unwrap_or_else(|| format!("{:?}", pb::FdTypes::try_from(f.r#type).unwrap_or(pb::FdTypes::Und))),
+                None => {
+                    return Err(Error::Msg(format!(
+                        "{}: fd {} of pid {} is file {}, which files.img does not have; the checkpoint is damaged",
+                        dir.display(),
+                        fd.fd,
+                        p.pid,
+                        fd.id
+                    )))
+                }
+            };
+            let _ = writeln!(details, "    {:>4}: {what}", fd.fd);
         }
     }
     s.push_str(&details);
-    let inv = images.read_one::<pb::InventoryEntry>(ImageName::Inventory).ok();
-    let plugins = inv.map(|i| i.rcr_plugins).unwrap_or_default();
+    let plugins = inv.rcr_plugins;
     let _ = writeln!(s, "\nplugins needed: {}", if plugins.is_empty() { "none".to_string() } else { plugins.join(", ") });
-    if tree.is_empty() {
-        return Err(Error::Msg(format!("{}: pstree.img lists no process", dir.display())));
-    }
     Ok(s)
 }

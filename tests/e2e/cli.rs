@@ -124,3 +124,30 @@ fn check_and_check_all() {
     assert!(count(&all) > count(&basic) && all.stdout.contains("pagemap_scan"), "--all checks no more than check\n{}\n{}", basic.stdout, all.stdout);
     assert!(!basic.stdout.contains("pagemap_scan"), "{}", basic.stdout);
 }
+
+/// `rcr show` and `rcr decode` on a damaged checkpoint: a non-zero exit naming the file and what is
+/// wrong, never a summary with holes.
+#[test]
+fn show_and_decode_refuse_a_damaged_checkpoint() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    sub.dump(&[]);
+    if selftest() {
+        return;
+    }
+    let dir = TestDir::new("cli-damaged");
+    let images = s(&sub.images);
+    let good = rcr_line(&["show", &images], &dir);
+    assert!(good.ok() && good.stdout.contains("counter"), "{}", good.describe());
+    let core = sub.images.join(format!("core-{}.img", sub.pid()));
+    let bytes = std::fs::read(&core).unwrap();
+    std::fs::write(&core, &bytes[..bytes.len() / 2]).unwrap();
+    for args in [vec!["show", images.as_str()], vec!["-D", images.as_str(), "show"], vec!["decode", "-i", images.as_str()]] {
+        let run = rcr_line(&args, &dir);
+        assert!(!run.ok(), "{args:?} succeeded on a truncated {}\n{}", core.display(), run.describe());
+        assert!(run.stderr.contains(&format!("core-{}.img", sub.pid())) && (run.stderr.contains("truncated") || run.stderr.contains("corrupt")), "{args:?}: the error does not name the file and the damage\n{}", run.describe());
+    }
+    std::fs::remove_file(&core).unwrap();
+    let run = rcr_line(&["show", &images], &dir);
+    assert!(!run.ok() && run.stderr.contains(&format!("core-{}.img", sub.pid())), "{}", run.describe());
+}
