@@ -1,6 +1,7 @@
 //! `rcr`: the command-line front end. It only parses arguments (criu's names), sets up logging and calls
 //! the engine.
 
+mod actions;
 mod cli;
 mod criu_options;
 
@@ -142,6 +143,7 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
             opts.ghost_fiemap = inv.flag("ghost-fiemap");
             opts.file_locks = inv.flag("file-locks");
             opts.link_remap = inv.flag("link-remap");
+            add_listeners(inv, &dirs, &mut opts.notify, false)?;
             if let Some(t) = timeout {
                 opts.freeze_timeout = t;
             }
@@ -164,6 +166,7 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
             if let Some(t) = timeout {
                 opts.step_timeout = t;
             }
+            add_listeners(inv, &dirs, &mut opts.notify, true)?;
             let outcome = rcr_engine::restore::restore(&opts)?;
             log_peak_memory();
             Ok(outcome.exit_code.unwrap_or(0))
@@ -177,6 +180,20 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
         }
         other => bail!("rcr has no command {other:?}"),
     }
+}
+
+/// `--action-script` and, for restore, `--status-fd`.
+fn add_listeners(inv: &Invocation, dirs: &Dirs, notify: &mut rcr_engine::notify::Notifier, restore: bool) -> Result<()> {
+    let scripts: Vec<PathBuf> = inv.values("action-script").into_iter().map(|p| dirs.in_work(Path::new(p))).collect();
+    if !scripts.is_empty() {
+        notify.add(std::sync::Arc::new(actions::ActionScripts { scripts, images_dir: dirs.images.clone() }));
+    }
+    if restore {
+        if let Some(fd) = inv.number::<i32>("status-fd")? {
+            notify.add(std::sync::Arc::new(actions::StatusFd::new(fd).map_err(anyhow::Error::msg)?));
+        }
+    }
+    Ok(())
 }
 
 /// crit's decode and encode.

@@ -21,6 +21,7 @@ pub mod dump;
 pub mod error;
 #[deny(unsafe_code)]
 pub mod kinds;
+pub mod notify;
 pub mod options;
 pub mod plugins;
 pub mod proc;

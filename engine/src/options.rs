@@ -53,6 +53,8 @@ pub struct DumpOpts {
     pub ext_unix_sk: bool,
     /// Set to stop the dump at its next step (SIGINT/SIGTERM/SIGHUP to `rcr dump`).
     pub cancel: Cancel,
+    /// Told at criu's action points (`--action-script`, RPC notifications).
+    pub notify: crate::notify::Notifier,
 }
 
 impl DumpOpts {
@@ -71,6 +73,7 @@ impl DumpOpts {
             link_remap: false,
             ext_unix_sk: false,
             cancel: Cancel::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct RestoreOpts {
     pub file_locks: bool,
     /// Unix sockets that were connected outside the tree are reconnected by name (`--ext-unix-sk`).
     pub ext_unix_sk: bool,
+    /// Told at criu's action points (`--action-script`, `--status-fd`, RPC notifications).
+    pub notify: crate::notify::Notifier,
 }
 
 impl RestoreOpts {
@@ -108,6 +113,7 @@ impl RestoreOpts {
             plugin_dir: None,
             file_locks: false,
             ext_unix_sk: false,
+            notify: Default::default(),
         }
     }
 }
