@@ -383,7 +383,11 @@ fn dump_tree(opts: &DumpOpts, features: crate::check::Features, own: task::OwnPr
     }
     images.write_all(ImageName::Pstree, &ctx.pstree)?;
     plugins.dump_devices_late(root.pid)?; // plugins: every task dumped, before the inventory
-    let mut root_ids = ctx.ids.first().map(|(_, e)| *e).unwrap_or_default();
+    // CRIU's root_ids are the ids of the dumping process itself: rcr's own memory, files, fs and
+    // signal handlers, which no task of the tree shares (CRIU 4.2's restore refuses a root task that
+    // shares its files with them), with the tree's namespaces.
+    let n = ctx.next_ids;
+    let mut root_ids = pb::TaskKobjIdsEntry { vm_id: n[0] + 1, files_id: n[1] + 1, fs_id: n[2] + 1, sighand_id: n[3] + 1, ..ctx.ids.first().map(|(_, e)| *e).unwrap_or_default() };
     root_ids.time_ns_id = had_offsets.then_some(1);
     let inv = pb::InventoryEntry {
         img_version: 2,

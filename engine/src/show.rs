@@ -7,7 +7,7 @@ use crate::{Error, Result};
 use std::fmt::Write;
 use std::path::Path;
 
-/// The statistics of the dump (stats-dump.img) or the restore (stats-restore.img) in `dir`, as criu's
+/// The statistics of the dump (stats-dump) or the restore (stats-restore) in `dir`, as criu's
 /// `--display-stats` prints them.
 pub fn display_stats(dir: &Path, restore: bool) -> Result<String> {
     let name = if restore { ImageName::StatsRestore } else { ImageName::Stats };

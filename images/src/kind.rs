@@ -216,8 +216,8 @@ kinds! {
     BpfmapFile = ("BPFMAP_FILE", 0x5750_6142, "bpfmap_file_entry", "bpfmap-file.img", Layout::Plain),
     BpfmapData = ("BPFMAP_DATA", 0x6432_4033, "bpfmap_data_entry", "bpfmap-data.img", Layout::BpfmapData),
     Apparmor = ("APPARMOR", 0x5942_3047, "apparmor_entry", "apparmor.img", Layout::Plain),
-    /// Dump/restore statistics (stats-dump.img, stats-restore.img); uses the service head magic.
-    Stats = ("STATS", 0x5709_3306, "stats_entry", "stats-dump.img", Layout::Plain),
+    /// Dump/restore statistics (`stats-dump`, `stats-restore`: no `.img`, as CRIU names them); uses the service head magic.
+    Stats = ("STATS", 0x5709_3306, "stats_entry", "stats-dump", Layout::Plain),
     /// Inode-to-path cache; uses the service head magic.
     IrmapCache = ("IRMAP_CACHE", 0x5700_4059, "irmap_cache_entry", "irmap-cache.img", Layout::Plain),
     ;
@@ -226,7 +226,7 @@ kinds! {
     /// A thread's private pending signals (`signal-s-<pid>.img` holds the shared ones).
     SignalPrivate(tid: u32): Signal = "signal-p-{}.img",
     /// Restore statistics.
-    StatsRestore: Stats = "stats-restore.img",
+    StatsRestore: Stats = "stats-restore",
 }
 
 impl Kind {
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(ImageName::GhostFile(26).file_name(), "ghost-file-1a.img");
         assert_eq!(ImageName::TcpStream(0x1a).file_name(), "tcp-stream-1a.img");
         assert_eq!(ImageName::Files.file_name(), "files.img");
-        assert_eq!(ImageName::Stats.file_name(), "stats-dump.img");
+        assert_eq!(ImageName::Stats.file_name(), "stats-dump");
         assert_eq!(ImageName::PagemapShmem(1 << 40).file_name(), format!("pagemap-shmem-{}.img", 1u64 << 40));
         assert_eq!(ImageName::PagemapShmem(3).kind(), Kind::Pagemap);
         assert_eq!(ImageName::SignalPrivate(5).kind(), Kind::Signal);
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(ImageName::parse("inventory.img"), Some(ImageName::Inventory));
         assert_eq!(ImageName::parse("pagemap-shmem-3.img"), Some(ImageName::PagemapShmem(3)));
         assert_eq!(ImageName::parse("ghost-file-1a.img"), Some(ImageName::GhostFile(26)));
-        assert_eq!(ImageName::parse("stats-restore.img"), Some(ImageName::StatsRestore));
+        assert_eq!(ImageName::parse("stats-restore"), Some(ImageName::StatsRestore));
         for bad in ["core-.img", "core-01.img", "core-+1.img", "core-1a.img", "core-4294967296.img", "x.img"] {
             assert_eq!(ImageName::parse(bad), None, "{bad}");
         }

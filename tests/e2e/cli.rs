@@ -46,7 +46,7 @@ fn config_options_apply_to_every_command() {
     let frozen_line = dump.stdout.lines().find_map(|l| l.strip_prefix("Frozen time: ")).unwrap_or_else(|| panic!("no stats printed\n{}", dump.describe()));
     let frozen_us: u64 = frozen_line.trim_end_matches(" us").parse().unwrap();
     assert!(frozen_us > 0 && dump.stdout.contains("Memory pages written: "), "{}", dump.stdout);
-    if let Some(json) = crit_decode(&sub.images.join("stats-dump.img")) {
+    if let Some(json) = crit_decode(&sub.images.join("stats-dump")) {
         assert!(json.contains(&format!("\"frozen_time\": {frozen_us}")), "crit reads another frozen time than --display-stats printed: {json}");
     }
 
