@@ -94,6 +94,8 @@ pub struct RestoreOpts {
     pub file_locks: bool,
     /// Unix sockets that were connected outside the tree are reconnected by name (`--ext-unix-sk`).
     pub ext_unix_sk: bool,
+    /// Set to stop the restore before it starts anything.
+    pub cancel: Cancel,
 }
 
 impl RestoreOpts {
@@ -108,6 +110,7 @@ impl RestoreOpts {
             plugin_dir: None,
             file_locks: false,
             ext_unix_sk: false,
+            cancel: Cancel::default(),
         }
     }
 }
