@@ -34,28 +34,35 @@ pub enum CheckError {
     Unknown { name: String, known: String },
 }
 
-/// What a dump needs of the kernel, probed once when it starts (cheap calls on rcr itself, no child) and
-/// consulted by the stages: a missing optional feature selects its fallback, a missing required one fails
-/// the dump before anything is frozen, naming it.
+/// What a dump or a restore needs of the kernel, probed once when it starts (cheap calls on rcr itself,
+/// no child) and consulted by the stages: a missing optional feature selects its fallback, a missing
+/// required one fails the command before anything is frozen or started, naming it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Features {
     /// PAGEMAP_SCAN (Linux 6.7): without it pages are found through the classic pagemap entries.
     pub pagemap_scan: bool,
+    /// MADV_POPULATE_WRITE (Linux 5.14): without it a restored task's pages are faulted in one by one
+    /// while they are read in, instead of allocated in bulk first.
+    pub madv_populate_write: bool,
 }
 
 impl Default for Features {
     fn default() -> Self {
-        Features { pagemap_scan: true }
+        Features { pagemap_scan: true, madv_populate_write: true }
     }
+}
+
+/// The error of a required feature this kernel lacks.
+fn missing(name: &str, what: &str, e: &dyn std::fmt::Display, untouched: &str) -> crate::Error {
+    let more = if feature_names().contains(&name) { format!("; `rcr check --feature {name}` says more") } else { String::new() };
+    crate::Error::Msg(format!("this kernel lacks {name} ({e}), which rcr needs to {what}{more}; {untouched}"))
 }
 
 impl Features {
     /// Probes what [`crate::dump::dump`] relies on. Errors name the missing feature and what it is for.
     pub fn probe_for_dump() -> crate::Result<Features> {
         let me = nix::unistd::Pid::this();
-        let missing = |name: &str, what: &str, e: &dyn std::fmt::Display| {
-            crate::Error::Msg(format!("this kernel lacks {name} ({e}), which rcr needs to {what}; `rcr check --feature {name}` says more; nothing was touched"))
-        };
+        let missing = |name: &str, what: &str, e: &dyn std::fmt::Display| missing(name, what, e, "nothing was touched");
         let pidfd = sys::pidfd_open(me, 0).map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
         // The pidfd itself is an fd of rcr that is surely open.
         sys::pidfd_getfd(pidfd.as_fd(), pidfd.as_raw_fd()).map_err(|e| missing("pidfd_getfd", "copy the target's files", &e))?;
@@ -66,7 +73,21 @@ impl Features {
         if !pagemap_scan {
             tracing::info!("PAGEMAP_SCAN is missing: the pages of the dump are found through the classic pagemap");
         }
-        Ok(Features { pagemap_scan })
+        Ok(Features { pagemap_scan, ..Default::default() })
+    }
+
+    /// Probes what [`crate::restore::restore`] relies on, before anything is started.
+    pub fn probe_for_restore() -> crate::Result<Features> {
+        let missing = |name: &str, what: &str, e: &dyn std::fmt::Display| missing(name, what, e, "nothing was started");
+        sys::clone3_set_tid_probe().map_err(|e| missing("clone3_set_tid", "create the processes at their original PIDs", &e))?;
+        // PR_SET_MM_MAP comes with CONFIG_CHECKPOINT_RESTORE (`rcr check` lists it under userns).
+        sys::prctl_mm_map_size().map_err(|e| missing("userns", "set a restored task's memory layout (PR_SET_MM_MAP)", &e))?;
+        sys::close_range_probe().map_err(|e| missing("close_range", "close the files a restored task inherited from rcr", &e))?;
+        let madv_populate_write = sys::madv_populate_write_probe().is_ok();
+        if !madv_populate_write {
+            tracing::info!("MADV_POPULATE_WRITE is missing: restored pages are faulted in as they are read");
+        }
+        Ok(Features { madv_populate_write, ..Default::default() })
     }
 }
 

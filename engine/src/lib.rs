@@ -7,15 +7,26 @@
 //! - [`sys`]: thin syscall wrappers, each `unsafe` block with a SAFETY comment.
 //! - [`proc`]: /proc parsers (pure functions over text) and a pid-dir-fd reader.
 //! - [`compel`]: ptrace control of a stopped task and remote system calls in it.
-//! - [`kinds`]: one module per kernel object kind, dump and restore side by side.
+//! - [`kinds`]: one module per kernel object kind, dump and restore side by side (the task's core and
+//!   attributes in [`kinds::task`], credentials in [`kinds::creds`], the address space and trampoline
+//!   in [`kinds::mm`], pages in [`kinds::mem`]).
+//! - [`tree`]: the process tree, dump and restore side by side (freeze, ids, creating tasks at their
+//!   pids, process groups, zombies).
+//! - [`checkpoint`]: the images of a checkpoint, read and checked for a restore.
+//! - [`ctx`]: one context per command ([`ctx::DumpCtx`], [`ctx::RestoreCtx`]): options, cancellation,
+//!   kernel features, image set, plugin host.
 //! - [`dump`] and [`restore`]: only sequence the stages.
 //! - [`plugins`]: the plugin host (loads plugins, calls their hooks from dump and restore).
 //!
 //! `unsafe` lives in the syscall layer ([`sys`], [`compel`]) and the plugin FFI only: the compiler
-//! refuses it in [`kinds`], [`dump`] and [`restore`].
+//! refuses it in [`kinds`], [`tree`], [`ctx`], [`checkpoint`], [`dump`] and [`restore`].
 
 pub mod check;
+#[forbid(unsafe_code)]
+pub mod checkpoint;
 pub mod compel;
+#[forbid(unsafe_code)]
+pub mod ctx;
 #[forbid(unsafe_code)]
 pub mod dump;
 pub mod error;
@@ -29,6 +40,8 @@ pub mod proc;
 pub mod restore;
 pub mod show;
 pub mod sys;
+#[forbid(unsafe_code)]
+pub mod tree;
 
 pub use error::{Error, Result};
 pub use rcr_images as image;

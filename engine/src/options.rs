@@ -99,6 +99,8 @@ pub struct RestoreOpts {
     pub ext_unix_sk: bool,
     /// Told at criu's action points (`--action-script`, `--status-fd`, RPC notifications).
     pub notify: crate::notify::Notifier,
+    /// Set to stop the restore before it starts anything.
+    pub cancel: Cancel,
 }
 
 impl RestoreOpts {
@@ -114,6 +116,7 @@ impl RestoreOpts {
             file_locks: false,
             ext_unix_sk: false,
             notify: Default::default(),
+            cancel: Cancel::default(),
         }
     }
 }

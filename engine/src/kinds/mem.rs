@@ -339,12 +339,12 @@ pub fn map_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: 
     let mut flags = (vma.flags as i32) | libc::MAP_FIXED;
     let (mfd, off) = if vma.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 {
         let fd = fd.0.ok_or_else(|| Error::Msg(format!("area {:#x}-{:#x}: no file to map", vma.start, vma.end)))?;
-        (fd as i64, vma.pgoff)
+        (fd, vma.pgoff)
     } else {
         flags |= libc::MAP_ANONYMOUS;
         (-1, 0)
     };
-    let got = remote.syscall(libc::SYS_mmap, &[vma.start, len, map_prot as u64, flags as u64, mfd as u64, off])?;
+    let got = remote.mmap_raw(vma.start, len, map_prot, flags, mfd, off)?;
     if got != vma.start as i64 {
         return Err(Error::Msg(format!(
             "mapping area {:#x}-{:#x} (prot {:#x}, flags {:#x}) in the new task failed: {}",
@@ -359,12 +359,12 @@ pub fn protect_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, 
     let len = vma.end - vma.start;
     let prot = vma.prot as i32;
     if had_pages && prot != prot | libc::PROT_WRITE | libc::PROT_READ {
-        remote.syscall_ok(libc::SYS_mprotect, &[vma.start, len, prot as u64])?;
+        remote.mprotect(vma.start, len, prot)?;
     }
     if let Some(madv) = vma.madv {
         for (_, advice) in MADVICE {
             if madv & (1u64 << advice) != 0 {
-                remote.syscall_ok(libc::SYS_madvise, &[vma.start, len, advice as u64])?;
+                remote.madvise(vma.start, len, advice)?;
             }
         }
     }
@@ -376,12 +376,13 @@ const PARALLEL_FILL_MIN: u64 = 32 << 20;
 
 /// Fills the pages of the new task `pid` (its areas mapped writable) from the pages file, opened as
 /// `pages_fd` in the task and as `pages` in rcr. Two copiers run at once: the task itself reads the first
-/// half into its memory (pread64, one copy, its pages allocated in bulk first), while a thread of rcr
-/// copies the second half in with process_vm_writev through a cache-sized buffer.
-pub fn fill_pages(remote: &mut crate::compel::Remote<'_>, pid: i32, runs: &[PageRun], pages_fd: i32, pages: &File) -> Result<()> {
+/// half into its memory (pread64, one copy, its pages allocated in bulk first where the kernel has
+/// MADV_POPULATE_WRITE: `populate`), while a thread of rcr copies the second half in with
+/// process_vm_writev through a cache-sized buffer.
+pub fn fill_pages(remote: &mut crate::compel::Remote<'_>, pid: i32, runs: &[PageRun], pages_fd: i32, pages: &File, populate: bool) -> Result<()> {
     let total: u64 = runs.iter().map(|r| r.len).sum();
     if total < PARALLEL_FILL_MIN {
-        return fill_in_task(remote, runs, pages_fd);
+        return fill_in_task(remote, runs, pages_fd, populate);
     }
     // Split at half the bytes, a page boundary.
     let mut mine = Vec::new();
@@ -402,21 +403,23 @@ pub fn fill_pages(remote: &mut crate::compel::Remote<'_>, pid: i32, runs: &[Page
     }
     std::thread::scope(|s| {
         let worker = s.spawn(|| write_into_task(pid, pages, &theirs));
-        let here = fill_in_task(remote, &mine, pages_fd);
+        let here = fill_in_task(remote, &mine, pages_fd, populate);
         let there = worker.join().map_err(|_| Error::Msg("the page copy thread panicked".into()))?;
         here.and(there)
     })
 }
 
 /// The task reads `runs` from the pages file into its own memory.
-fn fill_in_task(remote: &mut crate::compel::Remote<'_>, runs: &[PageRun], pages_fd: i32) -> Result<()> {
+fn fill_in_task(remote: &mut crate::compel::Remote<'_>, runs: &[PageRun], pages_fd: i32, populate: bool) -> Result<()> {
     for r in runs {
         // Allocate the run's pages in one call instead of one fault per page during the copy
-        // (MADV_POPULATE_WRITE, Linux 5.14; older kernels refuse it and the copy faults them in).
-        remote.syscall(libc::SYS_madvise, &[r.addr, r.len, 23 /* MADV_POPULATE_WRITE */])?;
+        // (MADV_POPULATE_WRITE, Linux 5.14; without it the copy faults them in).
+        if populate {
+            remote.madvise_raw(r.addr, r.len, 23 /* MADV_POPULATE_WRITE */)?;
+        }
         let mut done = 0u64;
         while done < r.len {
-            let n = remote.syscall(libc::SYS_pread64, &[pages_fd as u64, r.addr + done, r.len - done, r.file_off + done])?;
+            let n = remote.pread64_raw(pages_fd, r.addr + done, r.len - done, r.file_off + done)?;
             if n <= 0 {
                 return Err(Error::Msg(format!(
                     "reading {} bytes of pages into {:#x} in the new task failed: {}",

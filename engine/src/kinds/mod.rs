@@ -8,6 +8,7 @@
 
 mod anon;
 pub mod cpu;
+pub mod creds;
 pub mod epoll;
 pub mod eventfd;
 pub mod extents;
@@ -18,6 +19,7 @@ pub mod inotify;
 pub mod locks;
 pub mod mem;
 pub mod memfd;
+pub mod mm;
 pub mod pipe;
 pub mod posix_timers;
 pub mod pty;

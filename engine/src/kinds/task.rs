@@ -1,297 +1,33 @@
-//! Per-task attributes that are not files or memory: credentials, rlimits, scheduling, personality,
-//! itimers, rseq, seccomp filters and the prctl settings (pdeath signal, dumpable, no_new_privs,
-//! securebits, THP). Each has its dump (read from /proc, ptrace or remote calls) and its restore (set
-//! in the new task) here, side by side.
+//! The task: its core entry (task core, thread cores, registers) and the per-task attributes that are
+//! not files or memory: rlimits, scheduling, personality, itimers, rseq, seccomp filters, the prctl
+//! settings (pdeath signal, dumpable, no_new_privs, securebits, THP), cwd and root, and the thread
+//! attributes. Credentials are [`super::creds`]'s. Each has its dump (read from /proc, ptrace or remote
+//! calls) and its restore (set in the new task) here, side by side.
 
+use super::{cpu, mm, posix_timers, regfile, signals, FileTable};
+use crate::checkpoint::ProcImages;
 use crate::compel::{Itimerval, Remote, Timeval, Tracee};
-use crate::image::pb;
-use crate::proc::Status;
+use crate::ctx::{step, DumpCtx, RestoreCtx};
+use crate::image::{pb, ImageName};
+use crate::proc::{ProcDir, Status};
+use crate::tree::{self, ChildGuard, Frozen};
 use crate::{sys, Error, Result};
+use std::os::fd::AsRawFd;
 
-fn caps_words(v: u64) -> Vec<u32> {
-    vec![v as u32, (v >> 32) as u32]
-}
-fn caps_u64(w: &[u32]) -> u64 {
-    w.first().copied().unwrap_or(0) as u64 | (w.get(1).copied().unwrap_or(0) as u64) << 32
-}
-
-/// Credentials from /proc/PID/status plus the securebits read in the task.
-pub fn dump_creds(st: &Status, secbits: u32) -> pb::CredsEntry {
-    pb::CredsEntry {
-        uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],
-        gid: st.gid[0], egid: st.gid[1], sgid: st.gid[2], fsgid: st.gid[3],
-        cap_inh: caps_words(st.cap_inh),
-        cap_prm: caps_words(st.cap_prm),
-        cap_eff: caps_words(st.cap_eff),
-        cap_bnd: caps_words(st.cap_bnd),
-        cap_amb: caps_words(st.cap_amb),
-        secbits,
-        groups: st.groups.clone(),
-        no_new_privs: Some(st.no_new_privs as u32),
-        ..Default::default()
-    }
-}
-
-const SECBIT_KEEP_CAPS: u64 = 1 << 4;
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const CAP_LAST: u64 = 40;
-const CAP_SETPCAP: u64 = 8;
-const CAP_SYS_RESOURCE: u64 = 24;
-const PR_CAP_AMBIENT: u64 = 47;
-const PR_CAP_AMBIENT_RAISE: u64 = 2;
-
-/// capset(2) in the task: effective, permitted, inheritable.
-fn capset(remote: &mut Remote<'_>, eff: u64, prm: u64, inh: u64) -> Result<()> {
-    let mut data = Vec::with_capacity(8 + 24);
-    data.extend_from_slice(&LINUX_CAPABILITY_VERSION_3.to_le_bytes());
-    data.extend_from_slice(&0u32.to_le_bytes());
-    for w in 0..2 {
-        for v in [eff, prm, inh] {
-            data.extend_from_slice(&((v >> (32 * w)) as u32).to_le_bytes());
-        }
-    }
-    let addr = remote.scratch_put(&data)?;
-    remote.syscall_ok(libc::SYS_capset, &[addr, addr + 8])?;
-    Ok(())
-}
-
-/// capget(2) in the task: (effective, permitted, inheritable).
-fn capget(remote: &mut Remote<'_>) -> Result<(u64, u64, u64)> {
-    let mut hdr = Vec::with_capacity(8 + 24);
-    hdr.extend_from_slice(&LINUX_CAPABILITY_VERSION_3.to_le_bytes());
-    hdr.extend_from_slice(&[0u8; 4 + 24]);
-    let addr = remote.scratch_put(&hdr)?;
-    remote.syscall_ok(libc::SYS_capget, &[addr, addr + 8])?;
-    let mut d = [0u8; 24];
-    remote.scratch_get(addr + 8, &mut d)?;
-    let w = |i: usize| u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]) as u64;
-    Ok((w(0) | w(3) << 32, w(1) | w(4) << 32, w(2) | w(5) << 32))
-}
-
-/// Sets the credentials in the new task (a copy of rcr, fully privileged), in the order the kernel
-/// requires: each step needs a privilege that a later one gives up.
-/// 1. groups and gids (CAP_SETGID);
-/// 2. the bounding set: drop what the image lacks and the task still has (CAP_SETPCAP); a capability
-///    already absent (CAP_SYS_RESOURCE in most containers) is left alone;
-/// 3. SECBIT_KEEP_CAPS, so that switching uids keeps the permitted set;
-/// 4. uids (CAP_SETUID): the effective set is cleared when they leave 0;
-/// 5. the effective set raised to the permitted one again, with the image's inheritable set, for
-///    ambient capabilities (raised only if in permitted and inheritable) and the securebits (CAP_SETPCAP);
-/// 6. ambient capabilities, 7. the image's securebits (their locks too), 8. the image's capability sets.
-pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> {
-    let groups: Vec<u8> = c.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
-    let gaddr = if groups.is_empty() { 0 } else { remote.scratch_put(&groups)? };
-    remote.syscall_ok(libc::SYS_setgroups, &[c.groups.len() as u64, gaddr]).map_err(ctx("setgroups"))?;
-    remote.syscall_ok(libc::SYS_setresgid, &[c.gid as u64, c.egid as u64, c.sgid as u64]).map_err(ctx("setresgid"))?;
-    remote.syscall(libc::SYS_setfsgid, &[c.fsgid as u64])?;
-    let bnd = caps_u64(&c.cap_bnd);
-    for cap in (0..=CAP_LAST).filter(|cap| bnd & (1 << cap) == 0) {
-        let has = remote.syscall(libc::SYS_prctl, &[libc::PR_CAPBSET_READ as u64, cap])?;
-        if has != 1 {
-            continue; // absent already, or beyond this kernel's last capability (EINVAL)
-        }
-        let r = remote.syscall(libc::SYS_prctl, &[libc::PR_CAPBSET_DROP as u64, cap])?;
-        if r < 0 {
-            return Err(Error::Msg(format!("restoring credentials: dropping capability {cap} from the bounding set failed: {}", crate::kinds::mem::errno_str(r))));
-        }
-    }
-    remote.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_SECUREBITS as u64, SECBIT_KEEP_CAPS]).map_err(ctx("prctl(PR_SET_SECUREBITS, KEEP_CAPS)"))?;
-    remote.syscall_ok(libc::SYS_setresuid, &[c.uid as u64, c.euid as u64, c.suid as u64]).map_err(ctx("setresuid"))?;
-    remote.syscall(libc::SYS_setfsuid, &[c.fsuid as u64])?;
-    let (eff, prm, inh, amb) = (caps_u64(&c.cap_eff), caps_u64(&c.cap_prm), caps_u64(&c.cap_inh), caps_u64(&c.cap_amb));
-    let (_, have_prm, _) = capget(remote).map_err(ctx("capget"))?;
-    capset(remote, have_prm, have_prm, inh).map_err(ctx("capset (inheritable set)"))?;
-    for cap in (0..=CAP_LAST).filter(|cap| amb & (1 << cap) != 0) {
-        remote
-            .syscall_ok(libc::SYS_prctl, &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0])
-            .map_err(|e| Error::Msg(format!("restoring credentials: raising ambient capability {cap}: {e}")))?;
-    }
-    if have_prm & (1 << CAP_SETPCAP) == 0 {
-        return Err(Error::Msg("restoring credentials: rcr has no CAP_SETPCAP to set the securebits".into()));
-    }
-    remote.syscall_ok(libc::SYS_prctl, &[libc::PR_SET_SECUREBITS as u64, c.secbits as u64]).map_err(ctx("prctl(PR_SET_SECUREBITS)"))?;
-    capset(remote, eff, prm, inh).map_err(ctx("capset"))?;
-    Ok(())
-}
-
-/// What rcr itself may give a restored task on this machine: its own capabilities and hard rlimits,
-/// and the namespaces it runs in. A dump checks every task against it before anything is killed, so
-/// that a checkpoint this rcr could not restore never costs the application.
-#[derive(Debug, Clone, Default)]
-pub struct OwnPrivileges {
-    pub rlimit_max: Vec<u64>,
-    /// (name, inode) of rcr's namespaces that restore does not create.
-    pub namespaces: Vec<(&'static str, u64)>,
-    /// rcr's own credentials, which every task it creates starts with: an image with the same needs
-    /// no credential call at restore.
-    pub creds: pb::CredsEntry,
-}
-
-/// Namespaces rcr restores into its own (it creates none of these yet): a task in another one would
-/// come back in rcr's, silently different. (The time namespace is handled by [`crate::kinds::timens`].)
-pub const UNHANDLED_NAMESPACES: [&str; 7] = ["pid", "mnt", "net", "ipc", "uts", "user", "cgroup"];
-
-/// The inode of /proc/PID/ns/NAME (rcr's own for "self").
-pub fn ns_inode(proc_pid: &str, name: &str) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let path = format!("/proc/{proc_pid}/ns/{name}");
-    std::fs::metadata(&path).map(|m| m.ino()).map_err(|e| Error::Io { ctx: format!("reading {path}"), source: e })
-}
-
-impl OwnPrivileges {
-    /// rcr's own, read from /proc/self and getrlimit.
-    pub fn read() -> Result<OwnPrivileges> {
-        let st = crate::proc::ProcDir::open(std::process::id() as i32)?.status()?;
-        let mut rlimit_max = Vec::with_capacity(RLIMIT_NAMES.len());
-        for res in 0..RLIMIT_NAMES.len() as u32 {
-            rlimit_max.push(sys::prlimit_get(nix::unistd::Pid::from_raw(0), res).map(|(_, max)| max).unwrap_or(u64::MAX));
-        }
-        let mut namespaces = Vec::new();
-        for name in UNHANDLED_NAMESPACES {
-            namespaces.push((name, ns_inode("self", name)?));
-        }
-        let secbits = sys::prctl_get_securebits()?;
-        Ok(OwnPrivileges {
-            creds: dump_creds(&st, secbits),
-            rlimit_max,
-            namespaces,
-        })
-    }
-
-    fn cap_prm(&self) -> u64 {
-        caps_u64(&self.creds.cap_prm)
-    }
-
-    /// CAP_SYS_RESOURCE in rcr's effective set: hard rlimits can be raised.
-    fn sys_resource(&self) -> bool {
-        caps_u64(&self.creds.cap_eff) & (1 << CAP_SYS_RESOURCE) != 0
-    }
-
-    /// Whether credentials `c` are rcr's own (no_new_privs aside, which is set on its own): a task
-    /// created by rcr has them already.
-    pub fn same_creds(&self, c: &pb::CredsEntry) -> bool {
-        let own = &self.creds;
-        let words = |v: &[u32]| caps_u64(v);
-        (c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid) == (own.uid, own.euid, own.suid, own.fsuid, own.gid, own.egid, own.sgid, own.fsgid)
-            && c.groups == own.groups
-            && c.secbits == own.secbits
-            && [words(&c.cap_inh), words(&c.cap_prm), words(&c.cap_eff), words(&c.cap_bnd), words(&c.cap_amb)]
-                == [words(&own.cap_inh), words(&own.cap_prm), words(&own.cap_eff), words(&own.cap_bnd), words(&own.cap_amb)]
-    }
-
-    /// Fails when rcr could not give thread `tid` of `pid` its credentials back.
-    pub fn check_creds(&self, pid: i32, tid: i32, st: &Status) -> Result<()> {
-        self.check_caps(pid, tid, st.cap_prm | st.cap_eff | st.cap_inh | st.cap_amb, st.cap_bnd)
-    }
-
-    /// The same for the credentials of an image.
-    pub fn check_image_creds(&self, pid: i32, tid: i32, c: &pb::CredsEntry) -> Result<()> {
-        let held = caps_u64(&c.cap_prm) | caps_u64(&c.cap_eff) | caps_u64(&c.cap_inh) | caps_u64(&c.cap_amb);
-        self.check_caps(pid, tid, held, caps_u64(&c.cap_bnd))
-    }
-
-    fn check_caps(&self, pid: i32, tid: i32, held: u64, bnd: u64) -> Result<()> {
-        let who = if pid == tid { format!("pid {pid}") } else { format!("pid {pid} (thread {tid})") };
-        let missing = held & !self.cap_prm();
-        if missing != 0 {
-            return Err(Error::Msg(format!(
-                "{who} holds capabilities rcr itself does not have ({}): a restore could not give them back; \
-                 run rcr with them (it has {:#x})",
-                cap_names(missing),
-                self.cap_prm()
-            )));
-        }
-        let bnd_missing = bnd & !caps_u64(&self.creds.cap_bnd) & ((1u64 << (CAP_LAST + 1)) - 1);
-        if bnd_missing != 0 {
-            return Err(Error::Msg(format!(
-                "{who} has capabilities in its bounding set that rcr's lacks ({}): a restore could not add them back; \
-                 run rcr with a bounding set that has them",
-                cap_names(bnd_missing)
-            )));
-        }
-        Ok(())
-    }
-
-    /// Fails when rcr could not restore a hard rlimit of `pid`: raising one above rcr's own needs
-    /// CAP_SYS_RESOURCE.
-    pub fn check_rlimits(&self, pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
-        if self.sys_resource() {
-            return Ok(());
-        }
-        for (res, l) in r.rlimits.iter().enumerate() {
-            let own = self.rlimit_max.get(res).copied().unwrap_or(u64::MAX);
-            if l.max > own {
-                return Err(Error::Msg(format!(
-                    "pid {pid}: its {} hard limit {} is above rcr's own ({}) and rcr lacks CAP_SYS_RESOURCE, so a \
-                     restore could not set it; raise rcr's hard limit (ulimit -H) or give rcr CAP_SYS_RESOURCE",
-                    RLIMIT_NAMES.get(res).copied().unwrap_or("rlimit"),
-                    limit_str(l.max),
-                    limit_str(own)
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Fails when `pid` lives in a namespace rcr does not restore (one it does not share with rcr).
-    pub fn check_namespaces(&self, pid: i32) -> Result<()> {
-        for &(name, own) in &self.namespaces {
-            let theirs = ns_inode(&pid.to_string(), name)?;
-            if theirs != own {
-                return Err(Error::Msg(format!(
-                    "pid {pid} is in another {name} namespace than rcr ({name}:[{theirs}], rcr's is {name}:[{own}]); \
-                     rcr does not checkpoint namespaces yet: run rcr inside the process's namespaces \
-                     (nsenter -t {pid} -a rcr dump ...)"
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn limit_str(v: u64) -> String {
-    if v == u64::MAX { "unlimited".into() } else { v.to_string() }
-}
-
-const CAP_NAMES: [&str; 41] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-];
-
-/// "CAP_SYS_RESOURCE, CAP_BPF" for a capability mask.
-pub fn cap_names(mask: u64) -> String {
-    (0..64u32)
-        .filter(|b| mask & (1 << b) != 0)
-        .map(|b| CAP_NAMES.get(b as usize).map_or_else(|| format!("capability {b}"), |n| n.to_string()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn ctx<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::Msg(format!("restoring credentials: {what}: {e}"))
-}
+pub use super::creds::{dump_creds, restore_creds, OwnPrivileges};
 
 /// Every rlimit of the task, read by the task itself: prlimit from outside on a process of another
 /// user needs CAP_SYS_RESOURCE, which rcr may not have.
 pub fn dump_rlimits(remote: &mut Remote<'_>) -> Result<pb::TaskRlimitsEntry> {
     let mut rlimits = Vec::new();
-    let out = remote.scratch_put(&[0u8; 16])?;
-    for res in 0..RLIMIT_NAMES.len() as u64 {
-        remote.syscall_ok(libc::SYS_prlimit64, &[0, res, 0, out])?;
-        let mut b = [0u8; 16];
-        remote.scratch_get(out, &mut b)?;
-        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-        rlimits.push(pb::RlimitEntry { cur: word(0), max: word(8) });
+    for res in 0..RLIMIT_NAMES.len() as u32 {
+        let (cur, max) = remote.prlimit(res, None)?;
+        rlimits.push(pb::RlimitEntry { cur, max });
     }
     Ok(pb::TaskRlimitsEntry { rlimits })
 }
 
-const RLIMIT_NAMES: [&str; 16] = [
+pub(crate) const RLIMIT_NAMES: [&str; 16] = [
     "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC",
     "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE",
     "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
@@ -413,7 +149,7 @@ pub fn dump_rseq(t: &Tracee, pid: i32, regs: &mut pb::UserX86RegsEntry) -> Resul
 pub fn restore_rseq(remote: &mut Remote<'_>, r: Option<&pb::RseqEntry>) -> Result<()> {
     let Some(r) = r else { return Ok(()) };
     remote
-        .syscall_ok(libc::SYS_rseq, &[r.rseq_abi_pointer, r.rseq_abi_size as u64, 0, r.signature as u64])
+        .rseq(r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature)
         .map_err(|e| Error::Msg(format!("registering rseq at {:#x} again: {e}", r.rseq_abi_pointer)))?;
     Ok(())
 }
@@ -431,22 +167,13 @@ pub struct Prctls {
 
 /// Reads the prctl settings and the clear_child_tid address in the task.
 pub fn dump_prctls(remote: &mut Remote<'_>) -> Result<Prctls> {
-    let pdeath = remote.scratch_put(&[0u8; 8])?;
-    remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_PDEATHSIG as u64, pdeath])?;
-    let mut w = [0u8; 8];
-    remote.scratch_get(pdeath, &mut w)?;
-    let pdeath_sig = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-    let dumpable = remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_DUMPABLE as u64])? as i32;
-    let secbits = remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_SECUREBITS as u64])? as u32;
-    let thp_disabled = remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_THP_DISABLE as u64])? != 0;
-    let sub = remote.scratch_put(&[0u8; 8])?;
-    remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_CHILD_SUBREAPER as u64, sub])?;
-    remote.scratch_get(sub, &mut w)?;
-    let child_subreaper = w[..4] != [0, 0, 0, 0];
-    let tid = remote.scratch_put(&[0u8; 8])?;
-    remote.syscall_ok(libc::SYS_prctl, &[libc::PR_GET_TID_ADDRESS as u64, tid])?;
-    remote.scratch_get(tid, &mut w)?;
-    Ok(Prctls { pdeath_sig, dumpable, secbits, thp_disabled, child_subreaper, clear_tid_addr: u64::from_le_bytes(w) })
+    let pdeath_sig = remote.prctl_get_int(libc::PR_GET_PDEATHSIG)?;
+    let dumpable = remote.prctl_ok(libc::PR_GET_DUMPABLE, &[])? as i32;
+    let secbits = remote.prctl_ok(libc::PR_GET_SECUREBITS, &[])? as u32;
+    let thp_disabled = remote.prctl_ok(libc::PR_GET_THP_DISABLE, &[])? != 0;
+    let child_subreaper = remote.prctl_get_int(libc::PR_GET_CHILD_SUBREAPER)? != 0;
+    let clear_tid_addr = remote.get_tid_address()?;
+    Ok(Prctls { pdeath_sig, dumpable, secbits, thp_disabled, child_subreaper, clear_tid_addr })
 }
 
 /// seccomp filters of the task, into `seccomp.img` entries; returns the index (1-based) of the task's
@@ -486,16 +213,336 @@ pub fn restore_seccomp(remote: &mut Remote<'_>, all: &[pb::SeccompFilter], inner
         if f.filter.len() % 8 != 0 {
             return Err(Error::Msg(format!("seccomp.img: a filter of {} bytes is not whole BPF instructions", f.filter.len())));
         }
-        let insns = remote.scratch_put(&f.filter)?;
-        let mut prog = Vec::new();
-        prog.extend_from_slice(&((f.filter.len() / 8) as u16).to_le_bytes());
-        prog.extend_from_slice(&[0u8; 6]);
-        prog.extend_from_slice(&insns.to_le_bytes());
-        let paddr = remote.scratch_put(&prog)?;
-        let flags = f.flags.unwrap_or(0) as u64;
         remote
-            .syscall_ok(libc::SYS_seccomp, &[1 /* SECCOMP_SET_MODE_FILTER */, flags, paddr])
+            .seccomp_set_filter(f.flags.unwrap_or(0) as u64, &f.filter)
             .map_err(|e| Error::Msg(format!("installing a seccomp filter again: {e}")))?;
     }
+    Ok(())
+}
+
+// ---- The task's core entry (core-TID.img): task core, thread core, registers. ----
+
+/// CRIU's task states (core_entry.tc.task_state).
+pub const TASK_ALIVE: u32 = 1;
+pub const TASK_DEAD: u32 = 2;
+pub const TASK_STOPPED: u32 = 3;
+
+/// A check that fails the dump before anything is killed says so.
+pub fn left_running(e: Error) -> Error {
+    Error::Msg(format!("{e}; the process was left running"))
+}
+
+/// Process-wide state read in the leader, in one short remote phase.
+pub struct TaskState {
+    pub prctls: Prctls,
+    pub sigactions: Vec<pb::SaEntry>,
+    pub itimers: pb::TaskTimersEntry,
+    pub sas: pb::ThreadSasEntry,
+    pub brk: u64,
+    pub rlimits: pb::TaskRlimitsEntry,
+}
+
+/// Everything that needs the task to execute system calls, in one short phase.
+fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[crate::proc::PosixTimer]) -> Result<TaskState> {
+    let mut remote = Remote::inject(tracee)?;
+    let prctls = dump_prctls(&mut remote)?;
+    let sigactions = signals::dump_sigactions(&mut remote)?;
+    let mut itimers = dump_itimers(&mut remote)?;
+    itimers.posix = posix_timers::dump(&mut remote, pid, ptimers)?;
+    let sas = signals::dump_sas(&mut remote)?;
+    let brk = remote.brk(0)?;
+    let rlimits = dump_rlimits(&mut remote)?;
+    remote.cure()?;
+    Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
+}
+
+/// Per-thread state, read from a stopped thread.
+pub struct ThreadDump {
+    info: pb::ThreadInfoX86,
+    core: pb::ThreadCoreEntry,
+}
+
+/// A process's task state and its threads' (leader first), read while it is frozen.
+pub struct TaskDump {
+    pub ts: TaskState,
+    pub threads: Vec<ThreadDump>,
+    pub signals_s: Option<pb::SignalQueueEntry>,
+    /// The leader's /proc status.
+    pub status: Status,
+}
+
+/// Reads the task state of frozen process `f` and of each of its threads; its seccomp filters go into
+/// `seccomp`. Fails, leaving it running, when rcr could not give something back at restore.
+pub fn dump_task(c: &DumpCtx<'_>, f: &Frozen, status: Status, seccomp: &mut Vec<pb::SeccompFilter>) -> Result<TaskDump> {
+    let pid = f.pid;
+    let leader = &f.threads[0];
+    c.own.check_namespaces(pid).map_err(left_running)?;
+    let ptimers = f.proc.timers()?;
+    posix_timers::check(pid, &ptimers)?;
+    let signals_s = signals::dump_queue(leader, true)?;
+    let ts = remote_phase(leader, pid, &ptimers)?;
+    c.own.check_rlimits(pid, &ts.rlimits).map_err(left_running)?;
+    c.check_cancelled(pid)?;
+    let mut threads = Vec::with_capacity(f.threads.len());
+    for (i, t) in f.threads.iter().enumerate() {
+        threads.push(dump_thread(t, pid, &f.proc, &c.own, seccomp, (i == 0).then_some((&ts, &status)))?);
+    }
+    for th in threads.iter_mut().skip(1) {
+        if let Some(cr) = th.core.creds.as_mut() {
+            cr.secbits = ts.prctls.secbits;
+        }
+    }
+    c.check_cancelled(pid)?;
+    Ok(TaskDump { ts, threads, signals_s, status })
+}
+
+/// What a non-leader thread runs remotely: its sigaltstack, clear_child_tid address, pdeath signal.
+fn thread_remote(t: &Tracee) -> Result<(pb::ThreadSasEntry, u64, u32)> {
+    let mut remote = Remote::inject(t)?;
+    let sas = signals::dump_sas(&mut remote)?;
+    let tid_addr = remote.get_tid_address()?;
+    let pdeath = remote.prctl_get_int(libc::PR_GET_PDEATHSIG)?;
+    remote.cure()?;
+    Ok((sas, tid_addr, pdeath))
+}
+
+/// `leader` is the process-wide state read through the leader (Some for the leader itself), with the
+/// leader's /proc status, which is read once per process.
+fn dump_thread(t: &Tracee, pid: i32, proc: &ProcDir, own: &OwnPrivileges, seccomp: &mut Vec<pb::SeccompFilter>, leader: Option<(&TaskState, &Status)>) -> Result<ThreadDump> {
+    let tid = t.tid();
+    let tproc = proc.task(tid)?;
+    let status = match leader {
+        Some((_, st)) => st.clone(),
+        None => tproc.status()?,
+    };
+    own.check_creds(pid, tid, &status).map_err(left_running)?;
+    let leader = leader.map(|(ts, _)| ts);
+    let blocked = t.sigmask()?;
+    let mut regs = t.regs()?;
+    cpu::fixup_syscall_restart(&mut regs);
+    let mut gpregs = cpu::regs_to_pb(&regs);
+    let rseq = dump_rseq(t, tid, &mut gpregs)?;
+    let fpregs = cpu::xsave_to_pb(&t.xstate()?)?;
+    let signals_p = signals::dump_queue(t, false)?;
+    let seccomp_filter = dump_seccomp(t, seccomp)?;
+    let (sas, clear_tid_addr, pdeath_sig, secbits) = match leader {
+        Some(ts) => (ts.sas, ts.prctls.clear_tid_addr, ts.prctls.pdeath_sig, ts.prctls.secbits),
+        None => {
+            let (sas, a, p) = thread_remote(t)?;
+            (sas, a, p, 0)
+        }
+    };
+    let (policy, prio, nice) = dump_sched(tid)?;
+    let comm = tproc.comm()?;
+    let (futex_rla, futex_rla_len) = robust_list(tid)?;
+    Ok(ThreadDump {
+        info: pb::ThreadInfoX86 { clear_tid_addr, gpregs, fpregs, tls: Vec::new() },
+        core: pb::ThreadCoreEntry {
+            futex_rla,
+            futex_rla_len,
+            sched_nice: Some(nice),
+            sched_policy: Some(policy),
+            sched_prio: Some(prio),
+            blk_sigset: Some(blocked),
+            sas: Some(sas),
+            pdeath_sig: Some(pdeath_sig),
+            signals_p,
+            creds: Some(dump_creds(&status, secbits)),
+            seccomp_mode: Some(if seccomp_filter.is_some() { pb::SeccompMode::Filter } else { pb::SeccompMode::Disabled } as i32),
+            seccomp_filter,
+            comm: Some(comm),
+            rseq_entry: rseq,
+            ..Default::default()
+        },
+    })
+}
+
+/// Writes the core of every thread of `f` (the task core in the leader's).
+pub fn write_cores(c: &DumpCtx<'_>, f: &Frozen, td: TaskDump) -> Result<()> {
+    let (proc, stat) = (&f.proc, &f.stat);
+    let ts = td.ts;
+    let tc = pb::TaskCoreEntry {
+        task_state: if f.threads[0].was_stopped() { TASK_STOPPED } else { TASK_ALIVE },
+        exit_code: 0,
+        personality: proc.personality()?,
+        flags: stat.flags,
+        blk_sigset: td.threads[0].core.blk_sigset.unwrap_or(0),
+        comm: stat.comm.clone(),
+        timers: Some(ts.itimers),
+        rlimits: Some(ts.rlimits),
+        signals_s: td.signals_s,
+        old_seccomp_mode: None,
+        oom_score_adj: proc.oom_score_adj().ok(),
+        loginuid: proc.loginuid().ok(),
+        sigactions: ts.sigactions,
+        child_subreaper: Some(ts.prctls.child_subreaper),
+        ..Default::default()
+    };
+    let mut tc = Some(tc);
+    for (t, th) in f.threads.iter().zip(td.threads) {
+        let core = pb::CoreEntry {
+            mtype: pb::core_entry::March::X8664 as i32,
+            thread_info: Some(th.info),
+            tc: tc.take(),
+            thread_core: Some(th.core),
+            ..Default::default()
+        };
+        c.images.write_one(ImageName::Core(t.tid() as u32), &core)?;
+    }
+    Ok(())
+}
+
+/// The task's cwd and root as files of the file table: (cwd id, root id).
+pub fn dump_fs(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {
+    let pid = proc.pid();
+    let mut ids = [0u32; 2];
+    for (i, (what, path)) in [("cwd", proc.cwd()?), ("root", proc.root()?)].into_iter().enumerate() {
+        let path = path.to_string_lossy().into_owned();
+        regfile::check_path(pid, &format!("its {what}"), &path)?;
+        let f = std::fs::File::open(&path).map_err(|e| Error::Io { ctx: format!("pid {pid}: opening its {what} {path}"), source: e })?;
+        let st = nix::sys::stat::fstat(f.as_raw_fd()).map_err(|e| Error::Io { ctx: format!("fstat of {path}"), source: e.into() })?;
+        ids[i] = files.add_reg(&path, (libc::O_RDONLY | libc::O_DIRECTORY) as u32, 0, &st);
+    }
+    Ok((ids[0], ids[1]))
+}
+
+/// fs in the new task: cwd (an fd it inherited), root, umask.
+pub fn restore_fs(r: &mut Remote<'_>, pid: i32, cwd_fd: i32, root: &str, umask: Option<u32>) -> Result<()> {
+    step(pid, "cwd", r.fchdir(cwd_fd))?;
+    if root != "/" {
+        step(pid, "chroot", r.chroot(root))?;
+    }
+    if let Some(u) = umask {
+        r.umask(u)?;
+    }
+    Ok(())
+}
+
+/// The process-wide attributes of process `p` (its leader in `r`), then the leader's own thread
+/// attributes: rlimits, scheduling, oom_score_adj, personality, THP, subreaper, sigactions, timers, the
+/// pending signals of every thread, dumpable.
+pub fn restore_task(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, is_root: bool) -> Result<()> {
+    let pid = p.pid();
+    let core = &p.cores[0];
+    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let th = core.thread_core.clone().unwrap_or_default();
+    if let Some(rl) = &tc.rlimits {
+        restore_rlimits(pid, rl)?;
+    }
+    if let (Some(policy), Some(prio), Some(nice)) = (th.sched_policy, th.sched_prio, th.sched_nice) {
+        restore_sched(pid, policy, prio, nice)?;
+    }
+    if let Some(adj) = tc.oom_score_adj {
+        let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string());
+    }
+    step(pid, "personality", r.personality(tc.personality))?;
+    // Both set either way: a forked task inherits rcr's THP setting.
+    let thp = p.mm.thp_disabled == Some(true);
+    step(pid, "THP", r.prctl_ok(libc::PR_SET_THP_DISABLE, &[thp as u64, 0, 0, 0]))?;
+    let subreaper = tc.child_subreaper == Some(true);
+    step(pid, "subreaper", r.prctl_ok(libc::PR_SET_CHILD_SUBREAPER, &[subreaper as u64]))?;
+    step(pid, "sigactions", signals::restore_sigactions(r, &tc.sigactions))?;
+    if let Some(t) = &tc.timers {
+        step(pid, "itimers", restore_itimers(r, t))?;
+        step(pid, "POSIX timers", posix_timers::restore(r, pid, &t.posix))?;
+    }
+    // Pending signals of every thread are queued by the leader: only a thread whose id is the process id
+    // may queue signals with any siginfo.
+    for (tcore, &tid) in p.cores.iter().zip(&p.pstree.threads) {
+        let q = tcore.thread_core.as_ref().and_then(|t| t.signals_p.as_ref());
+        step(pid, "pending signals", signals::restore_queue(r, pid, tid as i32, q, false))?;
+    }
+    step(pid, "pending signals", signals::restore_queue(r, pid, pid, tc.signals_s.as_ref(), true))?;
+    if let Some(d) = p.mm.dumpable {
+        step(pid, "dumpable", r.prctl_ok(libc::PR_SET_DUMPABLE, &[d as u64]))?;
+    }
+    if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
+        if c.opts.detached && is_root {
+            tracing::warn!("pid {pid}: its parent-death signal {sig} is restored; its parent is now rcr, so it is sent when rcr restore -d exits");
+        }
+    }
+    thread_attrs(r, c, pid, &th, core.thread_info.as_ref(), false)
+}
+
+/// The leader's last steps: the last call unmaps the trampoline (the task stops at its syscall exit,
+/// never returning there), then its registers and signal mask are loaded.
+pub fn finish_leader(remote: Remote<'_>, tracee: &Tracee, p: &ProcImages, tramp: u64) -> Result<()> {
+    let pid = p.pid();
+    let core = &p.cores[0];
+    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let th = core.thread_core.as_ref();
+    step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[tramp, mm::TRAMP_LEN]))?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg("core has no thread_info".into()))?;
+    step(pid, "registers", cpu::restore(tracee, ti))?;
+    step(pid, "signal mask", tracee.set_sigmask(th.and_then(|t| t.blk_sigset).unwrap_or(tc.blk_sigset)))?;
+    Ok(())
+}
+
+/// Creates the threads of process `p` other than the leader (in the leader's `r`, while it still has the
+/// privileges clone3(set_tid) needs) and builds each; returns them, ready to run.
+pub fn restore_threads(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, tramp: u64, guard: &ChildGuard) -> Result<Vec<Tracee>> {
+    let mut threads = Vec::new();
+    for (core, &tid) in p.cores.iter().zip(&p.pstree.threads).skip(1) {
+        let t = step(tid as i32, "create thread", tree::remote_clone(r, tid as i32, true, 0, c.opts.step_timeout))?;
+        guard.pids.borrow_mut().push(tid as i32);
+        step(tid as i32, "thread", build_thread(&t, c, tramp, core))?;
+        threads.push(t);
+    }
+    Ok(threads)
+}
+
+/// The per-thread attributes set in the thread itself, in an order that keeps the privileges each step
+/// needs: sigaltstack, clear_child_tid, rseq, name, credentials, pdeath signal, no_new_privs, seccomp
+/// (last: it applies to every later call). Scratch memory is released at the end.
+/// What the kernel gives every new task anyway is not set again when the image asks for the same
+/// (copy_process clears the robust list and the pdeath signal of every task, and the altstack of a
+/// CLONE_VM thread); what it inherits from rcr is (a forked process's altstack, credentials that are
+/// not rcr's own).
+fn thread_attrs(r: &mut Remote<'_>, c: &RestoreCtx<'_>, tid: i32, th: &pb::ThreadCoreEntry, ti: Option<&pb::ThreadInfoX86>, fresh_thread: bool) -> Result<()> {
+    step(tid, "sigaltstack", signals::restore_sas(r, th.sas.as_ref(), fresh_thread))?;
+    if let Some(ti) = ti {
+        step(tid, "clear_child_tid", r.set_tid_address(ti.clear_tid_addr))?;
+    }
+    // rcr's own rseq registration was dropped in the root before it created anything (make_trampoline);
+    // children and threads start unregistered.
+    step(tid, "rseq", restore_rseq(r, th.rseq_entry.as_ref()))?;
+    if th.futex_rla != 0 {
+        step(tid, "robust futex list", r.set_robust_list(th.futex_rla, th.futex_rla_len as u64))?;
+    }
+    if let Some(comm) = &th.comm {
+        step(tid, "comm", r.set_name(comm))?;
+    }
+    if let Some(creds) = th.creds.as_ref().filter(|cr| !c.own.same_creds(cr)) {
+        step(tid, "credentials", restore_creds(r, creds))?;
+    }
+    if let Some(sig) = th.pdeath_sig.filter(|&s| s != 0) {
+        step(tid, "pdeath signal", r.prctl_ok(libc::PR_SET_PDEATHSIG, &[sig as u64]))?;
+    }
+    // CRIU's creds.no_new_privs; rcr's own field from before it had that.
+    if th.creds.as_ref().and_then(|c| c.no_new_privs).is_some_and(|n| n != 0) || th.rcr_no_new_privs == Some(true) {
+        step(tid, "no_new_privs", r.prctl_ok(libc::PR_SET_NO_NEW_PRIVS, &[1, 0, 0, 0]))?;
+    }
+    if let (Some(idx), Some(mode)) = (th.seccomp_filter, th.seccomp_mode) {
+        if mode == pb::SeccompMode::Filter as i32 {
+            step(tid, "seccomp", restore_seccomp(r, &c.img.seccomp, idx))?;
+        }
+    }
+    step(tid, "release scratch memory", r.release_scratch())?;
+    Ok(())
+}
+
+/// Builds a thread created in a restored process: its attributes, then its registers and mask.
+fn build_thread(t: &Tracee, c: &RestoreCtx<'_>, tramp: u64, core: &pb::CoreEntry) -> Result<()> {
+    let tid = t.tid();
+    let th = core.thread_core.clone().unwrap_or_default();
+    if let (Some(policy), Some(prio), Some(nice)) = (th.sched_policy, th.sched_prio, th.sched_nice) {
+        restore_sched(tid, policy, prio, nice)?;
+    }
+    let mut r = Remote::at_site(t, tramp)?;
+    thread_attrs(&mut r, c, tid, &th, core.thread_info.as_ref(), true)?;
+    r.cure()?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg(format!("thread {tid}: core has no thread_info")))?;
+    cpu::restore(t, ti)?;
+    t.set_sigmask(th.blk_sigset.unwrap_or(0))?;
     Ok(())
 }

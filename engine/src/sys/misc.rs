@@ -285,3 +285,20 @@ pub fn sched_setattr(tid: Pid, attr: &SchedAttr) -> Result<()> {
         .map_err(err("sched_setattr", format!("tid {tid}, {attr:?}")))
 }
 
+
+/// Whether close_range(2) exists (Linux 5.9): asked on an fd range that holds no fd.
+pub fn close_range_probe() -> Result<()> {
+    // SAFETY: the range [u32::MAX, u32::MAX] holds no fd of this process; nothing is closed.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0) };
+    Errno::result(r).map(drop).map_err(err("close_range", "probe on an empty range"))
+}
+
+/// Whether madvise takes MADV_POPULATE_WRITE (Linux 5.14), tried on a page of rcr's own.
+pub fn madv_populate_write_probe() -> Result<()> {
+    const MADV_POPULATE_WRITE: i32 = 23;
+    let m = super::AnonMapping::new(1)?;
+    // SAFETY: the range is the mapping `m` owns, alive across the call; populating it only allocates
+    // its page.
+    let r = unsafe { libc::madvise(m.addr() as *mut libc::c_void, m.len(), MADV_POPULATE_WRITE) };
+    Errno::result(r).map(drop).map_err(err("madvise", "MADV_POPULATE_WRITE probe"))
+}

@@ -23,7 +23,7 @@ pub use files::{
     FiemapExtent,
 };
 pub use misc::{
-    kcmp, kcmp_epoll_tfd, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
+    close_range_probe, kcmp, kcmp_epoll_tfd, madv_populate_write_probe, memfd_create, openat, personality_get, personality_set, prctl_mm_map_size,
     prctl_get_securebits, prctl_set_child_subreaper, prctl_set_mm_map, prlimit_get, prlimit_set, sched_getattr,
     sched_setattr, setns, KcmpResult, KcmpType, MmMap, SchedAttr,
 };
@@ -31,7 +31,7 @@ pub use pagemap::{
     page_is, pagemap_read_entries, pagemap_regions_fallback, pagemap_scan, pagemap_scan_all,
     PageRegion, PagemapEntry, PagemapScan, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING,
 };
-pub use pidfd::{clone3_set_tid, pidfd_getfd, pidfd_open, pidfd_send_signal, CloneResult};
+pub use pidfd::{clone3_set_tid, clone3_set_tid_probe, pidfd_getfd, pidfd_open, pidfd_send_signal, CloneResult};
 pub use socket::{accept4, getsockopt_int, getsockopt_tv, recvmsg_unix, setsockopt_int, setsockopt_tv, UnixMsg};
 pub use task::{get_robust_list, setpriority, waitpid_status};
 pub use uffd::{

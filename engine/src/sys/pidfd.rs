@@ -111,3 +111,31 @@ pub unsafe fn clone3_set_tid(
         pid => Ok(CloneResult::Parent(Pid::from_raw(pid as i32))),
     }
 }
+
+/// Whether clone3 takes `set_tid` (Linux 5.5), asked without creating anything: the call is made with
+/// an invalid exit signal, which a kernel that knows `set_tid` refuses with EINVAL after reading the
+/// whole struct; one without clone3 answers ENOSYS, one without `set_tid` E2BIG.
+pub fn clone3_set_tid_probe() -> Result<()> {
+    let tid: [i32; 1] = [1];
+    let args = linux_raw_sys::general::clone_args {
+        flags: 0,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: u64::MAX,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: tid.as_ptr() as u64,
+        set_tid_size: 1,
+        cgroup: 0,
+    };
+    // SAFETY: `args` and `tid` live across the call and the size is exact; the invalid exit signal
+    // makes the kernel refuse the call before it creates anything.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const _, std::mem::size_of_val(&args)) };
+    match Errno::result(r) {
+        Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(err("clone3", "probe with set_tid")(e)),
+        Ok(_) => Err(super::SysError::Unexpected { call: "clone3", ctx: "probe with set_tid".into(), msg: "accepted an invalid exit signal".into() }),
+    }
+}
