@@ -169,6 +169,9 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
             add_listeners(inv, &dirs, &mut opts.notify, true)?;
             let outcome = rcr_engine::restore::restore(&opts)?;
             log_peak_memory();
+            if inv.flag("display-stats") {
+                print!("{}", rcr_engine::show::display_stats(&opts.images_dir, true)?);
+            }
             Ok(outcome.exit_code.unwrap_or(0))
         }
         "check" => check(inv),

@@ -11,6 +11,7 @@
 use crate::ctx::DumpCtx;
 use crate::image::{pb, ImageName};
 use crate::kinds::{mem, mm, task, FdToDump, FileKind};
+use crate::notify::Action;
 use crate::options::DumpOpts;
 use crate::proc::ProcDir;
 use crate::tree::{self, Frozen, FrozenThreads, KobjIds};
@@ -56,6 +57,7 @@ fn fstat(fd: &impl AsRawFd, what: &str) -> Result<libc::stat> {
 /// Dumps the process tree rooted at `opts.pid` into `opts.images_dir`.
 pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let pid = opts.pid;
+    opts.notify.at(Action::PreDump, Some(pid))?;
     let mut c = DumpCtx::start(opts)?;
     c.plugins.pause_devices(pid)?; // plugins: before the freeze
     let started = Instant::now();
@@ -65,14 +67,19 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     }
     let mut stats = DumpStats { pid, ..Default::default() };
     // plugins: fini(ok) after a good dump (its failure fails the dump); on errors, fini(failed) on drop.
-    let r = dump_tree(&c, &tree, &mut stats).and_then(|()| Ok(c.plugins.fini(true)?));
-    stats.frozen = started.elapsed();
+    // post-dump: every image written, the tree still frozen; a failing listener keeps the tree running.
+    let r = dump_tree(&c, &tree, &mut stats)
+        .and_then(|()| {
+            stats.frozen = started.elapsed();
+            write_stats(&c, &stats)
+        })
+        .and_then(|()| opts.notify.at(Action::PostDump, Some(pid)))
+        .and_then(|()| Ok(c.plugins.fini(true)?));
     if let Err(e) = r {
         // Dropping the tracees detaches; the tree goes on as if nothing happened.
         drop(tree);
         return Err(e);
     }
-    write_stats(&c, &stats)?;
     if opts.leave_running {
         drop(tree);
         tracing::info!("pid {pid} left running");

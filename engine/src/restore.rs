@@ -16,6 +16,7 @@ use crate::compel::{Remote, Tracee};
 use crate::ctx::{step, RestoreCtx};
 use crate::image::{pb, ImageName};
 use crate::kinds::{mem, mm, regfile, task, tty, RestoreEnv};
+use crate::notify::Action;
 use crate::options::RestoreOpts;
 use crate::tree::{self, ChildGuard, Ready};
 use crate::{sys, Error, Result};
@@ -33,8 +34,10 @@ pub struct RestoreOutcome {
 
 /// Restores the checkpoint in `opts.images_dir`.
 pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
+    let started = std::time::Instant::now();
     let mut c = RestoreCtx::start(opts)?;
     let pid = c.img.procs[0].pid();
+    opts.notify.at(Action::PreRestore, None)?;
     check_restorable(&c)?;
     tree::check_pids_free(&c.img, opts.step_timeout)?;
     c.check_cancelled()?;
@@ -52,7 +55,14 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let areas = mm::AreaSources { map_fds: &map_fds, memfd_fds: &memfd_fds, plugin_vma_fds: &plugin_vma_fds, shm_owners: Default::default() };
     let b = Build { c: &c, img: &c.img, opts, tramp, by_id: &by_id, memfd_fds: &memfd_fds, in_task_files: &in_task_files, pfiles: &pfiles, areas };
     // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
-    let built = c.plugins.post_forking(pid).map_err(Error::from).and_then(|()| create_and_build(&b, &guard));
+    let forking = std::cell::Cell::new(std::time::Duration::ZERO);
+    let built = c
+        .plugins
+        .post_forking(pid)
+        .map_err(Error::from)
+        .and_then(|()| opts.notify.at(Action::SetupNamespaces, Some(pid)))
+        .and_then(|()| opts.notify.at(Action::PostSetupNamespaces, Some(pid)))
+        .and_then(|()| create_and_build(&b, &guard, &forking));
     // resume_devices_late runs once per process (as criu's), every process built, none running yet.
     let resumed = |tasks| -> Result<Vec<Ready>> {
         for p in c.img.procs.iter().filter(|p| !p.zombie) {
@@ -60,9 +70,16 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         }
         Ok(tasks)
     };
-    match built.and_then(resumed) {
+    let announced = |tasks| -> Result<Vec<Ready>> {
+        opts.notify.at(Action::PostRestore, Some(pid))?;
+        Ok(tasks)
+    };
+    match built.and_then(resumed).and_then(announced) {
         // Every task is ready: let them all go.
-        Ok(tasks) => tasks.into_iter().try_for_each(Ready::release)?,
+        Ok(tasks) => {
+            opts.notify.at_logged(Action::PreResume, Some(pid));
+            tasks.into_iter().try_for_each(Ready::release)?
+        }
         Err(e) => {
             // Kill before the tracees detach: half-built tasks must never run.
             guard.kill_all();
@@ -86,10 +103,22 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{pid}\n")).map_err(|e| Error::Io { ctx: format!("writing pidfile {}", p.display()), source: e })?;
     }
+    write_stats(&c, started.elapsed(), forking.get())?;
+    opts.notify.at_logged(Action::PostResume, Some(pid));
     if opts.detached {
         return Ok(RestoreOutcome { pid, exit_code: None });
     }
     Ok(RestoreOutcome { pid, exit_code: Some(tree::wait_exit(pid)?) })
+}
+
+/// stats-restore, as CRIU's: the whole restore's time and the time to create the tree, in µs.
+fn write_stats(c: &RestoreCtx<'_>, total: std::time::Duration, forking: std::time::Duration) -> Result<()> {
+    let us = |d: std::time::Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+    let e = pb::StatsEntry {
+        dump: None,
+        restore: Some(pb::RestoreStatsEntry { pages_compared: 0, pages_skipped_cow: 0, forking_time: us(forking), restore_time: us(total), pages_restored: None }),
+    };
+    Ok(c.images.write_one(ImageName::StatsRestore, &e)?)
 }
 
 /// What this rcr could not give back (credentials, hard rlimits) fails here, before anything is started.
@@ -128,9 +157,11 @@ struct Build<'a> {
 
 /// Creates the whole tree, then builds every task; zombies last, so that their exit does not disturb
 /// the others' build. Returns the tasks ready to be let go.
-fn create_and_build(b: &Build<'_>, guard: &ChildGuard) -> Result<Vec<Ready>> {
+fn create_and_build(b: &Build<'_>, guard: &ChildGuard, forking: &std::cell::Cell<std::time::Duration>) -> Result<Vec<Ready>> {
     let img = b.img;
+    let t0 = std::time::Instant::now();
     let mut tasks = tree::create_tree(img, b.tramp, b.opts.step_timeout, guard)?;
+    forking.set(t0.elapsed());
     let mut ready = Vec::new();
     for (i, p) in img.procs.iter().enumerate() {
         let Some(t) = tasks[i].take() else { continue };

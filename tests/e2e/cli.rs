@@ -151,3 +151,86 @@ fn show_and_decode_refuse_a_damaged_checkpoint() {
     let run = rcr_line(&["show", &images], &dir);
     assert!(!run.ok() && run.stderr.contains(&format!("core-{}.img", sub.pid())), "{}", run.describe());
 }
+
+/// An action script that records each call (action, CRTOOLS_INIT_PID, CRTOOLS_IMAGE_DIR) and fails at
+/// `fail_at`.
+fn action_script(dir: &Path, fail_at: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = dir.join("actions.log");
+    let script = dir.join("action.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$CRTOOLS_SCRIPT_ACTION ${{CRTOOLS_INIT_PID:-none}} $CRTOOLS_IMAGE_DIR\" >> {}\n[ \"$CRTOOLS_SCRIPT_ACTION\" != \"{fail_at}\" ]\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+fn actions(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(String::from).collect()
+}
+
+/// criu's action points in criu's order, with its environment; `--status-fd` gets one zero byte once
+/// the restored tree runs.
+#[test]
+fn action_scripts_and_status_fd() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    let dir = TestDir::new("cli-actions");
+    let (script, log) = action_script(&dir.path, "never");
+    if selftest() {
+        return;
+    }
+    let (pid, images) = (sub.pid(), s(&sub.images));
+    sub.dump(&["--action-script", &s(&script)]);
+    assert_eq!(actions(&log), [format!("pre-dump {pid} {images}"), format!("post-dump {pid} {images}")]);
+    std::fs::remove_file(&log).unwrap();
+    let status = dir.path.join("status");
+    let via = ["bash", "-c", "exec 7>>\"$0\"; exec \"$@\"", status.to_str().unwrap()];
+    let run = sub.try_restore_via(&via, &["--action-script", &s(&script), "--status-fd", "7", "--display-stats"]);
+    sub.adopt_restored(&run);
+    let want: Vec<String> = ["pre-restore none", &format!("setup-namespaces {pid}"), &format!("post-setup-namespaces {pid}"), &format!("post-restore {pid}"), &format!("pre-resume {pid}"), &format!("post-resume {pid}")]
+        .iter()
+        .map(|a| format!("{a} {images}"))
+        .collect();
+    assert_eq!(actions(&log), want);
+    assert_eq!(std::fs::read(&status).unwrap(), [0u8], "--status-fd 7 did not get one zero byte");
+    assert!(run.stdout.contains("Displaying restore stats:") && run.stdout.contains("Restore time: "), "{}", run.describe());
+    if let Some(json) = crit_decode(&sub.images.join("stats-restore")) {
+        assert!(json.contains("restore_time") && json.contains("forking_time"), "{json}");
+    }
+    sub.finish().unwrap();
+}
+
+/// A failing pre-dump script stops the dump with nothing touched; a failing post-dump one leaves the
+/// tree running (criu's rule: the caller decides); a failing post-restore one leaves nothing restored.
+#[test]
+fn failing_action_scripts() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    let dir = TestDir::new("cli-actions-fail");
+    if selftest() {
+        return;
+    }
+    for at in ["pre-dump", "post-dump"] {
+        let (script, log) = action_script(&dir.path, at);
+        let run = sub.try_dump(&["--action-script", &s(&script)]);
+        assert!(!run.ok() && run.messages().contains(&format!("{at} action failed")), "{}", run.describe());
+        sub.assert_running_untraced(Duration::from_secs(5));
+        assert_eq!(actions(&log).len(), if at == "pre-dump" { 1 } else { 2 });
+        std::fs::remove_file(&log).unwrap();
+    }
+    let n = sub.output().lines().count();
+    wait_until(Duration::from_secs(10), "the counter to advance", || sub.output().lines().count() >= n + 2).unwrap();
+    sub.dump(&[]);
+    let (script, _log) = action_script(&dir.path, "post-restore");
+    let run = sub.try_restore(&["--action-script", &s(&script)]);
+    assert!(!run.ok() && run.messages().contains("post-restore action failed"), "{}", run.describe());
+    let pid = sub.pid();
+    wait_until(Duration::from_secs(10), "the half-restored task to be gone", || procfs::stat(pid).is_none_or(|st| st.dead())).unwrap();
+    sub.restore(&[]);
+    sub.finish().unwrap();
+}

@@ -334,7 +334,7 @@ fn restore_refuses_capabilities_rcr_lacks() {
     s.wait_ready(READY_TIMEOUT);
     s.dump(&[]);
     if !selftest() {
-        let run = s.try_restore_via(&["setpriv", "--bounding-set", "-net_raw", "--"]);
+        let run = s.try_restore_via(&["setpriv", "--bounding-set", "-net_raw", "--"], &[]);
         assert_failed_naming(&run, s.pid(), "restore without CAP_NET_RAW");
         for w in ["CAP_NET_RAW", "nothing was started"] {
             assert!(run.stderr.contains(w), "the error does not say '{w}'\n{}", run.describe());

@@ -376,10 +376,10 @@ impl Subject {
         rcr::run(&self.restore_args(true, extra), &self.dir.path, self.logs("restore.log"), RESTORE_TIMEOUT)
     }
 
-    /// Runs `rcr restore -d` through the command `via`, no assertions (failure tests).
-    pub fn try_restore_via(&self, via: &[&str]) -> RcrRun {
+    /// Runs `rcr restore -d EXTRA` through the command `via`, no assertions (failure tests).
+    pub fn try_restore_via(&self, via: &[&str], extra: &[&str]) -> RcrRun {
         let _ = std::fs::remove_file(self.pidfile());
-        RcrProc::start_via(via, &self.restore_args(true, &[]), &self.dir.path, self.logs("restore.log"), RcrStdio::Files).wait(RESTORE_TIMEOUT)
+        RcrProc::start_via(via, &self.restore_args(true, extra), &self.dir.path, self.logs("restore.log"), RcrStdio::Files).wait(RESTORE_TIMEOUT)
     }
 
     /// `rcr restore -D images -d --pidfile F -v4 -o restore.log EXTRA`, which must succeed; then
@@ -406,6 +406,14 @@ impl Subject {
             run.describe()
         );
         run
+    }
+
+    /// After a restore run by the test itself (`try_restore*`) that succeeded: the subject runs again at
+    /// its pid (checked as [`Subject::restore`] does) and is the test's to signal, wait for and kill.
+    pub fn adopt_restored(&mut self, run: &RcrRun) {
+        assert!(run.ok(), "rcr restore failed\n{}\n{}", run.describe(), self.context());
+        self.live = true;
+        self.assert_restored_pid(run);
     }
 
     fn assert_restored_pid(&self, run: &RcrRun) {
