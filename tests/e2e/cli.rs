@@ -234,3 +234,35 @@ fn failing_action_scripts() {
     sub.restore(&[]);
     sub.finish().unwrap();
 }
+
+/// What CRIU 4.2's restore checks in rcr's images (crossed by hand with CRIU 4.2 built from source:
+/// without these it refused them), as crit decodes them: root_ids are not the root task's own
+/// (CRIU: "Image corruption on kIDs data"), one vvar area ([vvar] and [vvar_vclock] merged, as CRIU's
+/// dump does), and the vDSO's pages in the image (CRIU's restore parses them: "Invalid ELF magic").
+#[test]
+fn images_as_criu_4_2_restores_them() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    sub.dump(&[]);
+    if selftest() {
+        return;
+    }
+    let pid = sub.pid();
+    let decode = |name: &str| -> Option<serde_json::Value> { crit_decode(&sub.images.join(name)).map(|t| serde_json::from_str(&t).unwrap()) };
+    let (Some(inv), Some(ids), Some(mm), Some(pagemap)) = (decode("inventory.img"), decode(&format!("ids-{pid}.img")), decode(&format!("mm-{pid}.img")), decode(&format!("pagemap-{pid}.img"))) else { return };
+    let root = &inv["entries"][0]["root_ids"];
+    let own = &ids["entries"][0];
+    for k in ["vm_id", "files_id", "fs_id", "sighand_id"] {
+        assert_ne!(root[k], own[k], "inventory root_ids.{k} is the root task's own: {root} vs {own}");
+    }
+    let vmas = mm["entries"][0]["vmas"].as_array().unwrap();
+    let status = |v: &serde_json::Value| v["status"].as_u64().unwrap_or(0);
+    let (vvar, vdso) = (1u64 << 12, 1u64 << 3);
+    assert_eq!(vmas.iter().filter(|v| status(v) & vvar != 0).count(), 1, "not one vvar area: {vmas:?}");
+    let vdso = vmas.iter().find(|v| status(v) & vdso != 0).expect("no vdso area");
+    let start = vdso["start"].as_u64().unwrap();
+    let pages: u64 = pagemap["entries"].as_array().unwrap()[1..].iter().filter(|e| e["vaddr"].as_u64() == Some(start)).map(|e| e["nr_pages"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(pages * 4096, vdso["end"].as_u64().unwrap() - start, "the vDSO's pages are not in the image");
+    sub.restore(&[]);
+    sub.finish().unwrap();
+}

@@ -105,7 +105,8 @@ pub fn vma_entry(v: &Vma, kind: AreaKind) -> pb::VmaEntry {
         AreaKind::Memfd { shared } => status |= VMA_AREA_MEMFD | if shared { VMA_FILE_SHARED } else { VMA_FILE_PRIVATE },
         AreaKind::Vdso => { status |= VMA_AREA_VDSO | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Vvar => { status |= VMA_AREA_VVAR | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
-        AreaKind::Vsyscall => status = VMA_AREA_VSYSCALL,
+        // As CRIU records it (its restore leaves it alone either way).
+        AreaKind::Vsyscall => { status = VMA_AREA_VSYSCALL | VMA_ANON_PRIVATE; flags |= libc::MAP_ANONYMOUS; }
         AreaKind::Plugin { shared } => status |= VMA_EXT_PLUGIN | if shared { VMA_FILE_SHARED } else { VMA_FILE_PRIVATE },
     }
     if v.path.as_deref() == Some("[stack]") { status |= VMA_AREA_STACK; }
@@ -151,6 +152,16 @@ pub fn dump_pages(dir: &Path, pid: i32, pages_id: u32, areas: &[(pb::VmaEntry, A
     let mut stats = MemStats::default();
     let mut runs: Vec<(u64, u64)> = Vec::new();
     for (vma, kind) in areas {
+        if matches!(kind, AreaKind::Vdso) {
+            // CRIU's restore reads the dumped vDSO's pages to compare it with its own, so they are kept
+            // as CRIU keeps them; rcr's restore maps the kernel's vDSO and leaves these pages be.
+            let nr = (vma.end - vma.start) / PAGE_SIZE;
+            pagemap.push(vma.start, nr)?;
+            runs.push((vma.start, vma.end - vma.start));
+            stats.pages_scanned += nr;
+            stats.pages_written += nr;
+            continue;
+        }
         if !dumps_pages(*kind) {
             continue;
         }

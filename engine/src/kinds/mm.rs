@@ -68,6 +68,15 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
         }
         out.push((e, kind));
     }
+    // [vvar] and [vvar_vclock] (Linux 6.13 on) are one area to CRIU, whose dump merges them and whose
+    // restore finds the vDSO by that one area's size: merged here too, for CRIU to restore rcr's images.
+    out.dedup_by(|next, prev| {
+        let merge = matches!((prev.1, next.1), (mem::AreaKind::Vvar, mem::AreaKind::Vvar)) && prev.0.end == next.0.start;
+        if merge {
+            prev.0.end = next.0.end;
+        }
+        merge
+    });
     for (v, kind) in &out {
         if matches!(kind, mem::AreaKind::Memfd { .. }) && !files.memfds.iter().any(|m| m.inode_id == v.shmid) {
             let src = vmas.iter().find(|m| m.start == v.start).and_then(|m| m.path.clone()).unwrap_or_default();
