@@ -124,7 +124,7 @@ const C: Cmds = Cmds::CHECK;
 /// criu 4.2's options, in the order of its table. `help` says what rcr does.
 pub const OPTIONS: &[CriuOption] = &[
     opt("tree", Some('t'), Value, Cmds::DP, D, "PID: root of the process tree to dump"),
-    opt("leave-stopped", Some('s'), Nothing, Cmds::DPR, N, "leave the tasks stopped after dump or restore"),
+    opt("leave-stopped", Some('s'), Nothing, Cmds::DPR, Cmds::DR, "leave the tasks stopped after dump or restore"),
     opt("leave-running", Some('R'), Nothing, Cmds::DP, D, "leave the tree running after the dump"),
     opt("restore-detached", Some('d'), Bool, R, R, "detach once the restored tree runs (do not wait for it)"),
     opt("restore-sibling", Some('S'), Bool, R, N, "restore the root task as a sibling of rcr"),

@@ -134,6 +134,10 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
             let mut opts = DumpOpts::new(pid, dirs.images.clone());
             catch_interrupts(&opts.cancel);
             opts.leave_running = inv.flag("leave-running");
+            opts.leave_stopped = inv.flag("leave-stopped");
+            if opts.leave_running && opts.leave_stopped {
+                bail!("-R/--leave-running and -s/--leave-stopped ask for two different ends of the dump: give one");
+            }
             opts.shell_job = inv.flag("shell-job");
             opts.ext_unix_sk = inv.given("ext-unix-sk");
             opts.plugin_dir = plugin_dir;
@@ -158,6 +162,7 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
         "restore" => {
             let mut opts = RestoreOpts::new(dirs.images.clone());
             opts.detached = inv.flag("restore-detached") || inv.flag("daemon");
+            opts.leave_stopped = inv.flag("leave-stopped");
             opts.pidfile = inv.path("pidfile").map(|p| dirs.in_work(&p));
             opts.shell_job = inv.flag("shell-job");
             opts.file_locks = inv.flag("file-locks");

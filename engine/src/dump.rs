@@ -80,7 +80,9 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
         drop(tree);
         return Err(e);
     }
-    if opts.leave_running {
+    if opts.leave_stopped {
+        tree::leave_stopped(tree)?;
+    } else if opts.leave_running {
         drop(tree);
         tracing::info!("pid {pid} left running");
     } else {

@@ -35,6 +35,8 @@ pub struct DumpOpts {
     pub images_dir: PathBuf,
     /// Leave the tree running after a successful dump (`-R/--leave-running`).
     pub leave_running: bool,
+    /// Leave the tree stopped (SIGSTOP) after a successful dump (`-s/--leave-stopped`).
+    pub leave_stopped: bool,
     /// The tree is a job of an interactive shell: its terminal is external (`--shell-job`).
     pub shell_job: bool,
     /// How long to wait for the tree to freeze (`--timeout`).
@@ -64,6 +66,7 @@ impl DumpOpts {
             pid,
             images_dir: images_dir.into(),
             leave_running: false,
+            leave_stopped: false,
             shell_job: false,
             freeze_timeout: Duration::from_secs(10),
             plugin_dir: None,
@@ -85,6 +88,8 @@ pub struct RestoreOpts {
     pub images_dir: PathBuf,
     /// Return once the tree runs instead of waiting for it (`-d/--restore-detached`).
     pub detached: bool,
+    /// Let the restored tasks go stopped (SIGSTOP) instead of running (`-s/--leave-stopped`).
+    pub leave_stopped: bool,
     /// Write the root task's pid here (`--pidfile`).
     pub pidfile: Option<PathBuf>,
     /// Give the restored tree rcr's own terminal (`--shell-job`).
@@ -109,6 +114,7 @@ impl RestoreOpts {
         RestoreOpts {
             images_dir: images_dir.into(),
             detached: false,
+            leave_stopped: false,
             pidfile: None,
             shell_job: false,
             step_timeout: Duration::from_secs(10),
@@ -129,6 +135,7 @@ impl DumpOpts {
             "pid": self.pid,
             "images_dir": self.images_dir,
             "leave_running": self.leave_running,
+            "leave_stopped": self.leave_stopped,
             "shell_job": self.shell_job,
             "ext_unix_sk": self.ext_unix_sk,
             "timeout_ms": self.freeze_timeout.as_millis() as u64,
@@ -148,6 +155,7 @@ impl RestoreOpts {
             "command": "restore",
             "images_dir": self.images_dir,
             "detached": self.detached,
+            "leave_stopped": self.leave_stopped,
             "shell_job": self.shell_job,
             "ext_unix_sk": self.ext_unix_sk,
             "timeout_ms": self.step_timeout.as_millis() as u64,

@@ -78,7 +78,12 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         // Every task is ready: let them all go.
         Ok(tasks) => {
             opts.notify.at_logged(Action::PreResume, Some(pid));
-            tasks.into_iter().try_for_each(Ready::release)?
+            // --leave-stopped: every task is let go stopped (SIGSTOP), to be continued by the caller.
+            let stop = |t| match t {
+                Ready::Run(t) if opts.leave_stopped => Ready::Stopped(t),
+                t => t,
+            };
+            tasks.into_iter().map(stop).try_for_each(Ready::release)?
         }
         Err(e) => {
             // Kill before the tracees detach: half-built tasks must never run.

@@ -96,6 +96,23 @@ pub fn freeze_tree(root: i32, timeout: Duration, plugins: &Plugins) -> Result<Ve
     Ok(tree)
 }
 
+/// Detaches from the dumped tree leaving every process stopped (criu's `--leave-stopped`): SIGSTOP is
+/// queued to each process while it is still frozen (a detach's signal is dropped in a ptrace event
+/// stop), so it stops as soon as it is let go; this returns once each shows as stopped.
+pub fn leave_stopped(tree: Vec<Frozen>) -> Result<()> {
+    let live: Vec<i32> = tree.iter().filter(|f| !f.zombie).map(|f| f.pid).collect();
+    for &pid in &live {
+        let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
+        sys::pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGSTOP)?;
+    }
+    drop(tree);
+    for pid in live {
+        wait_state(pid, 'T');
+        tracing::info!("pid {pid} left stopped");
+    }
+    Ok(())
+}
+
 pub fn kill_dumped(tree: Vec<Frozen>) -> Result<()> {
     let mut fds = Vec::new();
     for f in tree.iter().filter(|f| !f.zombie) {

@@ -266,3 +266,32 @@ fn images_as_criu_4_2_restores_them() {
     sub.restore(&[]);
     sub.finish().unwrap();
 }
+
+/// `-s/--leave-stopped`: after the dump the tree is stopped, not killed, and goes on when continued;
+/// after a restore the restored tree is stopped until continued.
+#[test]
+fn leave_stopped() {
+    let mut sub = Subject::spawn("counter", &[]);
+    sub.wait_ready(READY_TIMEOUT);
+    if selftest() {
+        return;
+    }
+    let pid = sub.pid();
+    let stopped = || wait_until(Duration::from_secs(5), "the tree to be stopped", || procfs::stat(pid).is_some_and(|st| st.stopped()));
+    let run = sub.try_dump(&["--leave-stopped"]);
+    assert!(run.ok(), "{}", run.describe());
+    stopped().unwrap();
+    let n = sub.output().lines().count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sub.output().lines().count(), n, "the counter ran while left stopped");
+    sub.signal(libc::SIGCONT);
+    wait_until(Duration::from_secs(10), "the counter to go on after SIGCONT", || sub.output().lines().count() >= n + 2).unwrap();
+    sub.kill();
+    let run = sub.try_restore(&["-s"]);
+    sub.adopt_restored(&run);
+    stopped().unwrap();
+    sub.signal(libc::SIGCONT);
+    let n = sub.output().lines().count();
+    wait_until(Duration::from_secs(10), "the restored counter to go on after SIGCONT", || sub.output().lines().count() >= n + 2).unwrap();
+    sub.finish().unwrap();
+}
