@@ -8,12 +8,12 @@
 
 use crate::compel::{Remote, Tracee};
 use crate::image::{pb, ImageDir, ImageName};
-use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FdToDump, FileKind};
+use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, FileKind};
 use crate::options::DumpOpts;
 use crate::plugins::Plugins;
 use crate::proc::{PosixTimer, ProcDir, Vma};
 use crate::{sys, Error, Result};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use nix::unistd::Pid;
@@ -249,55 +249,13 @@ fn remote_phase(tracee: &Tracee, pid: i32, ptimers: &[PosixTimer]) -> Result<Tas
     Ok(TaskState { prctls, sigactions, itimers, sas, brk, rlimits })
 }
 
-/// An fd already dumped: (pid, fd, file id, fd type).
-type SeenFd = (i32, i32, u32, i32);
-
-/// The open file descriptions dumped so far, to find the one an fd shares (dup, fork). Only fds of the
-/// same (device, inode) can share one; those are kept in kcmp's order of their descriptions, so a lookup
-/// costs log n kcmp calls even where one inode stands for many files (every anon-inode file — eventfd,
-/// epoll, timerfd... — has the same inode). Where kcmp cannot order (it says only "not equal") the list
-/// is searched one by one.
-#[derive(Default)]
-struct SeenFiles(std::collections::HashMap<(u64, u64), Vec<SeenFd>>);
-
-impl SeenFiles {
-    /// The file id and fd type of the description fd `fd` of `pid` shares with an fd seen before (Ok),
-    /// or where to insert it (Err) — pass that to [`SeenFiles::insert`].
-    fn find(&self, key: (u64, u64), pid: i32, fd: i32) -> std::result::Result<(u32, i32), Option<usize>> {
-        let Some(v) = self.0.get(&key) else { return Err(Some(0)) };
-        // kcmp(seen, new): Less when the seen description orders before the new one.
-        let cmp = |&(opid, ofd, _, _): &SeenFd| sys::kcmp(Pid::from_raw(opid), Pid::from_raw(pid), sys::KcmpType::File, ofd as u64, fd as u64);
-        let (mut lo, mut hi) = (0usize, v.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match cmp(&v[mid]) {
-                Ok(sys::KcmpResult::Equal) => return Ok((v[mid].2, v[mid].3)),
-                Ok(sys::KcmpResult::Less) => lo = mid + 1,
-                Ok(sys::KcmpResult::Greater) => hi = mid,
-                // No order (or the seen process is gone): one by one, and appended unordered.
-                _ => return v.iter().find(|e| matches!(cmp(e), Ok(sys::KcmpResult::Equal))).map(|e| (e.2, e.3)).ok_or(None),
-            }
-        }
-        Err(Some(lo))
-    }
-
-    /// Records fd `e` at the place [`SeenFiles::find`] gave.
-    fn insert(&mut self, key: (u64, u64), at: Option<usize>, e: SeenFd) {
-        let v = self.0.entry(key).or_default();
-        match at {
-            Some(i) if i <= v.len() => v.insert(i, e),
-            _ => v.push(e),
-        }
-    }
-}
-
 /// State shared by the processes of one dump: file ids, fd sharing, namespace-like ids.
 #[derive(Default)]
 struct TreeCtx {
     files: FileTable,
     /// File ids of the fds dumped so far, by (device, inode) of their file: (pid, fd, file id). Only fds
     /// of the same file can share an open file description, so kcmp compares only those.
-    seen_fds: SeenFiles,
+    seen_fds: crate::fdtable::SeenFiles,
     /// (pid, ids) of the processes dumped so far.
     ids: Vec<(i32, pb::TaskKobjIdsEntry)>,
     next_ids: [u32; 4],
@@ -518,7 +476,8 @@ fn dump_process(opts: &DumpOpts, f: &Frozen, pages_id: u32, ctx: &mut TreeCtx, s
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
     let shares_files = ctx.ids[..ctx.ids.len() - 1].iter().any(|(_, e)| e.files_id == ids.files_id);
     if !shares_files {
-        let fdinfos = dump_fds(opts, proc, pidfd.as_fd(), stat, ctx, plugins)?;
+        let task = crate::fdtable::TaskFds { opts, proc, pidfd: pidfd.as_fd(), stat };
+        let fdinfos = crate::fdtable::dump_fds(&task, &mut ctx.files, &mut ctx.seen_fds, &mut ctx.kinds, plugins)?;
         images.write_all(ImageName::Fdinfo(ids.files_id), &fdinfos)?;
     }
     let files = &mut ctx.files;
@@ -622,61 +581,6 @@ fn write_stats(dir: &Path, s: &DumpStats) -> Result<()> {
         restore: None,
     };
     Ok(ImageDir::new(dir).write_one(ImageName::Stats, &e)?)
-}
-
-/// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and
-/// described by its module. Two fds sharing one open file description (dup) share one file id.
-fn dump_fds(opts: &DumpOpts, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, ctx: &mut TreeCtx, plugins: &Plugins) -> Result<Vec<pb::FdinfoEntry>> {
-    let pid = proc.pid();
-    let files = &mut ctx.files;
-    let seen = &mut ctx.seen_fds;
-    let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    for (fd, link) in proc.fds()? {
-        let link = link.to_string_lossy().into_owned();
-        let (info, fdinfo_text) = proc.fdinfo_and_text(fd)?;
-        let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
-        let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
-        let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
-        let key = (st.st_dev, st.st_ino);
-        let found = seen.find(key, pid, fd);
-        if let Ok((id, ty)) = found {
-            files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
-            continue;
-        }
-        let at = found.err().flatten();
-        // plugins: every fd is offered to the plugins (in order) before the core handles it.
-        let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, fdinfo_text: &fdinfo_text, proc, task: stat, opts };
-        let offered = crate::plugins::OfferedFd { pid, fd, path: &link, local: copy.as_fd(), st: &st, flags: info.flags, pos: info.pos, fdinfo: &fdinfo_text };
-        if let Some(claim) = plugins.dump_file(&offered, &mut || files.next_id())? {
-            let id = claim.id;
-            files.files.push(claim.file_entry());
-            seen.insert(key, at, (pid, fd, id, pb::FdTypes::Ext as i32));
-            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
-            continue;
-        }
-        let Some(kind) = crate::kinds::kind_of(&mut ctx.kinds, &st, &link) else {
-            if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
-                return Err(Error::Msg(format!(
-                    "pid {pid}: fd {fd} is {} ('{link}'), which rcr cannot checkpoint yet and no plugin claimed; \
-                     close it before the dump or stop the program (the process was left running)",
-                    crate::kinds::sockets::describe(copy.as_fd())
-                )));
-            }
-            return Err(Error::Msg(format!(
-                "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
-                st.st_mode
-            )));
-        };
-        let id = files.next_id();
-        let entry = kind.dump(&one, id, files)?;
-        let ty = entry.r#type;
-        files.files.push(entry);
-        files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-        seen.insert(key, at, (pid, fd, id, ty));
-        out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
-    }
-    Ok(out)
 }
 
 fn dump_fs_files(proc: &ProcDir, files: &mut FileTable) -> Result<(u32, u32)> {

@@ -8,6 +8,8 @@
 //! - [`proc`]: /proc parsers (pure functions over text) and a pid-dir-fd reader.
 //! - [`compel`]: ptrace control of a stopped task and remote system calls in it.
 //! - [`kinds`]: one module per kernel object kind, dump and restore side by side.
+//! - [`graph`]: restore as a graph of objects (nodes that are done or wait for others, one loop).
+//! - [`fdtable`]: a task's fd table, dump and restore (the files through the restore graph).
 //! - [`dump`] and [`restore`]: only sequence the stages.
 //! - [`plugins`]: the plugin host (loads plugins, calls their hooks from dump and restore).
 //!
@@ -19,6 +21,10 @@ pub mod compel;
 #[forbid(unsafe_code)]
 pub mod dump;
 pub mod error;
+#[forbid(unsafe_code)]
+pub mod fdtable;
+#[forbid(unsafe_code)]
+pub mod graph;
 #[deny(unsafe_code)]
 pub mod kinds;
 pub mod options;

@@ -14,9 +14,9 @@ use crate::image::{pb, ImageDir, ImageName};
 use crate::kinds::{cpu, mem, posix_timers, regfile, signals, task, tty, FileKind, RestoreEnv};
 use crate::options::RestoreOpts;
 use crate::plugins::Plugins;
-use crate::{sys, Error, Result};
+use crate::{fdtable, sys, Error, Result};
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -205,30 +205,12 @@ fn check_pid_free(pid: i32, timeout: Duration) -> Result<()> {
     }
 }
 
-/// An fd opened in rcr that the new task inherits at fork and then moves to its place.
-struct Inherited {
-    fd: OwnedFd,
-}
-
-/// A copy of `fd` numbered `min` or higher.
-fn fd_above(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
-    sys::dup_above(fd.as_fd(), min).map_err(|source| Error::Io { ctx: format!("moving fd {} above {min}", fd.as_raw_fd()), source })
-}
-
 /// Files a process needs at restore, opened in rcr before the tree is created.
 struct ProcFiles {
     pages: std::fs::File,
     exe: OwnedFd,
     cwd: OwnedFd,
     root: String,
-}
-
-/// Opens reg file `e` (a mapping's, the executable) through the kinds, as an fd would be: a deleted
-/// file (ghost) is then the same inode as its fds'. `mapped`: it must have its dumped size.
-fn open_reg(img: &Images, env: &RestoreEnv<'_>, e: pb::RegFileEntry, mapped: bool) -> Result<OwnedFd> {
-    let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
-    let env = RestoreEnv { mapped, ..*env };
-    crate::kinds::open_file(&mut img.kinds.borrow_mut(), &f, &env)?.ok_or_else(|| Error::Msg(format!("file {} cannot be opened", f.id)))
 }
 
 /// Restores the checkpoint in `opts.images_dir`.
@@ -261,43 +243,17 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     }
 
     // Collect: open everything in rcr before any task exists.
-    let mut by_id: BTreeMap<u32, Inherited> = BTreeMap::new();
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
-    let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
     // memfds: created here, inherited by every task, mapped by those that had them and reopened for
     // their fds.
     let mut memfd_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     for e in &img.memfds {
-        memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
+        memfd_fds.insert(e.inode_id, fdtable::fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
     }
     let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds, ext_unix_sk: opts.ext_unix_sk, mapped: false };
-    for (p, fi) in img.procs.iter().flat_map(|p| p.fdinfo.iter().map(move |fi| (p, fi))) {
-        if by_id.contains_key(&fi.id) {
-            continue;
-        }
-        let f = img.files.get(&fi.id).ok_or_else(|| Error::Msg(format!("fd {}: files.img has no file with id {}", fi.fd, fi.id)))?;
-        if let Some(ext) = &f.ext {
-            // plugins: a file a plugin dumped; opened by that plugin below.
-            if !plugin_files.iter().any(|p| p.0 == fi.id) {
-                plugin_files.push((fi.id, fi.fd, ext));
-            }
-            continue;
-        }
-        let pid = p.pid();
-        let fd = crate::kinds::open_file(&mut img.kinds.borrow_mut(), f, &env)
-            .map_err(|e| Error::Msg(format!("pid {pid}: fd {}: {e}", fi.fd)))?
-            .ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type)))?;
-        by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
-    }
-    // plugins: opened in rcr and inherited, or (ABI 3) opened by the plugin inside the task.
-    let mut in_task_files: std::collections::BTreeSet<u32> = Default::default();
-    for (id, fd) in plugins.restore_files(&plugin_files)? {
-        match fd {
-            Some(fd) => drop(by_id.insert(id, Inherited { fd: fd_above(fd, base)? })),
-            None => drop(in_task_files.insert(id)),
-        }
-    }
+    // Every file of every fd table (plugins' too), through the restore graph.
+    let opened = fdtable::open_all(&img.procs, &img.files, &mut img.kinds.borrow_mut(), &env, &plugins, base)?;
     // plugins: device areas; the plugin that claimed each gives the fd to map it from (inherited).
     let mut plugin_vmas: Vec<(i32, &pb::VmaEntry, &pb::ExtFileEntry)> = Vec::new();
     for p in img.procs.iter().filter(|p| !p.zombie) {
@@ -329,7 +285,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-                let fd = open_reg(&img, &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
+                let fd = fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
                 map_fds.insert(v.shmid, fd);
             }
         }
@@ -337,7 +293,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
         pfiles.push(Some(ProcFiles {
             pages,
-            exe: open_reg(&img, &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
+            exe: fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
             cwd: regfile::open(img.reg(p.fs.cwd_id)?, false)?,
             root: img.reg(p.fs.root_id)?.name.clone(),
         }));
@@ -357,12 +313,11 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     let ctx = Ctx {
         img: &img,
         tramp,
-        by_id: &by_id,
+        opened: &opened,
         map_fds: &map_fds,
         memfd_fds: &memfd_fds,
         plugin_vma_fds: &plugin_vma_fds,
         plugins: &plugins,
-        in_task_files: &in_task_files,
         pfiles: &pfiles,
         opts,
         own: &own,
@@ -394,7 +349,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // rcr lets go of every file it handed down: a pipe whose write end rcr kept open would never show
     // its reader an end of file.
     drop(ctx);
-    drop(by_id);
+    drop(opened);
     for k in img.kinds.borrow_mut().iter_mut() {
         k.finish_restore();
     }
@@ -460,15 +415,14 @@ fn wait_state(pid: i32, state: char) {
 struct Ctx<'a> {
     img: &'a Images,
     tramp: u64,
-    by_id: &'a BTreeMap<u32, Inherited>,
+    /// Every file of the fd tables, opened in rcr (and the plugin files opened in the task).
+    opened: &'a fdtable::Opened,
     map_fds: &'a BTreeMap<u64, OwnedFd>,
     /// plugins: fd and file offset of each device area, by its shmid (update_vma); no fd: its plugin
     /// maps it in restore_task.
     plugin_vma_fds: &'a BTreeMap<u64, (Option<OwnedFd>, u64)>,
     /// plugins: for restore_task.
     plugins: &'a Plugins,
-    /// plugins: files their plugin opens inside the task (restore_task), not installed by the core.
-    in_task_files: &'a std::collections::BTreeSet<u32>,
     /// memfds by shmem inode.
     memfd_fds: &'a BTreeMap<u64, OwnedFd>,
     pfiles: &'a [Option<ProcFiles>],
@@ -690,7 +644,7 @@ fn pick_trampoline(vmas: &[pb::VmaEntry]) -> Result<u64> {
     Err(Error::Msg("no free address for the restore trampoline".into()))
 }
 
-fn step<T, E: std::fmt::Display>(pid: i32, what: &str, r: std::result::Result<T, E>) -> Result<T> {
+pub(crate) fn step<T, E: std::fmt::Display>(pid: i32, what: &str, r: std::result::Result<T, E>) -> Result<T> {
     r.map_err(|e| Error::Msg(format!("pid {pid}: restore step '{what}' failed: {e}")))
 }
 
@@ -789,35 +743,16 @@ fn build_process(tracee: &Tracee, c: &Ctx<'_>, i: usize, guard: &ChildGuard) -> 
     // A session leader takes its controlling terminal again, through the copy every task inherited
     // (it need not have an fd on it itself), and gives it its foreground group.
     if let Some((file, pgrp)) = (p.pstree.sid == p.pstree.pid).then(|| tty::controlling_terminal(&img.ttys, &img.files, p.pstree.pid)).flatten() {
-        let src = c.by_id.get(&file).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
+        let src = c.opened.by_id.get(&file).map(|f| f.as_raw_fd()).ok_or_else(|| Error::Msg(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
         step(pid, "take the terminal", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSCTTY, 1]))?;
         if pgrp != 0 && img.procs.iter().any(|q| q.pstree.pgid == pgrp && q.pstree.sid == p.pstree.sid) {
             let arg = r.scratch_put(&(pgrp as i32).to_le_bytes())?;
             step(pid, "terminal foreground group", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSPGRP, arg]))?;
         }
     }
-    let mut keep = Vec::new();
-    for fi in p.fdinfo.iter().filter(|fi| last_sharer == Some(i) && !c.in_task_files.contains(&fi.id)) {
-        let src = c.by_id.get(&fi.id).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
-        let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
-        // dup3 refuses equal fds; an fd already at its place only needs its flag.
-        if src == fi.fd as i32 {
-            let tmp = step(pid, "dup", r.syscall_ok(libc::SYS_fcntl, &[src as u64, libc::F_DUPFD as u64, 1 << 20]))?;
-            step(pid, &format!("install fd {}", fi.fd), r.syscall_ok(libc::SYS_dup3, &[tmp, fi.fd as u64, cloexec as u64]))?;
-            r.syscall(libc::SYS_close, &[tmp])?;
-        } else {
-            step(pid, &format!("install fd {}", fi.fd), r.syscall_ok(libc::SYS_dup3, &[src as u64, fi.fd as u64, cloexec as u64]))?;
-        }
-        keep.push(fi.fd as i32);
-    }
     if last_sharer == Some(i) {
-        close_others(r, pid, &keep)?;
-        // What only the task can do with its fds in place, kind by kind.
         let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds, ext_unix_sk: c.opts.ext_unix_sk, mapped: false };
-        let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
-        for k in img.kinds.borrow().iter() {
-            step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;
-        }
+        fdtable::install(r, pid, &p.fdinfo, c.opened, &img.files, &img.kinds.borrow(), &env)?;
     }
     // plugins: what must happen in the task's own context (ABI 3), its memory and fds in place.
     c.plugins.restore_task(&mut crate::plugins::InTask::new(pid, r))?;
@@ -972,33 +907,6 @@ fn set_mm_map(r: &mut Remote<'_>, mm: &pb::MmEntry, exe_fd: i32) -> Result<()> {
     Ok(())
 }
 
-/// Closes every fd of the task but `keep`, with one close_range per gap: the task inherited every file
-/// rcr opened for the whole tree, so closing them one by one would cost each task as many calls as the
-/// tree has files.
-fn close_others(r: &mut Remote<'_>, pid: i32, keep: &[i32]) -> Result<()> {
-    for (lo, hi) in gaps(keep) {
-        step(pid, "close inherited fds", r.syscall_ok(libc::SYS_close_range, &[lo as u64, hi as u64, 0]))?;
-    }
-    Ok(())
-}
-
-/// The ranges [lo, hi] of fd numbers not in `keep` (hi = u32::MAX for the last).
-fn gaps(keep: &[i32]) -> Vec<(u32, u32)> {
-    let mut k: Vec<u32> = keep.iter().map(|&f| f as u32).collect();
-    k.sort_unstable();
-    k.dedup();
-    let mut out = Vec::new();
-    let mut next = 0u32;
-    for f in k {
-        if f > next {
-            out.push((next, f - 1));
-        }
-        next = f + 1;
-    }
-    out.push((next, u32::MAX));
-    out
-}
-
 /// Waits for the restored task (rcr's child) to end; its exit status, or 128 + the signal that killed it.
 fn wait_exit(pid: i32) -> Result<i32> {
     loop {
@@ -1013,17 +921,5 @@ fn wait_exit(pid: i32) -> Result<i32> {
         if libc::WIFSIGNALED(status) {
             return Ok(128 + libc::WTERMSIG(status));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gaps;
-
-    #[test]
-    fn gaps_between_kept_fds() {
-        assert_eq!(gaps(&[]), vec![(0, u32::MAX)]);
-        assert_eq!(gaps(&[0, 1, 2]), vec![(3, u32::MAX)]);
-        assert_eq!(gaps(&[2, 0, 10]), vec![(1, 1), (3, 9), (11, u32::MAX)]);
     }
 }

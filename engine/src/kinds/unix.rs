@@ -293,6 +293,10 @@ impl FileKind for UnixSockets {
         "unix socket"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Unixsk]
+    }
+
     fn handles(&self, st: &libc::stat, link: &str) -> bool {
         st.st_mode & libc::S_IFMT == libc::S_IFSOCK
             && link.starts_with("socket:[")
