@@ -302,7 +302,42 @@ fn gaps(keep: &[i32]) -> Vec<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::gaps;
+    use super::*;
+
+    /// Plugin files `ids` (fds 10+id of pid 5) through the restore graph, with the fixture plugin
+    /// built with FIXTURE_RETRY.
+    fn plugin_files(ids: &[u32]) -> Result<Opened> {
+        let (_d, plugins) = crate::plugins::tests::loaded(&["-DFIXTURE_RETRY"], rcr_plugin_api::RCR_STAGE_RESTORE);
+        let exts: Vec<pb::ExtFileEntry> = ids.iter().map(|&id| pb::ExtFileEntry { id, rcr_plugin: Some("fixture".into()), ..Default::default() }).collect();
+        let (files, memfds) = (BTreeMap::new(), BTreeMap::new());
+        let env = RestoreEnv { images_dir: std::path::Path::new("/nonexistent"), shell_job: false, ext_unix_sk: false, files: &files, memfds: &memfds, mapped: false };
+        let mut g: Graph<'_, Obj, Ctx<'_, '_>> = Graph::default();
+        for e in &exts {
+            g.add(Obj::File(e.id), Box::new(FileNode::Plugin { pid: 5, fd: 10 + e.id, id: e.id, ext: e }))?;
+        }
+        let mut ctx = Ctx { kinds: &mut [], env: &env, plugins: &plugins, base: 100, opened: Opened::default() };
+        g.run(&mut ctx)?;
+        Ok(ctx.opened)
+    }
+
+    #[test]
+    fn a_plugin_file_that_asks_to_retry_is_opened_after_the_file_it_waits_for() {
+        let opened = plugin_files(&[1, 2]).unwrap();
+        assert_eq!(opened.by_id.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(opened.by_id.values().all(|f| f.as_raw_fd() >= 100), "not moved above the target fds");
+    }
+
+    #[test]
+    fn a_plugin_file_that_never_comes_up_is_named_with_its_reason() {
+        let e = plugin_files(&[2, 3]).err().expect("a file that always retries was restored");
+        match e {
+            Error::Graph(crate::graph::GraphError::Stuck(w)) => assert_eq!(
+                w,
+                vec![crate::graph::Waiting { node: "pid 5: fd 13: file id 3 of plugin 'fixture'".into(), waits_for: vec!["the device to come up".into()] }]
+            ),
+            other => panic!("not a stuck graph: {other}"),
+        }
+    }
 
     #[test]
     fn gaps_between_kept_fds() {

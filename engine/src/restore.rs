@@ -1,7 +1,7 @@
 //! `restore`: bring a dumped process back at its original PID.
 //!
-//! Two phases, as CRIU: *collect* reads and checks every image and opens every file in rcr (nothing is
-//! started if any of it fails); *create* forks the root task at its PID with clone3(set_tid), has each
+//! Two phases, as CRIU: *collect* reads and checks every image and opens every file in rcr, through the
+//! restore graph ([`crate::fdtable`]; nothing is started if any of it fails); *create* forks the root task at its PID with clone3(set_tid), has each
 //! task create its children (and later its threads) at their PIDs with remote clone3 calls, top-down,
 //! and drives every task's last steps from rcr through ptrace and remote system calls: unmap rcr's memory,
 //! map the dumped areas and read their pages in, install the fds, credentials, signals and the rest, load

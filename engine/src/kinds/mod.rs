@@ -4,7 +4,9 @@
 //! is a type in its own module that says which fds it handles, describes one at dump, writes its own
 //! images at the end of the dump, reads them back and opens the file again at restore. [`file_kinds`] is
 //! the one list of them: adding a kind of file is a module plus one line there. Every fd is handled by
-//! exactly one kind or refused with an error naming it.
+//! exactly one kind or refused with an error naming it. At restore a file entry goes to the kind that
+//! lists its type ([`FileKind::fd_types`], [`KindIndex`]), as a node of the restore graph
+//! ([`crate::graph`], driven by [`crate::fdtable`]): done at once, or pending on another object.
 
 mod anon;
 pub mod cpu;
@@ -40,7 +42,8 @@ use std::collections::BTreeMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
-/// Every kind of file rcr handles, in the order they are asked (the first that handles an fd gets it).
+/// Every kind of file rcr handles, in the order they are asked at dump (the first that handles an fd
+/// gets it).
 pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
     vec![
         Box::new(memfd::MemfdFiles),

@@ -23,9 +23,9 @@
 //! socket connected to an outside bound socket is reconnected to that name at restore. A stream or
 //! seqpacket connection to the outside cannot be restored (CRIU refuses it too): still an error.
 //!
-//! Restore builds every unix socket of the checkpoint in rcr at the first `open` (a socket needs its
-//! peer, its listener or the name it is connected to): connected pairs of the tree by socketpair, then
-//! names bound (a leftover socket file at the path is unlinked first; anything else there is an error),
+//! Restore ([`restore`]) makes every unix socket of the checkpoint in rcr as nodes of the restore
+//! graph, each waiting for what it needs (its peer, its listener, the name it is connected to):
+//! connected pairs of the tree by socketpair, names bound (a leftover socket file at the path is unlinked first; anything else there is an error),
 //! listeners listen, the connections a listener had accepted are made again through it (so both ends
 //! keep their names), its pending connections are connected to it in order (accept() returns them),
 //! their client ends going to whichever task owned them. Then the queued data is written from the
