@@ -13,7 +13,7 @@
 use crate::compel::Remote;
 use crate::graph::{Graph, Node, Step, Wait};
 use crate::image::pb;
-use crate::kinds::{FdToDump, FileKind, FileTable, KindIndex, Obj, Progress, RestoreEnv};
+use crate::kinds::{FdOwners, FdToDump, FileKind, FileTable, KindIndex, Obj, Progress, RestoreEnv};
 use crate::options::DumpOpts;
 use crate::plugins::Plugins;
 use crate::proc::ProcDir;
@@ -215,9 +215,11 @@ impl<'a, 'e> Node<Obj, Ctx<'a, 'e>> for FileNode<'_> {
 pub fn open_all(procs: &[ProcImages], files: &BTreeMap<u32, pb::FileEntry>, kinds: &mut [Box<dyn FileKind>], env: &RestoreEnv<'_>, plugins: &Plugins, base: i32) -> Result<Opened> {
     let index = KindIndex::new(kinds)?;
     let names: Vec<&'static str> = kinds.iter().map(|k| k.name()).collect();
-    let mut g: Graph<'_, Obj, Ctx<'_, '_>> = Graph::default();
+    // The files of the fd tables, each once (fds sharing a description share its node).
+    let mut nodes: Vec<(u32, FileNode<'_>)> = Vec::new();
+    let mut seen = BTreeSet::new();
     for (pid, fi) in procs.iter().flat_map(|p| p.fdinfo.iter().map(move |fi| (p.pstree.pid as i32, fi))) {
-        if g.contains(&Obj::File(fi.id)) {
+        if !seen.insert(fi.id) {
             continue;
         }
         let f = files.get(&fi.id).ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: files.img has no file with id {}", fi.fd, fi.id)))?;
@@ -226,16 +228,24 @@ pub fn open_all(procs: &[ProcImages], files: &BTreeMap<u32, pb::FileEntry>, kind
             (None, Some(kind)) => FileNode::Kind { pid, fd: fi.fd, f, kind, kind_name: names[kind] },
             (None, None) => return Err(Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type))),
         };
-        g.add(Obj::File(fi.id), Box::new(node))?;
+        nodes.push((fi.id, node));
     }
-    let file_of = |pid: i32, fd: i32| -> Option<u32> {
-        let p = procs.iter().find(|p| p.pstree.pid as i32 == pid)?;
-        p.fdinfo.iter().find(|fi| fi.fd as i32 == fd).map(|fi| fi.id)
-    };
+    let mut owners = FdOwners::default();
+    for p in procs {
+        for fi in &p.fdinfo {
+            owners.add(p.pstree.pid as i32, fi.fd, fi.id);
+        }
+    }
+    // The kinds' objects first: most of what a file waits for (a socket made) is one of them, so most
+    // files are done in the first round.
+    let mut g: Graph<'_, Obj, Ctx<'_, '_>> = Graph::default();
     for (kind, k) in kinds.iter_mut().enumerate() {
-        for (key, name) in k.objects(env, &file_of)? {
+        for (key, name) in k.objects(env, &owners)? {
             g.add(key, Box::new(FileNode::Object { kind, key, name }))?;
         }
+    }
+    for (id, node) in nodes {
+        g.add(Obj::File(id), Box::new(node))?;
     }
     let mut ctx = Ctx { kinds, env, plugins, base, opened: Opened::default() };
     g.run(&mut ctx)?;

@@ -147,11 +147,11 @@ impl super::FileKind for Locks {
     /// Each lock is a node of the restore graph that waits for the file it locks: a lock on an fd its
     /// process does not have fails here, before anything is started. It is taken in the task
     /// ([`super::FileKind::in_task`]), once the fds are at their numbers.
-    fn objects(&mut self, _env: &super::RestoreEnv<'_>, file_of: &dyn Fn(i32, i32) -> Option<u32>) -> Result<Vec<(super::Obj, String)>> {
+    fn objects(&mut self, _env: &super::RestoreEnv<'_>, fds: &super::FdOwners) -> Result<Vec<(super::Obj, String)>> {
         self.files.clear();
         let mut out = Vec::with_capacity(self.entries.len());
         for (n, l) in self.entries.iter().enumerate() {
-            let id = file_of(l.pid, l.fd).ok_or_else(|| Error::Msg(format!("filelocks.img: pid {} held a lock on fd {}, which it does not have", l.pid, l.fd)))?;
+            let id = fds.file_of(l.pid, l.fd as u32).ok_or_else(|| Error::Msg(format!("filelocks.img: pid {} held a lock on fd {}, which it does not have", l.pid, l.fd)))?;
             self.files.push(id);
             out.push((super::Obj::Lock(n as u32), format!("pid {}: fd {}: its {} lock (range {} len {})", l.pid, l.fd, kind_name(l.flag), l.start, l.len)));
         }

@@ -183,8 +183,8 @@ pub trait FileKind {
 
     /// Restore, in rcr, after `load`: the objects of this kind that are no fd of a task (a lock, a
     /// connection waiting to be accepted), each a node of the restore graph: its key and its name in
-    /// messages. `file_of(pid, fd)` is the file id of an fd of the checkpoint.
-    fn objects(&mut self, _env: &RestoreEnv<'_>, _file_of: &dyn Fn(i32, i32) -> Option<u32>) -> Result<Vec<(Obj, String)>> {
+    /// messages. `fds` says which fd of which process has which file.
+    fn objects(&mut self, _env: &RestoreEnv<'_>, _fds: &FdOwners) -> Result<Vec<(Obj, String)>> {
         Ok(Vec::new())
     }
 
@@ -246,6 +246,32 @@ impl std::fmt::Display for Obj {
             Obj::UnixQueue(id) => write!(f, "the queued data of unix socket (file {id})"),
             Obj::UnixDeletedFiles => write!(f, "the removal of unix socket files deleted at dump"),
         }
+    }
+}
+
+/// Restore: which fd of which process has which file of the checkpoint.
+#[derive(Default)]
+pub struct FdOwners {
+    by_fd: BTreeMap<(i32, u32), u32>,
+    /// The first fd that has each file.
+    by_file: BTreeMap<u32, (i32, u32)>,
+}
+
+impl FdOwners {
+    /// Notes that fd `fd` of `pid` has file `id`.
+    pub fn add(&mut self, pid: i32, fd: u32, id: u32) {
+        self.by_fd.insert((pid, fd), id);
+        self.by_file.entry(id).or_insert((pid, fd));
+    }
+
+    /// The file id of fd `fd` of `pid`.
+    pub fn file_of(&self, pid: i32, fd: u32) -> Option<u32> {
+        self.by_fd.get(&(pid, fd)).copied()
+    }
+
+    /// The first (pid, fd) that has file `id`.
+    pub fn owner_of(&self, id: u32) -> Option<(i32, u32)> {
+        self.by_file.get(&id).copied()
     }
 }
 

@@ -434,8 +434,8 @@ impl FileKind for UnixSockets {
         Ok(())
     }
 
-    fn objects(&mut self, env: &RestoreEnv<'_>, _file_of: &dyn Fn(i32, i32) -> Option<u32>) -> Result<Vec<(Obj, String)>> {
-        let (r, objects) = restore::Restoring::new(env, std::mem::take(&mut self.queues))?;
+    fn objects(&mut self, env: &RestoreEnv<'_>, fds: &super::FdOwners) -> Result<Vec<(Obj, String)>> {
+        let (r, objects) = restore::Restoring::new(env, std::mem::take(&mut self.queues), fds)?;
         self.restoring = Some(r);
         Ok(objects)
     }
@@ -710,7 +710,7 @@ mod tests {
         for &id in ids {
             g.add(Obj::File(id), Box::new(N(Obj::File(id))))?;
         }
-        for (key, _) in k.objects(env, &|_, _| None)? {
+        for (key, _) in k.objects(env, &Default::default())? {
             g.add(key, Box::new(N(key)))?;
         }
         let mut ctx = (k, env, BTreeMap::new());

@@ -59,6 +59,9 @@ pub(super) struct Restoring {
     unlink_after: Vec<std::path::PathBuf>,
     /// `--ext-unix-sk`: datagram sockets connected outside the tree are reconnected by name.
     ext_unix_sk: bool,
+    /// "pid P: fd N: " of the first fd that has each socket (a pending connection: its listener's),
+    /// for errors.
+    owners: BTreeMap<u32, String>,
 }
 
 /// Whether `e` binds its name itself: not a connected stream socket (that one has its listener's).
@@ -70,7 +73,7 @@ fn owns_name(e: &pb::UnixSkEntry) -> bool {
 impl Restoring {
     /// Reads the socket entries of `env.files` and says how each is made and what it waits for;
     /// returns the objects that are nodes of the graph besides the fds (made, queue, deleted files).
-    pub(super) fn new(env: &RestoreEnv<'_>, queues: BTreeMap<u32, Vec<Msg>>) -> Result<(Restoring, Vec<(Obj, String)>)> {
+    pub(super) fn new(env: &RestoreEnv<'_>, queues: BTreeMap<u32, Vec<Msg>>, fds: &super::super::FdOwners) -> Result<(Restoring, Vec<(Obj, String)>)> {
         let mut r = Restoring {
             entries: BTreeMap::new(),
             by_ino: BTreeMap::new(),
@@ -84,6 +87,7 @@ impl Restoring {
             temp: BTreeMap::new(),
             unlink_after: Vec::new(),
             ext_unix_sk: env.ext_unix_sk,
+            owners: BTreeMap::new(),
         };
         let mut pending = Vec::new();
         for e in env.files.values().filter_map(|f| f.usk.as_ref()) {
@@ -98,6 +102,12 @@ impl Restoring {
             r.entries.insert(e.id, e.clone());
         }
         r.classify(&pending);
+        for e in r.entries.values() {
+            let id = e.rcr_listener.and_then(|l| r.by_ino.get(&l).copied()).unwrap_or(e.id);
+            if let Some((pid, fd)) = fds.owner_of(id) {
+                r.owners.insert(e.id, format!("pid {pid}: fd {fd}: "));
+            }
+        }
         if let Some(id) = r.queues.keys().find(|id| !r.entries.contains_key(id)) {
             return Err(Error::Msg(format!("sk-queues.img: data for file {id}, which is no unix socket of files.img")));
         }
@@ -324,6 +334,18 @@ impl Restoring {
     }
 
     pub(super) fn step_object(&mut self, key: Obj) -> Result<Progress> {
+        let id = match key {
+            Obj::UnixSocket(id) | Obj::UnixQueue(id) => Some(id),
+            _ => None,
+        };
+        // Errors name the fd that has the socket.
+        self.object(key).map_err(|e| match id.and_then(|id| self.owners.get(&id)) {
+            Some(at) => Error::Msg(format!("{at}{e}")),
+            None => e,
+        })
+    }
+
+    fn object(&mut self, key: Obj) -> Result<Progress> {
         let missing = self.missing(key);
         if !missing.is_empty() {
             return Ok(Progress::Pending(missing));
