@@ -10,16 +10,14 @@
 
 use crate::ctx::DumpCtx;
 use crate::image::{pb, ImageName};
-use crate::kinds::{mem, mm, task, FdToDump, FileKind};
+use crate::kinds::{mem, mm, task, FileKind};
 use crate::notify::Action;
 use crate::options::DumpOpts;
-use crate::proc::ProcDir;
 use crate::tree::{self, Frozen, FrozenThreads, KobjIds};
 use crate::{sys, Error, Result};
 use nix::unistd::Pid;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-
 
 /// What a dump did, for the log and the benchmark.
 #[derive(Debug, Clone, Default)]
@@ -49,10 +47,6 @@ impl std::fmt::Display for DumpStats {
 
 pub use crate::kinds::task::{TASK_ALIVE, TASK_DEAD, TASK_STOPPED};
 pub use crate::kinds::FileTable;
-
-fn fstat(fd: &impl AsRawFd, what: &str) -> Result<libc::stat> {
-    nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| Error::Io { ctx: format!("fstat of {what}"), source: e.into() })
-}
 
 /// Dumps the process tree rooted at `opts.pid` into `opts.images_dir`.
 pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
@@ -97,7 +91,7 @@ struct DumpState {
     files: FileTable,
     /// File ids of the fds dumped so far, by (device, inode) of their file: (pid, fd, file id). Only fds
     /// of the same file can share an open file description, so kcmp compares only those.
-    seen_fds: SeenFiles,
+    seen_fds: crate::fdtable::SeenFiles,
     ids: KobjIds,
     seccomp: Vec<pb::SeccompFilter>,
     pstree: Vec<pb::PstreeEntry>,
@@ -164,7 +158,8 @@ fn dump_process(c: &DumpCtx<'_>, f: &Frozen, pages_id: u32, st: &mut DumpState, 
     let ids = st.ids.of(pid, f.ppid);
     let pidfd = sys::pidfd_open(Pid::from_raw(pid), 0)?;
     if !st.ids.last_shares_files() {
-        let fdinfos = dump_fds(c, proc, pidfd.as_fd(), &f.stat, st)?;
+        let task = crate::fdtable::TaskFds { opts: c.opts, proc, pidfd: pidfd.as_fd(), stat: &f.stat };
+        let fdinfos = crate::fdtable::dump_fds(&task, &mut st.files, &mut st.seen_fds, &mut st.kinds, &c.plugins)?;
         c.images.write_all(ImageName::Fdinfo(ids.files_id), &fdinfos)?;
     }
     let (cwd_id, root_id) = task::dump_fs(proc, &mut st.files)?;
@@ -206,101 +201,3 @@ fn write_stats(c: &DumpCtx<'_>, s: &DumpStats) -> Result<()> {
     Ok(c.images.write_one(ImageName::Stats, &e)?)
 }
 
-/// An fd already dumped: (pid, fd, file id, fd type).
-type SeenFd = (i32, i32, u32, i32);
-
-/// The open file descriptions dumped so far, to find the one an fd shares (dup, fork). Only fds of the
-/// same (device, inode) can share one; those are kept in kcmp's order of their descriptions, so a lookup
-/// costs log n kcmp calls even where one inode stands for many files (every anon-inode file — eventfd,
-/// epoll, timerfd... — has the same inode). Where kcmp cannot order (it says only "not equal") the list
-/// is searched one by one.
-#[derive(Default)]
-struct SeenFiles(std::collections::HashMap<(u64, u64), Vec<SeenFd>>);
-
-impl SeenFiles {
-    /// The file id and fd type of the description fd `fd` of `pid` shares with an fd seen before (Ok),
-    /// or where to insert it (Err) — pass that to [`SeenFiles::insert`].
-    fn find(&self, key: (u64, u64), pid: i32, fd: i32) -> std::result::Result<(u32, i32), Option<usize>> {
-        let Some(v) = self.0.get(&key) else { return Err(Some(0)) };
-        // kcmp(seen, new): Less when the seen description orders before the new one.
-        let cmp = |&(opid, ofd, _, _): &SeenFd| sys::kcmp(Pid::from_raw(opid), Pid::from_raw(pid), sys::KcmpType::File, ofd as u64, fd as u64);
-        let (mut lo, mut hi) = (0usize, v.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match cmp(&v[mid]) {
-                Ok(sys::KcmpResult::Equal) => return Ok((v[mid].2, v[mid].3)),
-                Ok(sys::KcmpResult::Less) => lo = mid + 1,
-                Ok(sys::KcmpResult::Greater) => hi = mid,
-                // No order (or the seen process is gone): one by one, and appended unordered.
-                _ => return v.iter().find(|e| matches!(cmp(e), Ok(sys::KcmpResult::Equal))).map(|e| (e.2, e.3)).ok_or(None),
-            }
-        }
-        Err(Some(lo))
-    }
-
-    /// Records fd `e` at the place [`SeenFiles::find`] gave.
-    fn insert(&mut self, key: (u64, u64), at: Option<usize>, e: SeenFd) {
-        let v = self.0.entry(key).or_default();
-        match at {
-            Some(i) if i <= v.len() => v.insert(i, e),
-            _ => v.push(e),
-        }
-    }
-}
-
-
-/// The task's open fds: each is copied into rcr with pidfd_getfd, classified by [`FdKind::of`] and
-/// described by its module. Two fds sharing one open file description (dup) share one file id.
-fn dump_fds(c: &DumpCtx<'_>, proc: &ProcDir, pidfd: std::os::fd::BorrowedFd<'_>, stat: &crate::proc::Stat, ctx: &mut DumpState) -> Result<Vec<pb::FdinfoEntry>> {
-    let (opts, plugins) = (c.opts, &c.plugins);
-    let pid = proc.pid();
-    let files = &mut ctx.files;
-    let seen = &mut ctx.seen_fds;
-    let mut out: Vec<pb::FdinfoEntry> = Vec::new();
-    for (fd, link) in proc.fds()? {
-        let link = link.to_string_lossy().into_owned();
-        let (info, fdinfo_text) = proc.fdinfo_and_text(fd)?;
-        let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
-        let st = fstat(&copy, &format!("pid {pid} fd {fd}"))?;
-        let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
-        let key = (st.st_dev, st.st_ino);
-        let found = seen.find(key, pid, fd);
-        if let Ok((id, ty)) = found {
-            files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
-            continue;
-        }
-        let at = found.err().flatten();
-        // plugins: every fd is offered to the plugins (in order) before the core handles it.
-        let one = FdToDump { pid, fd, link: &link, file: copy.as_fd(), st: &st, info: &info, fdinfo_text: &fdinfo_text, proc, task: stat, opts };
-        let offered = crate::plugins::OfferedFd { pid, fd, path: &link, local: copy.as_fd(), st: &st, flags: info.flags, pos: info.pos, fdinfo: &fdinfo_text };
-        if let Some(claim) = plugins.dump_file(&offered, &mut || files.next_id())? {
-            let id = claim.id;
-            files.files.push(claim.file_entry());
-            seen.insert(key, at, (pid, fd, id, pb::FdTypes::Ext as i32));
-            out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: pb::FdTypes::Ext as i32, fd: fd as u32, ..Default::default() });
-            continue;
-        }
-        let Some(kind) = crate::kinds::kind_of(&mut ctx.kinds, &st, &link) else {
-            if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
-                return Err(Error::Msg(format!(
-                    "pid {pid}: fd {fd} is {} ('{link}'), which rcr cannot checkpoint yet and no plugin claimed; \
-                     close it before the dump or stop the program (the process was left running)",
-                    crate::kinds::sockets::describe(copy.as_fd())
-                )));
-            }
-            return Err(Error::Msg(format!(
-                "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
-                st.st_mode
-            )));
-        };
-        let id = files.next_id();
-        let entry = kind.dump(&one, id, files)?;
-        let ty = entry.r#type;
-        files.files.push(entry);
-        files.locks.collect(pid, fd, &link, &info, id, opts.file_locks)?;
-        seen.insert(key, at, (pid, fd, id, ty));
-        out.push(pb::FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, ..Default::default() });
-    }
-    Ok(out)
-}

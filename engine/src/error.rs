@@ -26,4 +26,6 @@ pub enum Error {
     Check(#[from] crate::check::CheckError),
     #[error(transparent)]
     Plugin(#[from] crate::plugins::PluginError),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
 }

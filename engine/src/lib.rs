@@ -15,6 +15,8 @@
 //! - [`checkpoint`]: the images of a checkpoint, read and checked for a restore.
 //! - [`ctx`]: one context per command ([`ctx::DumpCtx`], [`ctx::RestoreCtx`]): options, cancellation,
 //!   kernel features, image set, plugin host.
+//! - [`graph`]: restore as a graph of objects (nodes that are done or wait for others, one loop).
+//! - [`fdtable`]: a task's fd table, dump and restore (the files through the restore graph).
 //! - [`dump`] and [`restore`]: only sequence the stages.
 //! - [`plugins`]: the plugin host (loads plugins, calls their hooks from dump and restore).
 //!
@@ -30,6 +32,10 @@ pub mod ctx;
 #[forbid(unsafe_code)]
 pub mod dump;
 pub mod error;
+#[forbid(unsafe_code)]
+pub mod fdtable;
+#[forbid(unsafe_code)]
+pub mod graph;
 #[deny(unsafe_code)]
 pub mod kinds;
 pub mod notify;

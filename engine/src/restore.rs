@@ -19,9 +19,9 @@ use crate::kinds::{mem, mm, regfile, task, tty, RestoreEnv};
 use crate::notify::Action;
 use crate::options::RestoreOpts;
 use crate::tree::{self, ChildGuard, Ready};
-use crate::{sys, Error, Result};
-use std::collections::{BTreeMap, BTreeSet};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use crate::{fdtable, Error, Result};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// What a restore produced.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     tree::check_pids_free(&c.img, opts.step_timeout)?;
     c.check_cancelled()?;
     // Collect: open everything in rcr before any task exists.
-    let (by_id, memfd_fds, in_task_files) = collect_files(&c)?;
+    let (opened, memfd_fds) = collect_files(&c)?;
     let (plugin_vma_fds, map_fds, pfiles) = collect_areas(&c, &memfd_fds)?;
     let tramp = mm::pick_trampoline(c.img.procs.iter().flat_map(|p| p.mm.vmas.iter()))?;
     if let Some((clocks, had_offsets)) = &c.img.clocks {
@@ -53,7 +53,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // Create the root: it stops itself, traced, for rcr to take over.
     let mut guard = tree::spawn_root(pid)?;
     let areas = mm::AreaSources { map_fds: &map_fds, memfd_fds: &memfd_fds, plugin_vma_fds: &plugin_vma_fds, shm_owners: Default::default() };
-    let b = Build { c: &c, img: &c.img, opts, tramp, by_id: &by_id, memfd_fds: &memfd_fds, in_task_files: &in_task_files, pfiles: &pfiles, areas };
+    let b = Build { c: &c, img: &c.img, opts, tramp, opened: &opened, memfd_fds: &memfd_fds, pfiles: &pfiles, areas };
     // plugins: post_forking before the tasks are built, resume_devices_late once they are (before they run).
     let forking = std::cell::Cell::new(std::time::Duration::ZERO);
     let built = c
@@ -95,7 +95,7 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
     // rcr lets go of every file it handed down: a pipe whose write end rcr kept open would never show
     // its reader an end of file.
     drop(b);
-    drop(by_id);
+    drop(opened);
     for k in c.img.kinds.borrow_mut().iter_mut() {
         k.finish_restore();
     }
@@ -151,11 +151,10 @@ struct Build<'a> {
     img: &'a Images,
     opts: &'a RestoreOpts,
     tramp: u64,
-    by_id: &'a BTreeMap<u32, Inherited>,
+    /// Every file of the fd tables, opened in rcr (and the plugin files opened in the task).
+    opened: &'a fdtable::Opened,
     /// memfds by shmem inode.
     memfd_fds: &'a BTreeMap<u64, OwnedFd>,
-    /// plugins: files their plugin opens inside the task (restore_task), not installed by the core.
-    in_task_files: &'a BTreeSet<u32>,
     pfiles: &'a [Option<ProcFiles>],
     areas: mm::AreaSources<'a>,
 }
@@ -208,16 +207,6 @@ fn build_process(tracee: &Tracee, b: &Build<'_>, i: usize, guard: &ChildGuard) -
 
 // ---- The fd table: opened in rcr (collect), installed in the task. ----
 
-/// An fd opened in rcr that the new task inherits at fork and then moves to its place.
-struct Inherited {
-    fd: OwnedFd,
-}
-
-/// A copy of `fd` numbered `min` or higher.
-fn fd_above(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
-    sys::dup_above(fd.as_fd(), min).map_err(|source| Error::Io { ctx: format!("moving fd {} above {min}", fd.as_raw_fd()), source })
-}
-
 /// Files a process needs at restore, opened in rcr before the tree is created.
 struct ProcFiles {
     pages: std::fs::File,
@@ -226,61 +215,26 @@ struct ProcFiles {
     root: String,
 }
 
-/// Opens reg file `e` (a mapping's, the executable) through the kinds, as an fd would be: a deleted
-/// file (ghost) is then the same inode as its fds'. `mapped`: it must have its dumped size.
-fn open_reg(img: &Images, env: &RestoreEnv<'_>, e: pb::RegFileEntry, mapped: bool) -> Result<OwnedFd> {
-    let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
-    let env = RestoreEnv { mapped, ..*env };
-    crate::kinds::open_file(&mut img.kinds.borrow_mut(), &f, &env)?.ok_or_else(|| Error::Msg(format!("file {} cannot be opened", f.id)))
-}
-
-/// Files by id, memfds by inode, plugin files their plugin opens in the task.
-type CollectedFiles = (BTreeMap<u32, Inherited>, BTreeMap<u64, OwnedFd>, BTreeSet<u32>);
+/// The files of the fd tables (through the restore graph), and the memfds by inode.
+type CollectedFiles = (fdtable::Opened, BTreeMap<u64, OwnedFd>);
 /// Device areas' fds and offsets by shmid, files behind mappings by file id, each process's files.
 type CollectedAreas = (BTreeMap<u64, (Option<OwnedFd>, u64)>, BTreeMap<u64, OwnedFd>, Vec<Option<ProcFiles>>);
 
-/// Opens every file of the checkpoint's fd tables in rcr (a plugin's through its plugin), and the memfds:
-/// (files by id, memfds by inode, the plugin files opened in the task instead).
+/// Opens every file of the checkpoint's fd tables in rcr (a plugin's through its plugin) through the
+/// restore graph ([`crate::fdtable`]), and the memfds.
 fn collect_files(c: &RestoreCtx<'_>) -> Result<CollectedFiles> {
     let (img, plugins, opts, dir) = (&c.img, &c.plugins, c.opts, c.dir());
-    let mut by_id: BTreeMap<u32, Inherited> = BTreeMap::new();
     // Sources sit above every target fd number, so moving one into place never overwrites another.
     let base = img.procs.iter().flat_map(|p| p.fdinfo.iter()).map(|f| f.fd as i32).max().unwrap_or(2) + 1;
-    let mut plugin_files: Vec<(u32, u32, &pb::ExtFileEntry)> = Vec::new(); // plugins: their files
     // memfds: created here, inherited by every task, mapped by those that had them and reopened for
     // their fds.
     let mut memfd_fds: BTreeMap<u64, OwnedFd> = BTreeMap::new();
     for e in &img.memfds {
-        memfd_fds.insert(e.inode_id, fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
+        memfd_fds.insert(e.inode_id, fdtable::fd_above(crate::kinds::memfd::restore(dir, e)?, base)?);
     }
     let env = RestoreEnv { images_dir: dir, shell_job: opts.shell_job, files: &img.files, memfds: &memfd_fds, ext_unix_sk: opts.ext_unix_sk, mapped: false };
-    for (p, fi) in img.procs.iter().flat_map(|p| p.fdinfo.iter().map(move |fi| (p, fi))) {
-        if by_id.contains_key(&fi.id) {
-            continue;
-        }
-        let f = img.files.get(&fi.id).ok_or_else(|| Error::Msg(format!("fd {}: files.img has no file with id {}", fi.fd, fi.id)))?;
-        if let Some(ext) = &f.ext {
-            // plugins: a file a plugin dumped; opened by that plugin below.
-            if !plugin_files.iter().any(|p| p.0 == fi.id) {
-                plugin_files.push((fi.id, fi.fd, ext));
-            }
-            continue;
-        }
-        let pid = p.pid();
-        let fd = crate::kinds::open_file(&mut img.kinds.borrow_mut(), f, &env)
-            .map_err(|e| Error::Msg(format!("pid {pid}: fd {}: {e}", fi.fd)))?
-            .ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type)))?;
-        by_id.insert(fi.id, Inherited { fd: fd_above(fd, base)? });
-    }
-    // plugins: opened in rcr and inherited, or (ABI 3) opened by the plugin inside the task.
-    let mut in_task_files: std::collections::BTreeSet<u32> = Default::default();
-    for (id, fd) in plugins.restore_files(&plugin_files)? {
-        match fd {
-            Some(fd) => drop(by_id.insert(id, Inherited { fd: fd_above(fd, base)? })),
-            None => drop(in_task_files.insert(id)),
-        }
-    }
-    Ok((by_id, memfd_fds, in_task_files))
+    let opened = fdtable::open_all(&img.procs, &img.files, &mut img.kinds.borrow_mut(), &env, plugins, base)?;
+    Ok((opened, memfd_fds))
 }
 
 /// Opens what the areas are mapped from (plugins' device areas, files behind file mappings) and each
@@ -319,7 +273,7 @@ fn collect_areas(c: &RestoreCtx<'_>, memfd_fds: &BTreeMap<u64, OwnedFd>) -> Resu
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-                let fd = open_reg(img, &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
+                let fd = fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
                 map_fds.insert(v.shmid, fd);
             }
         }
@@ -327,7 +281,7 @@ fn collect_areas(c: &RestoreCtx<'_>, memfd_fds: &BTreeMap<u64, OwnedFd>) -> Resu
         let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
         pfiles.push(Some(ProcFiles {
             pages,
-            exe: open_reg(img, &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
+            exe: fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
             cwd: regfile::open(img.reg(p.fs.cwd_id)?, false)?,
             root: img.reg(p.fs.root_id)?.name.clone(),
         }));
@@ -348,74 +302,16 @@ fn install_fds(r: &mut Remote<'_>, c: &Build<'_>, i: usize) -> Result<()> {
     // A session leader takes its controlling terminal again, through the copy every task inherited
     // (it need not have an fd on it itself), and gives it its foreground group.
     if let Some((file, pgrp)) = (p.pstree.sid == p.pstree.pid).then(|| tty::controlling_terminal(&img.ttys, &img.files, p.pstree.pid)).flatten() {
-        let src = c.by_id.get(&file).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
+        let src = c.opened.by_id.get(&file).map(|f| f.as_raw_fd()).ok_or_else(|| Error::Msg(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
         step(pid, "take the terminal", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSCTTY, 1]))?;
         if pgrp != 0 && img.procs.iter().any(|q| q.pstree.pgid == pgrp && q.pstree.sid == p.pstree.sid) {
             let arg = r.scratch_put(&(pgrp as i32).to_le_bytes())?;
             step(pid, "terminal foreground group", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSPGRP, arg]))?;
         }
     }
-    let mut keep = Vec::new();
-    for fi in p.fdinfo.iter().filter(|fi| last_sharer == Some(i) && !c.in_task_files.contains(&fi.id)) {
-        let src = c.by_id.get(&fi.id).map(|i| i.fd.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
-        let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
-        // dup3 refuses equal fds; an fd already at its place only needs its flag.
-        if src == fi.fd as i32 {
-            let tmp = step(pid, "dup", r.syscall_ok(libc::SYS_fcntl, &[src as u64, libc::F_DUPFD as u64, 1 << 20]))?;
-            step(pid, &format!("install fd {}", fi.fd), r.syscall_ok(libc::SYS_dup3, &[tmp, fi.fd as u64, cloexec as u64]))?;
-            r.syscall(libc::SYS_close, &[tmp])?;
-        } else {
-            step(pid, &format!("install fd {}", fi.fd), r.syscall_ok(libc::SYS_dup3, &[src as u64, fi.fd as u64, cloexec as u64]))?;
-        }
-        keep.push(fi.fd as i32);
-    }
     if last_sharer == Some(i) {
-        close_others(r, pid, &keep)?;
-        // What only the task can do with its fds in place, kind by kind.
         let env = RestoreEnv { images_dir: c.opts.images_dir.as_path(), shell_job: c.opts.shell_job, files: &img.files, memfds: c.memfd_fds, ext_unix_sk: c.opts.ext_unix_sk, mapped: false };
-        let fds: Vec<(&pb::FdinfoEntry, &pb::FileEntry)> = p.fdinfo.iter().filter_map(|fi| img.files.get(&fi.id).map(|f| (fi, f))).collect();
-        for k in img.kinds.borrow().iter() {
-            step(pid, k.name(), k.in_task(r, pid, &fds, &env))?;
-        }
+        fdtable::install(r, pid, &p.fdinfo, c.opened, &img.files, &img.kinds.borrow(), &env)?;
     }
     Ok(())
-}
-
-/// Closes every fd of the task but `keep`, with one close_range per gap: the task inherited every file
-/// rcr opened for the whole tree, so closing them one by one would cost each task as many calls as the
-/// tree has files.
-fn close_others(r: &mut Remote<'_>, pid: i32, keep: &[i32]) -> Result<()> {
-    for (lo, hi) in gaps(keep) {
-        step(pid, "close inherited fds", r.syscall_ok(libc::SYS_close_range, &[lo as u64, hi as u64, 0]))?;
-    }
-    Ok(())
-}
-
-/// The ranges [lo, hi] of fd numbers not in `keep` (hi = u32::MAX for the last).
-fn gaps(keep: &[i32]) -> Vec<(u32, u32)> {
-    let mut k: Vec<u32> = keep.iter().map(|&f| f as u32).collect();
-    k.sort_unstable();
-    k.dedup();
-    let mut out = Vec::new();
-    let mut next = 0u32;
-    for f in k {
-        if f > next {
-            out.push((next, f - 1));
-        }
-        next = f + 1;
-    }
-    out.push((next, u32::MAX));
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gaps;
-
-    #[test]
-    fn gaps_between_kept_fds() {
-        assert_eq!(gaps(&[]), vec![(0, u32::MAX)]);
-        assert_eq!(gaps(&[0, 1, 2]), vec![(3, u32::MAX)]);
-        assert_eq!(gaps(&[2, 0, 10]), vec![(1, 1), (3, 9), (11, u32::MAX)]);
-    }
 }

@@ -13,6 +13,13 @@ fn unix_sockets() {
     scenario("unix", &[]);
 }
 
+/// Datagram socket E connected to P, then P to Q, E made after P: restore must connect E before P
+/// (the old one-pass build connected in inode order, P first, and E's connect was refused).
+#[test]
+fn unix_dgram_connected_to_a_socket_connected_elsewhere() {
+    scenario("unix", &["dgram-order"]);
+}
+
 /// A stream socket connected to a listener of the test (outside the tree): the dump fails naming the
 /// socket and --ext-unix-sk, with and without that option (a stream connection to the outside cannot
 /// be restored), and the target runs on unharmed.

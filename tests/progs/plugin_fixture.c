@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -288,6 +289,32 @@ static int32_t fx_restore_ext_link(const struct rcr_host *h, uint32_t id, const 
 }
 #endif
 
+#ifdef FIXTURE_RETRY
+/* restore_file: file 1 asks to be called again (RCR_RETRY) until file 2 is restored; file 3 never
+ * comes up. Each restored file is /dev/null. */
+static int fx_restored_2;
+static int32_t fx_restore_file(const struct rcr_host *h, uint32_t id, int32_t *fd)
+{
+	if (id == 1 && !fx_restored_2) {
+		fail(h, "file 2 first");
+		return RCR_RETRY;
+	}
+	if (id == 3) {
+		fail(h, "the device to come up");
+		return RCR_RETRY;
+	}
+	int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (f < 0) {
+		fail(h, "open /dev/null: %s", strerror(errno));
+		return RCR_ERROR;
+	}
+	if (id == 2)
+		fx_restored_2 = 1;
+	*fd = f;
+	return RCR_OK;
+}
+#endif
+
 #ifdef FIXTURE_IOU
 static int32_t fx_kernel_thread(const struct rcr_host *h, int32_t pid, int32_t tid, const char *comm, size_t len)
 {
@@ -329,6 +356,9 @@ static const struct rcr_plugin plugin = {
 #endif
 #ifdef FIXTURE_IOU
 	.kernel_thread = fx_kernel_thread,
+#endif
+#ifdef FIXTURE_RETRY
+	.restore_file = fx_restore_file,
 #endif
 #ifdef FIXTURE_EXT
 	.dump_ext_unix_sk = fx_dump_ext_unix_sk,

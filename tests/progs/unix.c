@@ -12,6 +12,9 @@
  * (outside the tree).
  * `unix OUTFILE ext-dgram PATH`: the same and a datagram socket connected to the bound socket at PATH
  * (outside the tree); sends "before" ahead of the checkpoint and "after" once restored.
+ * `unix OUTFILE dgram-order`: datagram socket E connected to P, then P connected to Q (E was made
+ * after P). E's connection must be made again before P's: once P has a peer, connecting to it is
+ * refused (EPERM).
  */
 #include "common.h"
 #include <stddef.h>
@@ -157,6 +160,30 @@ static int scm_mode(void)
 	return finish();
 }
 
+/* `unix OUTFILE dgram-order`: see the header. */
+static int dgram_order_mode(void)
+{
+	char pn[64], qn[64];
+	snprintf(pn, sizeof(pn), "rcr-unix-order-p-%d", getpid());
+	snprintf(qn, sizeof(qn), "rcr-unix-order-q-%d", getpid());
+	struct sockaddr_un pa, qa, got;
+	socklen_t pl = mkaddr(&pa, pn, 1), ql = mkaddr(&qa, qn, 1);
+	int p = socket(AF_UNIX, SOCK_DGRAM, 0), q = socket(AF_UNIX, SOCK_DGRAM, 0);
+	SETUP(p >= 0 && q >= 0 && bind(p, (struct sockaddr *)&pa, pl) == 0 && bind(q, (struct sockaddr *)&qa, ql) == 0, "bind p, q");
+	int e = socket(AF_UNIX, SOCK_DGRAM, 0);
+	SETUP(e >= 0 && connect(e, (struct sockaddr *)&pa, pl) == 0, "connect e to p");
+	SETUP(connect(p, (struct sockaddr *)&qa, ql) == 0, "connect p to q");
+	ready();
+	wait_term();
+	socklen_t gl = sizeof(got);
+	CHECK(getpeername(e, (struct sockaddr *)&got, &gl) == 0 && gl == pl && memcmp(&got, &pa, pl) == 0, "e: its peer is not p");
+	gl = sizeof(got);
+	CHECK(getpeername(p, (struct sockaddr *)&got, &gl) == 0 && gl == ql && memcmp(&got, &qa, ql) == 0, "p: its peer is not q");
+	char b[8];
+	CHECK(send(p, "pq", 2, 0) == 2 && recv(q, b, sizeof(b), MSG_DONTWAIT) == 2 && memcmp(b, "pq", 2) == 0, "p -> q");
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	init(argc, argv);
@@ -164,6 +191,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 3 && strcmp(argv[2], "scm") == 0)
 		return scm_mode();
+	if (argc >= 3 && strcmp(argv[2], "dgram-order") == 0)
+		return dgram_order_mode();
 	if (argc >= 3)
 		return ext_mode(argv[2], argc >= 4 ? argv[3] : NULL);
 	pid_t me = getpid();

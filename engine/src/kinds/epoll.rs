@@ -144,6 +144,10 @@ impl FileKind for Epolls {
         "epoll"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Eventpoll]
+    }
+
     fn handles(&self, _st: &libc::stat, link: &str) -> bool {
         link == LINK
     }

@@ -24,6 +24,10 @@ impl FileKind for Eventfds {
         "eventfd"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Eventfd]
+    }
+
     fn handles(&self, _st: &libc::stat, link: &str) -> bool {
         link == LINK
     }

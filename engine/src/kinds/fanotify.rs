@@ -121,6 +121,10 @@ impl FileKind for Fanotifies {
         "fanotify"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Fanotify]
+    }
+
     fn handles(&self, _st: &libc::stat, link: &str) -> bool {
         link == LINK
     }

@@ -73,6 +73,10 @@ impl FileKind for Fifos {
         "FIFO"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Fifo]
+    }
+
     fn handles(&self, st: &libc::stat, link: &str) -> bool {
         st.st_mode & libc::S_IFMT == libc::S_IFIFO && link.starts_with('/')
     }

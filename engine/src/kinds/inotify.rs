@@ -168,6 +168,10 @@ impl FileKind for Inotifies {
         "inotify"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Inotify]
+    }
+
     fn handles(&self, _st: &libc::stat, link: &str) -> bool {
         link == LINK
     }

@@ -84,6 +84,16 @@ pub struct Locks {
     /// The process that takes each lock again: the dump saw a lock in the first process of an fd table
     /// shared with CLONE_FILES; the restore sets that table up in the last one (pid -> taker).
     taker: std::collections::HashMap<i32, i32>,
+    /// Restore: the file id each lock is on (by its index in `entries`).
+    files: Vec<u32>,
+}
+
+fn kind_name(flag: u32) -> &'static str {
+    match flag {
+        FL_FLOCK => "flock",
+        FL_OFD => "OFD",
+        _ => "POSIX",
+    }
 }
 
 /// For each process of the checkpoint, the last one sharing its fd table (itself when it shares none).
@@ -104,6 +114,10 @@ fn last_sharers(dir: &Path) -> Result<std::collections::HashMap<i32, i32>> {
 impl super::FileKind for Locks {
     fn name(&self) -> &'static str {
         "file locks"
+    }
+
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[]
     }
 
     fn handles(&self, _st: &libc::stat, _link: &str) -> bool {
@@ -130,8 +144,24 @@ impl super::FileKind for Locks {
         Ok(())
     }
 
-    fn open(&mut self, _f: &pb::FileEntry, _env: &super::RestoreEnv<'_>) -> Result<Option<std::os::fd::OwnedFd>> {
-        Ok(None)
+    /// Each lock is a node of the restore graph that waits for the file it locks: a lock on an fd its
+    /// process does not have fails here, before anything is started. It is taken in the task
+    /// ([`super::FileKind::in_task`]), once the fds are at their numbers.
+    fn objects(&mut self, _env: &super::RestoreEnv<'_>, fds: &super::FdOwners) -> Result<Vec<(super::Obj, String)>> {
+        self.files.clear();
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (n, l) in self.entries.iter().enumerate() {
+            let id = fds.file_of(l.pid, l.fd as u32).ok_or_else(|| Error::Msg(format!("filelocks.img: pid {} held a lock on fd {}, which it does not have", l.pid, l.fd)))?;
+            self.files.push(id);
+            out.push((super::Obj::Lock(n as u32), format!("pid {}: fd {}: its {} lock (range {} len {})", l.pid, l.fd, kind_name(l.flag), l.start, l.len)));
+        }
+        Ok(out)
+    }
+
+    fn step_object(&mut self, key: super::Obj, _env: &super::RestoreEnv<'_>, opened: &dyn Fn(u32) -> bool) -> Result<super::Progress> {
+        let super::Obj::Lock(n) = key else { return Ok(super::Progress::Done) };
+        let id = self.files.get(n as usize).copied().ok_or_else(|| Error::Msg(format!("filelocks.img has no lock {n}")))?;
+        Ok(if opened(id) { super::Progress::Done } else { super::Progress::Pending(vec![crate::graph::Wait::Node(super::Obj::File(id))]) })
     }
 
     fn in_task(&self, r: &mut Remote<'_>, pid: i32, fds: &[(&pb::FdinfoEntry, &pb::FileEntry)], _env: &super::RestoreEnv<'_>) -> Result<()> {
@@ -153,11 +183,7 @@ impl super::FileKind for Locks {
                 other => return Err(Error::Msg(format!("filelocks.img: pid {pid}: fd {}: unknown lock kind {other}", l.fd))),
             };
             if got < 0 {
-                let what = match l.flag {
-                    FL_FLOCK => "flock",
-                    FL_OFD => "OFD",
-                    _ => "POSIX",
-                };
+                let what = kind_name(l.flag);
                 return Err(Error::Msg(format!(
                     "pid {pid}: taking its {what} lock on fd {} again (range {} len {}) failed: {} (does another process hold a conflicting lock?)",
                     l.fd,

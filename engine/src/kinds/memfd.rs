@@ -135,6 +135,10 @@ impl super::FileKind for MemfdFiles {
         "memfd"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Memfd]
+    }
+
     fn handles(&self, st: &libc::stat, link: &str) -> bool {
         st.st_mode & libc::S_IFMT == libc::S_IFREG && link.starts_with("/memfd:")
     }

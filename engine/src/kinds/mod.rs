@@ -4,7 +4,9 @@
 //! is a type in its own module that says which fds it handles, describes one at dump, writes its own
 //! images at the end of the dump, reads them back and opens the file again at restore. [`file_kinds`] is
 //! the one list of them: adding a kind of file is a module plus one line there. Every fd is handled by
-//! exactly one kind or refused with an error naming it.
+//! exactly one kind or refused with an error naming it. At restore a file entry goes to the kind that
+//! lists its type ([`FileKind::fd_types`], [`KindIndex`]), as a node of the restore graph
+//! ([`crate::graph`], driven by [`crate::fdtable`]): done at once, or pending on another object.
 
 mod anon;
 pub mod cpu;
@@ -42,7 +44,8 @@ use std::collections::BTreeMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
-/// Every kind of file rcr handles, in the order they are asked (the first that handles an fd gets it).
+/// Every kind of file rcr handles, in the order they are asked at dump (the first that handles an fd
+/// gets it).
 pub fn file_kinds() -> Vec<Box<dyn FileKind>> {
     vec![
         Box::new(memfd::MemfdFiles),
@@ -159,9 +162,39 @@ pub trait FileKind {
         Ok(())
     }
 
-    /// Restore, in rcr, before anything is started: open file `f` again, or None when `f` is not of this
-    /// kind. The fd is inherited by the tasks and moved to its number there.
-    fn open(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>>;
+    /// The file entry types whose files this kind restores (files.img's `type`): restore hands each
+    /// entry to the one kind that lists its type ([`KindIndex`]), nobody else is asked.
+    fn fd_types(&self) -> &'static [pb::FdTypes];
+
+    /// Restore, in rcr, before anything is started: open file `f` (of one of [`FileKind::fd_types`])
+    /// again; None when its entry lacks this kind's part (a bad image, said so by the caller). The fd is
+    /// inherited by the tasks and moved to its number there.
+    fn open(&mut self, _f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
+        Ok(None)
+    }
+
+    /// Restore: file `f` as a node of the restore graph ([`crate::graph`]). Most kinds open it at once
+    /// ([`FileKind::open`]); one whose file needs another object first (a socket its listener) answers
+    /// pending, with what it waits for, and is asked again once that is done.
+    fn step(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Progress> {
+        match self.open(f, env)? {
+            Some(fd) => Ok(Progress::Opened(fd)),
+            None => Err(crate::Error::Msg(format!("file {}: its entry (type {}) has no {} part", f.id, f.r#type, self.name()))),
+        }
+    }
+
+    /// Restore, in rcr, after `load`: the objects of this kind that are no fd of a task (a lock, a
+    /// connection waiting to be accepted), each a node of the restore graph: its key and its name in
+    /// messages. `fds` says which fd of which process has which file.
+    fn objects(&mut self, _env: &RestoreEnv<'_>, _fds: &FdOwners) -> Result<Vec<(Obj, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// Restore: one step of object `key` (one of [`FileKind::objects`]); `opened(id)`: whether file `id`
+    /// is open in rcr.
+    fn step_object(&mut self, _key: Obj, _env: &RestoreEnv<'_>, _opened: &dyn Fn(u32) -> bool) -> Result<Progress> {
+        Ok(Progress::Done)
+    }
 
     /// Restore, in the restored task (through remote system calls), once all its fds are at their
     /// numbers: what only the task itself can do (POSIX locks are the process's, epoll watches name fd
@@ -191,14 +224,90 @@ pub fn reopen(held: BorrowedFd<'_>, flags: u32, pos: u64, what: &dyn Fn() -> Str
     Ok(fd)
 }
 
-/// The kind whose `open` gives fd entry `f`, and the fd: the first kind that takes it.
-pub fn open_file(kinds: &mut [Box<dyn FileKind>], f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
-    for k in kinds.iter_mut() {
-        if let Some(fd) = k.open(f, env)? {
-            return Ok(Some(fd));
+/// A restorable object's key in the restore graph ([`crate::graph`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Obj {
+    /// File `id` of files.img, opened in rcr (or, for a plugin's, by the plugin in the task).
+    File(u32),
+    /// Lock `n` of filelocks.img.
+    Lock(u32),
+    /// Unix socket (file id) made in rcr: bound, listening, connected through its listener.
+    UnixSocket(u32),
+    /// The data queued for unix socket (file id), written back.
+    UnixQueue(u32),
+    /// Socket files deleted at dump, removed again once every socket is built.
+    UnixDeletedFiles,
+}
+
+impl std::fmt::Display for Obj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Obj::File(id) => write!(f, "file {id}"),
+            Obj::Lock(n) => write!(f, "lock {n} of filelocks.img"),
+            Obj::UnixSocket(id) => write!(f, "unix socket (file {id})"),
+            Obj::UnixQueue(id) => write!(f, "the queued data of unix socket (file {id})"),
+            Obj::UnixDeletedFiles => write!(f, "the removal of unix socket files deleted at dump"),
         }
     }
-    Ok(None)
+}
+
+/// Restore: which fd of which process has which file of the checkpoint.
+#[derive(Default)]
+pub struct FdOwners {
+    by_fd: BTreeMap<(i32, u32), u32>,
+    /// The first fd that has each file.
+    by_file: BTreeMap<u32, (i32, u32)>,
+}
+
+impl FdOwners {
+    /// Notes that fd `fd` of `pid` has file `id`.
+    pub fn add(&mut self, pid: i32, fd: u32, id: u32) {
+        self.by_fd.insert((pid, fd), id);
+        self.by_file.entry(id).or_insert((pid, fd));
+    }
+
+    /// The file id of fd `fd` of `pid`.
+    pub fn file_of(&self, pid: i32, fd: u32) -> Option<u32> {
+        self.by_fd.get(&(pid, fd)).copied()
+    }
+
+    /// The first (pid, fd) that has file `id`.
+    pub fn owner_of(&self, id: u32) -> Option<(i32, u32)> {
+        self.by_file.get(&id).copied()
+    }
+}
+
+/// One step of a file or object of the restore.
+pub enum Progress {
+    /// Done, with the fd rcr hands down to the tasks.
+    Opened(OwnedFd),
+    /// Done, nothing to hand down (a lock noted, a file its plugin opens in the task).
+    Done,
+    /// Not yet: what it waits for.
+    Pending(Vec<crate::graph::Wait<Obj>>),
+}
+
+/// Which kind restores which file entry type: built once from [`file_kinds`].
+pub struct KindIndex(BTreeMap<i32, usize>);
+
+impl KindIndex {
+    /// The index; a type listed by two kinds is a bug of the registry, refused.
+    pub fn new(kinds: &[Box<dyn FileKind>]) -> Result<KindIndex> {
+        let mut m = BTreeMap::new();
+        for (i, k) in kinds.iter().enumerate() {
+            for t in k.fd_types() {
+                if let Some(j) = m.insert(*t as i32, i) {
+                    return Err(crate::Error::Msg(format!("file type {} is restored by both {} and {}", t.as_str_name(), kinds[j].name(), k.name())));
+                }
+            }
+        }
+        Ok(KindIndex(m))
+    }
+
+    /// The kind (index into the kinds) that restores entries of type `ty`.
+    pub fn of(&self, ty: i32) -> Option<usize> {
+        self.0.get(&ty).copied()
+    }
 }
 
 /// The first kind that handles an fd with this stat and link.
@@ -215,6 +324,20 @@ mod tests {
         s.st_mode = mode;
         s.st_rdev = libc::makedev(major, minor);
         s
+    }
+
+    #[test]
+    fn every_type_a_kind_dumps_is_restored_by_that_kind_only() {
+        let kinds = file_kinds();
+        let index = KindIndex::new(&kinds).unwrap();
+        for (i, k) in kinds.iter().enumerate() {
+            for t in k.fd_types() {
+                assert_eq!(index.of(*t as i32), Some(i), "{}", t.as_str_name());
+            }
+        }
+        // Plugins' files are restored by their plugin, not by a kind.
+        assert_eq!(index.of(pb::FdTypes::Ext as i32), None);
+        assert_eq!(index.of(pb::FdTypes::Unixsk as i32).map(|i| kinds[i].name()), Some("unix socket"));
     }
 
     #[test]

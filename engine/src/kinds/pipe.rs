@@ -123,6 +123,10 @@ impl FileKind for PipeFiles {
         "pipe"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Pipe]
+    }
+
     fn handles(&self, st: &libc::stat, link: &str) -> bool {
         handles(st, link)
     }

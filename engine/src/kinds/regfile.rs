@@ -209,6 +209,10 @@ impl super::FileKind for RegFiles {
         "regular file"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Reg]
+    }
+
     fn handles(&self, st: &libc::stat, _link: &str) -> bool {
         handles(st)
     }

@@ -23,6 +23,10 @@ impl FileKind for Signalfds {
         "signalfd"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Signalfd]
+    }
+
     fn handles(&self, _st: &libc::stat, link: &str) -> bool {
         link == LINK
     }

@@ -40,6 +40,10 @@ impl FileKind for Timerfds {
         "timerfd"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Timerfd]
+    }
+
     fn handles(&self, _st: &libc::stat, link: &str) -> bool {
         link == LINK
     }

@@ -278,6 +278,10 @@ impl super::FileKind for Ttys {
         "terminal"
     }
 
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Tty]
+    }
+
     fn handles(&self, st: &libc::stat, _link: &str) -> bool {
         handles(st)
     }

@@ -175,34 +175,12 @@ impl Plugins {
         Ok(None)
     }
 
-    /// Restore: opens the plugin files `(file id, fd number, ext entry)` in rcr. Each goes to the plugin
-    /// its entry names (or, for an entry naming none, to the plugins in order). A plugin may ask to be
-    /// retried: files are retried after the others until a round makes no progress. A file whose fd is
-    /// None is one its plugin opens inside the task, in `restore_task` (ABI 3): the core installs nothing
-    /// at its number.
-    pub fn restore_files(&self, wanted: &[(u32, u32, &pb::ExtFileEntry)]) -> Result<Vec<(u32, Option<OwnedFd>)>, PluginError> {
-        let mut out = Vec::new();
-        let mut pending: Vec<(u32, u32, &pb::ExtFileEntry, String)> = wanted.iter().map(|&(id, fd, e)| (id, fd, e, String::new())).collect();
-        while !pending.is_empty() {
-            let before = pending.len();
-            let mut again = Vec::new();
-            for (id, fd, e, _) in pending {
-                match self.restore_one(id, fd, e)? {
-                    Ok(f) => out.push((id, f)),
-                    Err(why) => again.push((id, fd, e, why)),
-                }
-            }
-            if again.len() == before {
-                let what: Vec<String> = again.iter().map(|(id, fd, e, why)| format!("file id {id} (fd {fd}) of plugin '{}' waits for: {why}", e.rcr_plugin.as_deref().unwrap_or("?"))).collect();
-                return Err(PluginError::File { id: again[0].0, fd: again[0].1, msg: format!("no progress restoring plugin files: {}", what.join("; ")) });
-            }
-            pending = again;
-        }
-        Ok(out)
-    }
-
-    /// Ok(Ok(fd)), Ok(Err(retry reason)), or the error.
-    fn restore_one(&self, id: u32, fd: u32, e: &pb::ExtFileEntry) -> Result<Result<Option<OwnedFd>, String>, PluginError> {
+    /// Restore: one step of plugin file `id` (fd number `fd`, entry `e`), a node of the restore graph
+    /// ([`crate::graph`]): the plugin its entry names (or, for an entry naming none, the plugins in
+    /// order) opens it in rcr. `Ok(Ok(Some(fd)))`: opened; `Ok(Ok(None))`: its plugin opens it inside
+    /// the task, in `restore_task` (ABI 3), and the core installs nothing at its number;
+    /// `Ok(Err(reason))`: the plugin asked to be called again (`RCR_RETRY`) after other objects.
+    pub fn restore_file(&self, id: u32, fd: u32, e: &pb::ExtFileEntry) -> Result<Result<Option<OwnedFd>, String>, PluginError> {
         let file_err = |msg: String| PluginError::File { id, fd, msg };
         let candidates: Vec<&Loaded> = match &e.rcr_plugin {
             Some(name) => vec![self.by_name(name).ok_or_else(|| file_err(format!("needs plugin '{name}', which is not loaded")))?],

@@ -201,4 +201,4 @@ impl Drop for Plugins {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -55,7 +55,8 @@ fn fixture_dir(defines: &[&str]) -> tempfile::TempDir {
     d
 }
 
-fn loaded(defines: &[&str], stage: u32) -> (tempfile::TempDir, Plugins) {
+/// The C test fixture built with `defines` and loaded for `stage` (its directory must outlive it).
+pub(crate) fn loaded(defines: &[&str], stage: u32) -> (tempfile::TempDir, Plugins) {
     let d = fixture_dir(defines);
     let p = Plugins::load(Some(d.path()), stage, d.path(), "{}").unwrap();
     (d, p)

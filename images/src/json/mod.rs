@@ -35,8 +35,9 @@ pub fn decode_bytes(bytes: &[u8], label: &str, pretty: bool) -> Result<Json> {
     decode_reader(ImgReader::from_bytes(bytes, label, None)?, pretty)
 }
 
-/// Decodes every image in `dir` to an object: file name -> image. Files not named `*.img`
-/// and raw page files (`pages-<id>.img`, which have no magic) are left out.
+/// Decodes every image in `dir` to an object: file name -> image. Files named neither `*.img` nor
+/// as an image kind (CRIU's `stats-dump` has no `.img`), and raw page files (`pages-<id>.img`, which
+/// have no magic) are left out.
 pub fn decode_dir(dir: &Path, pretty: bool) -> Result<Json> {
     let entries = std::fs::read_dir(dir).map_err(|e| ImageError::io(dir, 0, "listing the image directory", e))?;
     let mut names = Vec::new();
@@ -44,8 +45,9 @@ pub fn decode_dir(dir: &Path, pretty: bool) -> Result<Json> {
         let e = e.map_err(|e| ImageError::io(dir, 0, "listing the image directory", e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false);
-        let raw = ImageName::parse(&name).is_some_and(|n| n.kind().is_raw());
-        if is_file && name.ends_with(".img") && !raw {
+        let known = ImageName::parse(&name);
+        let raw = known.is_some_and(|n| n.kind().is_raw());
+        if is_file && (name.ends_with(".img") || known.is_some()) && !raw {
             names.push(name);
         }
     }

@@ -23,9 +23,9 @@
 //! socket connected to an outside bound socket is reconnected to that name at restore. A stream or
 //! seqpacket connection to the outside cannot be restored (CRIU refuses it too): still an error.
 //!
-//! Restore builds every unix socket of the checkpoint in rcr at the first `open` (a socket needs its
-//! peer, its listener or the name it is connected to): connected pairs of the tree by socketpair, then
-//! names bound (a leftover socket file at the path is unlinked first; anything else there is an error),
+//! Restore ([`restore`]) makes every unix socket of the checkpoint in rcr as nodes of the restore
+//! graph, each waiting for what it needs (its peer, its listener, the name it is connected to):
+//! connected pairs of the tree by socketpair, names bound (a leftover socket file at the path is unlinked first; anything else there is an error),
 //! listeners listen, the connections a listener had accepted are made again through it (so both ends
 //! keep their names), its pending connections are connected to it in order (accept() returns them),
 //! their client ends going to whichever task owned them. Then the queued data is written from the
@@ -58,7 +58,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use super::{FdToDump, FileKind, FileTable, RestoreEnv};
+mod restore;
+
+use super::{FdToDump, FileKind, FileTable, Obj, Progress, RestoreEnv};
 
 const TCP_ESTABLISHED: u32 = 1;
 const TCP_LISTEN: u32 = 10;
@@ -69,6 +71,11 @@ const SEND_SHUTDOWN: u32 = 2;
 const STREAM: u32 = libc::SOCK_STREAM as u32;
 const DGRAM: u32 = libc::SOCK_DGRAM as u32;
 const SEQPACKET: u32 = libc::SOCK_SEQPACKET as u32;
+
+/// A socket of the checkpoint in messages: "unix stream socket 123 (/tmp/s)".
+fn at(e: &pb::UnixSkEntry) -> String {
+    format!("unix {} socket {} ({})", type_name(e.r#type), e.ino, show_name(&e.name))
+}
 
 fn type_name(t: u32) -> &'static str {
     match t {
@@ -261,8 +268,8 @@ pub struct UnixSockets {
     ext_unix_sk: bool,
     /// Dump: the queued messages by receiving entry id. Restore: the same, read back.
     queues: BTreeMap<u32, Vec<Msg>>,
-    /// Restore: the sockets built, by entry id, until their `open`.
-    built: Option<BTreeMap<u32, OwnedFd>>,
+    /// Restore: the sockets being made, through the restore graph ([`restore`]).
+    restoring: Option<restore::Restoring>,
 }
 
 impl UnixSockets {
@@ -291,6 +298,10 @@ impl FileKind for UnixSockets {
 
     fn name(&self) -> &'static str {
         "unix socket"
+    }
+
+    fn fd_types(&self) -> &'static [pb::FdTypes] {
+        &[pb::FdTypes::Unixsk]
     }
 
     fn handles(&self, st: &libc::stat, link: &str) -> bool {
@@ -423,23 +434,30 @@ impl FileKind for UnixSockets {
         Ok(())
     }
 
-    fn open(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
-        let Some(e) = f.usk.as_ref() else { return Ok(None) };
-        if self.built.is_none() {
-            // All at once at the first: errors name the socket at fault, which need not be this fd's.
-            let built = Build::new(env, &self.queues).and_then(Build::run);
-            self.built = Some(built.map_err(|err| Error::Msg(format!("re-creating the unix sockets of the checkpoint: {err}")))?);
-        }
-        let fd = self.built.as_mut().and_then(|b| b.remove(&f.id));
-        fd.map(Some).ok_or_else(|| Error::Msg(format!("unix socket {} (file {}): not built (is it a pending connection with an fd?)", e.ino, f.id)))
+    fn objects(&mut self, env: &RestoreEnv<'_>, fds: &super::FdOwners) -> Result<Vec<(Obj, String)>> {
+        let (r, objects) = restore::Restoring::new(env, std::mem::take(&mut self.queues), fds)?;
+        self.restoring = Some(r);
+        Ok(objects)
+    }
+
+    fn step(&mut self, f: &pb::FileEntry, _env: &RestoreEnv<'_>) -> Result<Progress> {
+        self.restoring()?.step_file(f.id)
+    }
+
+    fn step_object(&mut self, key: Obj, _env: &RestoreEnv<'_>, _opened: &dyn Fn(u32) -> bool) -> Result<Progress> {
+        self.restoring()?.step_object(key)
     }
 
     fn finish_restore(&mut self) {
-        self.built = None;
+        self.restoring = None;
     }
 }
 
 impl UnixSockets {
+    fn restoring(&mut self) -> Result<&mut restore::Restoring> {
+        self.restoring.as_mut().ok_or_else(|| Error::Msg("unix sockets: stepped before the restore graph was built".into()))
+    }
+
     /// Every peer of a dumped socket is in the tree, or allowed outside it (`--ext-unix-sk`).
     fn check_peers(&self) -> Result<()> {
         let all = self.diag().map_err(|e| Error::Msg(e.to_string()))?;
@@ -552,286 +570,6 @@ fn reach(e: &pb::UnixSkEntry) -> Result<UnixAddr> {
     }
 }
 
-/// One restore's unix sockets being built (see the module documentation).
-struct Build<'a> {
-    env: &'a RestoreEnv<'a>,
-    queues: &'a BTreeMap<u32, Vec<Msg>>,
-    /// Every socket entry that had an fd, by inode.
-    by_ino: BTreeMap<u32, &'a pb::UnixSkEntry>,
-    /// Pending connections, in files.img (accept) order.
-    pending: Vec<&'a pb::UnixSkEntry>,
-    /// Names of peers outside the tree, from CRIU's USK_EXTERN entries, by inode.
-    externs: BTreeMap<u32, Vec<u8>>,
-    fds: BTreeMap<u32, OwnedFd>,
-    /// Receiving entry id -> the entry id whose fd writes its data.
-    sender: BTreeMap<u32, u32>,
-    /// Receiving entry id -> a socket of rcr's that writes its data and is closed after.
-    temp: BTreeMap<u32, OwnedFd>,
-    /// Entries whose sockets were connected by socketpair or through their listener.
-    paired: BTreeSet<u32>,
-    /// Socket files deleted at dump: removed once every socket is built.
-    unlink_after: Vec<std::path::PathBuf>,
-}
-
-impl<'a> Build<'a> {
-    fn new(env: &'a RestoreEnv<'a>, queues: &'a BTreeMap<u32, Vec<Msg>>) -> Result<Build<'a>> {
-        let mut by_ino = BTreeMap::new();
-        let mut pending = Vec::new();
-        let mut externs = BTreeMap::new();
-        for e in env.files.values().filter_map(|f| f.usk.as_ref()) {
-            if e.rcr_listener.is_some() {
-                pending.push(e);
-            } else if e.uflags & USK_EXTERN != 0 {
-                externs.insert(e.ino, e.name.clone()); // CRIU's entry for a peer outside the tree
-            } else if by_ino.insert(e.ino, e).is_some() {
-                return Err(Error::Msg(format!("files.img: two unix sockets with inode {}", e.ino)));
-            }
-        }
-        Ok(Build { env, queues, by_ino, pending, externs, fds: BTreeMap::new(), sender: BTreeMap::new(), temp: BTreeMap::new(), paired: BTreeSet::new(), unlink_after: Vec::new() })
-    }
-
-    fn at(e: &pb::UnixSkEntry) -> String {
-        format!("unix {} socket {} ({})", type_name(e.r#type), e.ino, show_name(&e.name))
-    }
-
-    /// Whether `e` is the client of a pending connection (made with its listener).
-    /// (CRIU's images have no entries for those connections, only the client's `peer` naming the
-    /// listener.)
-    fn is_pending_client(&self, e: &pb::UnixSkEntry) -> bool {
-        let criu_style = e.state == TCP_ESTABLISHED && self.by_ino.get(&e.peer).is_some_and(|l| l.state == TCP_LISTEN);
-        e.ino != 0 && (criu_style || self.pending.iter().any(|p| p.peer == e.ino))
-    }
-
-    /// The in-tree listener with this name.
-    fn listener_named(&self, name: &[u8]) -> Option<&'a pb::UnixSkEntry> {
-        if name.is_empty() {
-            return None;
-        }
-        self.by_ino.values().copied().find(|l| l.state == TCP_LISTEN && l.name == name)
-    }
-
-    /// Whether `e` binds its name itself: not a connected stream socket (that one has its listener's).
-    fn owns_name(e: &pb::UnixSkEntry) -> bool {
-        let connected_stream = e.r#type != DGRAM && e.state == TCP_ESTABLISHED;
-        !e.name.is_empty() && !connected_stream
-    }
-
-    fn run(mut self) -> Result<BTreeMap<u32, OwnedFd>> {
-        let entries: Vec<&'a pb::UnixSkEntry> = self.by_ino.values().copied().collect();
-        // Sockets, connected pairs, names.
-        for &e in &entries {
-            if self.fds.contains_key(&e.id) || self.is_pending_client(e) {
-                continue;
-            }
-            let peer = self.by_ino.get(&e.peer).copied();
-            let mutual = peer.filter(|p| p.peer == e.ino && p.id != e.id && e.state == TCP_ESTABLISHED);
-            if let Some(p) = mutual {
-                let through_listener = |x: &pb::UnixSkEntry| x.r#type != DGRAM && self.listener_named(&x.name).is_some();
-                if through_listener(e) || through_listener(p) {
-                    continue; // made with the listener below
-                }
-                let (a, b) = new_pair(e.r#type)?;
-                self.fds.insert(e.id, a);
-                self.fds.insert(p.id, b);
-                self.sender.insert(e.id, p.id);
-                self.sender.insert(p.id, e.id);
-                self.paired.extend([e.id, p.id]);
-                continue;
-            }
-            // (A bound datagram socket others connected to is "established" too, with no peer.)
-            if e.state == TCP_ESTABLISHED && (e.r#type != DGRAM || (e.peer == 0 && e.name.is_empty())) {
-                // Connected, and the peer is closed: a temporary peer writes the data and is closed.
-                if e.peer != 0 && e.r#type != DGRAM {
-                    return Err(Error::Msg(format!("{}: its peer {} is not in the checkpoint (dumped with --ext-unix-sk? a stream connection outside the tree cannot be restored)", Self::at(e), e.peer)));
-                }
-                let (a, b) = new_pair(e.r#type)?;
-                self.fds.insert(e.id, a);
-                self.temp.insert(e.id, b);
-                self.paired.insert(e.id);
-                continue;
-            }
-            self.fds.insert(e.id, new_socket(e.r#type)?);
-        }
-        for &e in &entries {
-            if Self::owns_name(e) {
-                if let Some(fd) = self.fds.get(&e.id) {
-                    self.unlink_after.extend(bind(fd.as_fd(), e)?);
-                }
-            }
-        }
-        // Listeners: listen, the connections they had accepted, the ones waiting.
-        for &l in entries.iter().filter(|l| l.state == TCP_LISTEN) {
-            self.listener(l)?;
-        }
-        // The queued data, before datagram sockets connect (a connected one takes only its peer's).
-        for (&id, msgs) in self.queues {
-            self.write_queue(id, msgs)?;
-        }
-        for &e in &entries {
-            if e.r#type == DGRAM && e.peer != 0 && !self.paired.contains(&e.id) {
-                self.connect_dgram(e)?;
-            }
-        }
-        // Peers that are gone go now (the survivor sees them closed); then shutdown, options, flags.
-        self.temp.clear();
-        for &e in &entries {
-            let Some(fd) = self.fds.get(&e.id) else { continue };
-            let how = e.shutdown.unwrap_or(0) as u32;
-            let how = match (how & RCV_SHUTDOWN != 0, how & SEND_SHUTDOWN != 0) {
-                (true, true) => Some(ns::Shutdown::Both),
-                (true, false) => Some(ns::Shutdown::Read),
-                (false, true) => Some(ns::Shutdown::Write),
-                _ => None,
-            };
-            if let Some(how) = how {
-                ns::shutdown(fd.as_raw_fd(), how).map_err(|err| io_err(format!("{}: shutdown", Self::at(e)), err))?;
-            }
-            apply_opts(fd.as_fd(), e).map_err(|err| io_err(format!("{}: setting its options", Self::at(e)), err))?;
-            let fl = nix::fcntl::OFlag::from_bits_retain(e.flags as i32 & libc::O_NONBLOCK);
-            if let Err(err) = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)) {
-                return Err(io_err(format!("{}: setting its file flags", Self::at(e)), err));
-            }
-        }
-        for p in &self.unlink_after {
-            std::fs::remove_file(p).map_err(|err| io_err(format!("removing {}, deleted at dump, once bound", p.display()), err))?;
-        }
-        Ok(self.fds)
-    }
-
-    fn listener(&mut self, l: &'a pb::UnixSkEntry) -> Result<()> {
-        let lfd = self.fds.get(&l.id).ok_or_else(|| Error::Msg(format!("{}: not created", Self::at(l))))?.try_clone().map_err(|e| io_err("dup".into(), e))?;
-        if l.name.is_empty() {
-            return Err(Error::Msg(format!("{}: a listening socket without a name", Self::at(l))));
-        }
-        let backlog = ns::Backlog::new(l.backlog as i32).unwrap_or(ns::Backlog::MAXCONN);
-        ns::listen(&lfd, backlog).map_err(|e| io_err(format!("{}: listen({})", Self::at(l), l.backlog), e))?;
-        let a = reach(l)?;
-        // Its accepted connections: the accepted end has the listener's name, the client does not.
-        let accepted: Vec<(&pb::UnixSkEntry, &pb::UnixSkEntry)> = self
-            .by_ino
-            .values()
-            .filter(|x| x.r#type == l.r#type && x.state == TCP_ESTABLISHED && x.name == l.name && !self.fds.contains_key(&x.id))
-            .filter_map(|x| self.by_ino.get(&x.peer).filter(|c| c.peer == x.ino && c.name != l.name).map(|c| (*x, *c)))
-            .collect();
-        for (x, c) in accepted {
-            let cfd = new_socket(c.r#type)?;
-            if !c.name.is_empty() {
-                self.unlink_after.extend(bind(cfd.as_fd(), c)?);
-            }
-            ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: connecting to its listener {}", Self::at(c), show_name(&l.name)), e))?;
-            let s = sys::accept4(lfd.as_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|e| io_err(format!("{}: accept", Self::at(l)), e))?;
-            self.fds.insert(x.id, s);
-            self.fds.insert(c.id, cfd);
-            self.sender.insert(x.id, c.id);
-            self.sender.insert(c.id, x.id);
-            self.paired.extend([x.id, c.id]);
-        }
-        // Its pending connections, in accept() order; each client goes to its task, or is closed.
-        let pending: Vec<&pb::UnixSkEntry> = self.pending.iter().copied().filter(|p| p.rcr_listener == Some(l.ino)).collect();
-        for p in pending {
-            let client = self.by_ino.get(&p.peer).copied().filter(|_| p.peer != 0);
-            let cfd = new_socket(l.r#type)?;
-            if let Some(c) = client.filter(|c| !c.name.is_empty() && c.name != l.name) {
-                self.unlink_after.extend(bind(cfd.as_fd(), c)?);
-            }
-            ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: re-creating a connection waiting to be accepted (backlog {})", Self::at(l), l.backlog), e))?;
-            match client {
-                Some(c) => {
-                    self.fds.insert(c.id, cfd);
-                    self.sender.insert(p.id, c.id);
-                    self.paired.insert(c.id);
-                }
-                None => {
-                    self.temp.insert(p.id, cfd);
-                }
-            }
-        }
-        // Clients of connections a CRIU image names only by the client's `peer` (no data known).
-        let rest: Vec<&pb::UnixSkEntry> =
-            self.by_ino.values().copied().filter(|c| c.peer == l.ino && c.state == TCP_ESTABLISHED && !self.fds.contains_key(&c.id)).collect();
-        for c in rest {
-            let cfd = new_socket(c.r#type)?;
-            if !c.name.is_empty() && c.name != l.name {
-                self.unlink_after.extend(bind(cfd.as_fd(), c)?);
-            }
-            ns::connect(cfd.as_raw_fd(), &a).map_err(|e| io_err(format!("{}: connecting to its listener {}", Self::at(c), show_name(&l.name)), e))?;
-            self.fds.insert(c.id, cfd);
-            self.paired.insert(c.id);
-        }
-        Ok(())
-    }
-
-    fn connect_dgram(&mut self, e: &pb::UnixSkEntry) -> Result<()> {
-        let name = match self.by_ino.get(&e.peer) {
-            Some(p) if !p.name.is_empty() => {
-                let fd = self.fds.get(&e.id).ok_or_else(|| Error::Msg(format!("{}: not created", Self::at(e))))?;
-                return ns::connect(fd.as_raw_fd(), &reach(p)?).map_err(|err| io_err(format!("{}: connecting to {}", Self::at(e), show_name(&p.name)), err));
-            }
-            Some(p) => p.name.clone(),
-            None if !self.env.ext_unix_sk => {
-                return Err(Error::Msg(format!(
-                    "{}: it was connected to socket {} outside the tree ({}); restore with --ext-unix-sk to reconnect it to that name",
-                    Self::at(e),
-                    e.peer,
-                    show_name(e.rcr_peer_name.as_deref().unwrap_or_default())
-                )))
-            }
-            None => e.rcr_peer_name.clone().or_else(|| self.externs.get(&e.peer).cloned()).unwrap_or_default(),
-        };
-        if name.is_empty() {
-            return Err(Error::Msg(format!("{}: connected to socket {}, which has no name to connect to again", Self::at(e), e.peer)));
-        }
-        let fd = self.fds.get(&e.id).ok_or_else(|| Error::Msg(format!("{}: not created", Self::at(e))))?;
-        ns::connect(fd.as_raw_fd(), &addr(&name)?).map_err(|err| io_err(format!("{}: connecting to {}", Self::at(e), show_name(&name)), err))
-    }
-
-    /// Writes the messages queued for entry `id` from its sender, each on its own.
-    fn write_queue(&self, id: u32, msgs: &[Msg]) -> Result<()> {
-        let e = self
-            .env
-            .files
-            .get(&id)
-            .and_then(|f| f.usk.as_ref())
-            .ok_or_else(|| Error::Msg(format!("sk-queues.img: data for file {id}, which is no unix socket of files.img")))?;
-        let fixed = self.temp.get(&id).or_else(|| self.sender.get(&id).and_then(|s| self.fds.get(s)));
-        let by_name = e.r#type == DGRAM && !e.name.is_empty();
-        if fixed.is_none() && !by_name {
-            return Err(Error::Msg(format!("{}: {} queued message(s) and no socket to write them from", Self::at(e), msgs.len())));
-        }
-        // Sent by sockets that are not its peer: from the socket of the tree with the sender's name
-        // (recvfrom() then shows it), else from a temporary unbound one.
-        let temp = if fixed.is_none() { Some(new_socket(DGRAM)?) } else { None };
-        let to = if fixed.is_none() { Some(reach(e)?) } else { None };
-        let from_tree = |m: &Msg| -> Option<BorrowedFd<'_>> {
-            if m.from.is_empty() {
-                return None;
-            }
-            let s = self.by_ino.values().find(|s| s.r#type == DGRAM && trim(&s.name) == trim(&m.from) && (s.peer == 0 || s.peer == e.ino))?;
-            self.fds.get(&s.id).map(|f| f.as_fd())
-        };
-        for m in msgs {
-            let fd = fixed.map(|f| f.as_fd()).or_else(|| from_tree(m)).or_else(|| temp.as_ref().map(|t| t.as_fd()));
-            let fd = fd.ok_or_else(|| Error::Msg(format!("{}: no socket to write its queued data from", Self::at(e))))?;
-            // The sender's own buffer limit must not stop the writing; its real size is set after.
-            let _ = setsockopt_int(fd, libc::SO_SNDBUFFORCE, 32 << 20).or_else(|_| setsockopt_int(fd, libc::SO_SNDBUF, i32::MAX / 2));
-            let data = &m.data;
-            let mut off = 0;
-            loop {
-                let r = match &to {
-                    Some(a) => ns::sendto(fd.as_raw_fd(), &data[off..], a, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-                    None => ns::send(fd.as_raw_fd(), &data[off..], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL),
-                };
-                let n = r.map_err(|err| io_err(format!("{}: writing back its queued data ({} bytes of a {}-byte message)", Self::at(e), data.len() - off, data.len()), err))?;
-                off += n;
-                if e.r#type != STREAM || off >= data.len() {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Binds `fd` to the name of `e`: a socket file left at the path is removed first (anything else there
 /// is an error). A relative name is bound from its directory (`name_dir`: rcr changes its own cwd for
 /// the call and back). Returns the path of a socket file that was deleted at dump: the caller removes
@@ -839,7 +577,7 @@ impl<'a> Build<'a> {
 fn bind(fd: BorrowedFd<'_>, e: &pb::UnixSkEntry) -> Result<Option<std::path::PathBuf>> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::FileTypeExt;
-    let at = Build::at(e);
+    let at = at(e);
     let a = addr(&e.name)?;
     if e.name.first().is_none_or(|c| *c == 0) {
         ns::bind(fd.as_raw_fd(), &a).map_err(|err| io_err(format!("{at}: bind"), err))?;
@@ -943,6 +681,43 @@ mod tests {
         pb::FileEntry { r#type: pb::FdTypes::Unixsk as i32, id, usk: Some(usk), ..Default::default() }
     }
 
+    /// The sockets of `env` built through the restore graph, as open_all does; the fds of `ids`.
+    fn build_all(k: &mut UnixSockets, env: &RestoreEnv<'_>, ids: &[u32]) -> Result<BTreeMap<u32, OwnedFd>> {
+        struct N(Obj);
+        type Ctx<'k, 'e> = (&'k mut UnixSockets, &'k RestoreEnv<'e>, BTreeMap<u32, OwnedFd>);
+        impl<'k, 'e> crate::graph::Node<Obj, Ctx<'k, 'e>> for N {
+            fn name(&self) -> String {
+                self.0.to_string()
+            }
+            fn step(&mut self, (k, env, out): &mut Ctx<'k, 'e>) -> Result<crate::graph::Step<Obj>> {
+                let p = match self.0 {
+                    Obj::File(id) => k.step(&env.files[&id], env)?,
+                    key => k.step_object(key, env, &|_| true)?,
+                };
+                Ok(match p {
+                    Progress::Opened(fd) => {
+                        if let Obj::File(id) = self.0 {
+                            out.insert(id, fd);
+                        }
+                        crate::graph::Step::Done
+                    }
+                    Progress::Done => crate::graph::Step::Done,
+                    Progress::Pending(w) => crate::graph::Step::Pending(w),
+                })
+            }
+        }
+        let mut g: crate::graph::Graph<'_, Obj, Ctx<'_, '_>> = crate::graph::Graph::default();
+        for &id in ids {
+            g.add(Obj::File(id), Box::new(N(Obj::File(id))))?;
+        }
+        for (key, _) in k.objects(env, &Default::default())? {
+            g.add(key, Box::new(N(key)))?;
+        }
+        let mut ctx = (k, env, BTreeMap::new());
+        g.run(&mut ctx)?;
+        Ok(ctx.2)
+    }
+
     /// A pair with data one way, and a CRIU-style in-flight client (its `peer` is the listener).
     #[test]
     fn builds_pairs_queues_and_criu_inflight_clients() {
@@ -959,7 +734,8 @@ mod tests {
         let msg = |d: &[u8]| Msg { data: d.to_vec(), from: Vec::new() };
         let queues: BTreeMap<u32, Vec<Msg>> = [(2, vec![msg(b"ab"), msg(b"cde")])].into_iter().collect();
         let env = RestoreEnv { images_dir: Path::new("/nonexistent"), shell_job: false, ext_unix_sk: false, files: &files, memfds: &Default::default(), mapped: false };
-        let mut fds = Build::new(&env, &queues).and_then(Build::run).unwrap();
+        let mut k = UnixSockets { queues, ..Default::default() };
+        let mut fds = build_all(&mut k, &env, &[1, 2, 3, 4]).unwrap();
         let b = fds.remove(&2).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(ns::recv(b.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).unwrap(), 2);
