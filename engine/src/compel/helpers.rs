@@ -375,16 +375,18 @@ impl Remote<'_> {
     /// prlimit64(2) on the task itself: sets resource `res` to (cur, max) when `new` is given, returns
     /// the old (cur, max).
     pub fn prlimit(&mut self, res: u32, new: Option<(u64, u64)>) -> Result<(u64, u64)> {
-        let mut b = [0u8; 32];
+        // The helper buffer: no scratch allocation or write per call (a dump reads 16 limits).
+        let addr = self.helper()? + HELPER_STRUCT_OFF;
         if let Some((cur, max)) = new {
+            let mut b = [0u8; 16];
             put_u64(&mut b, 0, cur);
             put_u64(&mut b, 8, max);
+            self.write_scratch(addr, &b)?;
         }
-        let addr = self.scratch_put(&b)?;
         let new_addr = if new.is_some() { addr } else { 0 };
         self.syscall_ok(libc::SYS_prlimit64, &[0, res as u64, new_addr, addr + 16])?;
         let mut old = [0u8; 16];
-        self.scratch_get(addr + 16, &mut old)?;
+        self.read_scratch(addr + 16, &mut old)?;
         Ok((u64_at(&old, 0), u64_at(&old, 8)))
     }
 
