@@ -44,6 +44,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<CriuReq, RequestError> {
     Ok(req)
 }
 
+/// The field names of message `name` of rpc.proto (for tests that every field is handled).
+pub fn message_fields(name: &str) -> Vec<String> {
+    pool().ok().and_then(|p| p.get_message_by_name(name)).map(|m| m.fields().map(|f| f.name().to_string()).collect()).unwrap_or_default()
+}
+
 fn collect_unknown(m: &DynamicMessage, out: &mut Vec<String>) {
     let name = m.descriptor().name().to_string();
     out.extend(m.unknown_fields().map(|f| format!("{name}.{}", f.number())));
