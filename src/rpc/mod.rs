@@ -137,7 +137,7 @@ fn handle(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Criu
         return failure(CriuReqType::Empty, Some(libc::EBADRQC), format!("unknown request type {} (CRIU 4.2 has 0 to 13)", req.r#type));
     };
     let unsupported = |what: &str| failure(t, Some(libc::EOPNOTSUPP), format!("{what} is not supported by rcr yet; nothing was done"));
-    let result = match t {
+    let (mut r, result) = match t {
         CriuReqType::Version => {
             let mut r = success(t);
             r.version = Some(CriuVersion { major_number: CRIU_MAJOR, minor_number: CRIU_MINOR, ..Default::default() });
@@ -155,22 +155,20 @@ fn handle(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Criu
         CriuReqType::Empty => return failure(t, Some(libc::EBADRQC), "an EMPTY request (type 0, or no type) asks for nothing".into()),
         CriuReqType::Notify => return failure(t, Some(libc::EBADRQC), "a NOTIFY request answers a notification, and rcr sent none".into()),
     };
-    match result {
-        Ok(r) => r,
-        Err((mut r, fail)) => {
-            r.success = false;
-            let (errno, msg) = match fail {
-                Fail::Refused(m) => (Some(libc::EBADRQC), format!("{m}; nothing was done")),
-                Fail::Failed(m) => (None, m),
-            };
-            r.cr_errno = errno;
-            r.cr_errmsg = Some(msg);
-            r
-        }
+    if let Err(fail) = result {
+        r.success = false;
+        let (errno, msg) = match fail {
+            Fail::Refused(m) => (Some(libc::EBADRQC), format!("{m}; nothing was done")),
+            Fail::Failed(m) => (None, m),
+        };
+        r.cr_errno = errno;
+        r.cr_errmsg = Some(msg);
     }
+    r
 }
 
-type Handled = Result<CriuResp, (CriuResp, Fail)>;
+/// A request's response, and whether it failed.
+type Handled = (CriuResp, Result<(), Fail>);
 
 /// The request's options: refused ones named, ignored ones returned for the log.
 fn accepted(req: &CriuReq, cmd: Cmds, word: &str) -> Result<(rcr_images::rpc::CriuOpts, Vec<&'static str>), Fail> {
@@ -228,7 +226,8 @@ fn dump(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Handle
             Ok(())
         })?
     };
-    run().map(|()| resp.clone()).map_err(|f| (resp, f))
+    let result = run();
+    (resp, result)
 }
 
 fn restore(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Handled {
@@ -252,13 +251,8 @@ fn restore(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Han
             Ok(outcome.pid)
         })?
     };
-    match run() {
-        Ok(pid) => {
-            resp.restore = Some(CriuRestoreResp { pid });
-            Ok(resp)
-        }
-        Err(f) => Err((resp, f)),
-    }
+    let result = run().map(|pid| resp.restore = Some(CriuRestoreResp { pid }));
+    (resp, result)
 }
 
 fn log_ignored(ignored: &[&str], word: &str) {
@@ -285,7 +279,7 @@ fn check(req: &CriuReq, client: i32) -> Handled {
             }
         })?
     };
-    run().map(|()| resp.clone()).map_err(|f| (resp, f))
+    (resp, run())
 }
 
 /// FEATURE_CHECK: each feature asked (set to true) answered; the others false, as criu.
