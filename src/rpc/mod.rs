@@ -15,7 +15,7 @@ mod sock;
 
 use crate::criu_options::Cmds;
 use prost::Message;
-use rcr_images::rpc::{CriuDumpResp, CriuFeatures, CriuReq, CriuReqType, CriuResp, CriuRestoreResp, CriuVersion};
+use rcr_images::rpc::{CriuDumpResp, CriuFeatures, CriuOpts, CriuReq, CriuReqType, CriuResp, CriuRestoreResp, CriuVersion};
 use sock::{Conn, Listener, Packet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -170,116 +170,104 @@ fn handle(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Criu
 /// A request's response, and whether it failed.
 type Handled = (CriuResp, Result<(), Fail>);
 
-/// The request's options: refused ones named, ignored ones returned for the log.
-fn accepted(req: &CriuReq, cmd: Cmds, word: &str) -> Result<(rcr_images::rpc::CriuOpts, Vec<&'static str>), Fail> {
+/// Runs a request: opens its directories and its log (criu's: in the work directory, at the request's
+/// level), refuses the fields rcr cannot act on, then runs `f` with the options, all inside the log,
+/// where a refusal or failure is written too (runc shows its users the log, not `cr_errmsg`).
+fn run_logged<T>(req: &CriuReq, cmd: Cmds, word: &str, client: i32, f: impl FnOnce(&CriuOpts, &opts::Dirs) -> Result<T, Fail>) -> Result<T, Fail> {
     let o = req.opts.clone().unwrap_or_default();
-    let (refused, ignored) = opts::classify(&o, cmd);
-    if !refused.is_empty() {
-        return Err(Fail::Refused(format!("rcr {word} does not support the criu_opts field(s) {} yet (criu acts on them on {word})", refused.join(", "))));
-    }
-    Ok((o, ignored))
-}
-
-/// Runs `f` with the request's log (criu's: in the work directory, at the request's level).
-fn with_log<T>(log: &opts::Log, level: Option<i32>, f: impl FnOnce() -> T) -> Result<T, String> {
-    let level = crate::level_filter(level.unwrap_or(2).clamp(0, 255) as u8);
+    let check = cmd == Cmds::CHECK;
+    let dirs = opts::Dirs::open(&o, client, !check)?;
+    let log = opts::log(&o, &dirs, check)?;
+    let level = crate::level_filter(o.log_level.unwrap_or(2).clamp(0, 255) as u8);
     let fmt = tracing_subscriber::fmt().with_max_level(level).with_target(false);
-    Ok(match log {
-        opts::Log::None => f(),
-        opts::Log::Stderr => tracing::subscriber::with_default(fmt.with_writer(std::io::stderr).finish(), f),
-        opts::Log::File(p) => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| format!("cannot open the log file {}: {e}", p.display()))?;
-            tracing::subscriber::with_default(fmt.with_ansi(false).with_writer(Arc::new(file)).finish(), f)
+    let run = || {
+        let r = (|| {
+            let (refused, ignored) = opts::classify(&o, cmd);
+            if !refused.is_empty() {
+                return Err(Fail::Refused(format!("rcr {word} does not support the criu_opts field(s) {} yet (criu acts on them on {word})", refused.join(", "))));
+            }
+            for f in ignored {
+                tracing::debug!("criu_opts field {f} has no effect on {word} (criu ignores it there too)");
+            }
+            f(&o, &dirs)
+        })();
+        if let Err(Fail::Refused(m) | Fail::Failed(m)) = &r {
+            tracing::error!("RPC {word} for client {client}: {m}");
         }
-    })
+        r
+    };
+    match log {
+        opts::Log::None => run(),
+        opts::Log::Stderr => tracing::subscriber::with_default(fmt.with_writer(std::io::stderr).finish(), run),
+        opts::Log::File(p) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| format!("cannot open the log file {}: {e}", p.display()))?;
+            tracing::subscriber::with_default(fmt.with_ansi(false).with_writer(Arc::new(file)).finish(), run)
+        }
+    }
 }
 
 fn engine_error(e: rcr_engine::Error) -> Fail {
     Fail::Failed(crate::error_text(&anyhow::Error::from(e)))
 }
 
+fn images(dirs: &opts::Dirs) -> Result<PathBuf, Fail> {
+    dirs.images.clone().ok_or_else(|| Fail::Refused("no images directory".into()))
+}
+
 fn dump(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Handled {
     let mut resp = success(CriuReqType::Dump);
     // criu answers a dump with `restored: false` (true only after a self-dump's restore).
     resp.dump = Some(CriuDumpResp { restored: Some(false) });
-    let run = || -> Result<(), Fail> {
-        let (o, ignored) = accepted(req, Cmds::DUMP, "dump")?;
-        let dirs = opts::Dirs::open(&o, client, true)?;
-        let log = opts::log(&o, &dirs, false)?;
-        let images = dirs.images.clone().ok_or_else(|| Fail::Refused("no images directory".into()))?;
-        let mut d = opts::dump_opts(&o, images)?;
+    let result = run_logged(req, Cmds::DUMP, "dump", client, |o, dirs| {
+        let mut d = opts::dump_opts(o, images(dirs)?)?;
         d.plugin_dir = server.plugin_dir.clone();
         if o.notify_scripts == Some(true) {
             d.notify.add(Arc::new(notify::RpcNotify { conn: conn.clone() }));
         }
-        with_log(&log, o.log_level, || {
-            tracing::info!("RPC dump of pid {} for client {client}", d.pid);
-            log_ignored(&ignored, "dump");
-            let stats = rcr_engine::dump::dump(&d).map_err(engine_error)?;
-            tracing::info!("{stats}");
-            if o.display_stats == Some(true) {
-                match rcr_engine::show::display_stats(&d.images_dir, false) {
-                    Ok(s) => tracing::info!("{s}"),
-                    Err(e) => tracing::warn!("display_stats: {e}"),
-                }
+        tracing::info!("RPC dump of pid {} for client {client}", d.pid);
+        let stats = rcr_engine::dump::dump(&d).map_err(engine_error)?;
+        tracing::info!("{stats}");
+        if o.display_stats == Some(true) {
+            match rcr_engine::show::display_stats(&d.images_dir, false) {
+                Ok(s) => tracing::info!("{s}"),
+                Err(e) => tracing::warn!("display_stats: {e}"),
             }
-            Ok(())
-        })?
-    };
-    let result = run();
+        }
+        Ok(())
+    });
     (resp, result)
 }
 
 fn restore(req: &CriuReq, conn: &Arc<Conn>, client: i32, server: &Server) -> Handled {
     let mut resp = success(CriuReqType::Restore);
-    resp.restore = Some(CriuRestoreResp { pid: -1 });
-    let run = || -> Result<i32, Fail> {
-        let (o, ignored) = accepted(req, Cmds::RESTORE, "restore")?;
-        let dirs = opts::Dirs::open(&o, client, true)?;
-        let log = opts::log(&o, &dirs, false)?;
-        let images = dirs.images.clone().ok_or_else(|| Fail::Refused("no images directory".into()))?;
-        let mut r = opts::restore_opts(&o, images, client)?;
+    let result = run_logged(req, Cmds::RESTORE, "restore", client, |o, dirs| {
+        let mut r = opts::restore_opts(o, images(dirs)?, client)?;
         r.plugin_dir = server.plugin_dir.clone();
         if o.notify_scripts == Some(true) {
             r.notify.add(Arc::new(notify::RpcNotify { conn: conn.clone() }));
         }
-        with_log(&log, o.log_level, || {
-            tracing::info!("RPC restore for client {client}");
-            log_ignored(&ignored, "restore");
-            let outcome = rcr_engine::restore::restore(&r).map_err(engine_error)?;
-            tracing::info!("restored; root pid {}", outcome.pid);
-            Ok(outcome.pid)
-        })?
-    };
-    let result = run().map(|pid| resp.restore = Some(CriuRestoreResp { pid }));
-    (resp, result)
-}
-
-fn log_ignored(ignored: &[&str], word: &str) {
-    for f in ignored {
-        tracing::debug!("criu_opts field {f} has no effect on {word} (criu ignores it there too)");
-    }
+        tracing::info!("RPC restore for client {client}");
+        let outcome = rcr_engine::restore::restore(&r).map_err(engine_error)?;
+        tracing::info!("restored; root pid {}", outcome.pid);
+        Ok(outcome.pid)
+    });
+    // criu's pid when nothing was restored: -1.
+    resp.restore = Some(CriuRestoreResp { pid: *result.as_ref().unwrap_or(&-1) });
+    (resp, result.map(|_| ()))
 }
 
 /// CHECK: the features dump and restore need (criu's basic check); the missing ones named.
 fn check(req: &CriuReq, client: i32) -> Handled {
-    let resp = success(CriuReqType::Check);
-    let run = || -> Result<(), Fail> {
-        let (o, ignored) = accepted(req, Cmds::CHECK, "check")?;
-        let dirs = opts::Dirs::open(&o, client, false)?;
-        let log = opts::log(&o, &dirs, true)?;
-        with_log(&log, o.log_level, || {
-            log_ignored(&ignored, "check");
-            let missing: Vec<String> = rcr_engine::check::check_all(false).into_iter().filter(|r| !r.ok).map(|r| format!("{}: {}", r.name, r.detail)).collect();
-            if missing.is_empty() {
-                tracing::info!("Looks good.");
-                Ok(())
-            } else {
-                Err(Fail::Failed(format!("the kernel lacks what rcr needs: {}", missing.join("; "))))
-            }
-        })?
-    };
-    (resp, run())
+    let result = run_logged(req, Cmds::CHECK, "check", client, |_, _| {
+        let missing: Vec<String> = rcr_engine::check::check_all(false).into_iter().filter(|r| !r.ok).map(|r| format!("{}: {}", r.name, r.detail)).collect();
+        if missing.is_empty() {
+            tracing::info!("Looks good.");
+            Ok(())
+        } else {
+            Err(Fail::Failed(format!("the kernel lacks what rcr needs: {}", missing.join("; "))))
+        }
+    });
+    (success(CriuReqType::Check), result)
 }
 
 /// FEATURE_CHECK: each feature asked (set to true) answered; the others false, as criu.

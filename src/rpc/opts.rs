@@ -119,13 +119,15 @@ fields! {
 
 /// A value that asks for what rcr does without it: a bool set to false (runc sends every flag, most
 /// of them false), no cgroup management (rcr does not touch cgroups: criu's "ignore" mode), no empty
-/// namespaces, no network locking (rcr locks none).
+/// namespaces, no network locking (rcr locks none), an RPC config file that does not exist (runc
+/// always names /etc/criu/runc.conf; criu reads it only if it is there).
 fn neutral(o: &CriuOpts, field: &str) -> bool {
     let off = |b: Option<bool>| b == Some(false);
     match field {
         "manage_cgroups_mode" => o.manage_cgroups_mode == Some(CriuCgMode::Ignore as i32),
         "empty_ns" => o.empty_ns == Some(0),
         "network_lock" => o.network_lock == Some(CriuNetworkLockMethod::Skip as i32),
+        "config_file" => o.config_file.as_deref().is_some_and(|f| !Path::new(f).exists()),
         "leave_running" => off(o.leave_running),
         "ext_unix_sk" => off(o.ext_unix_sk),
         "tcp_established" => off(o.tcp_established),
@@ -365,7 +367,10 @@ mod tests {
         let (_, ignored) = classify(&o, Cmds::RESTORE);
         assert_eq!(ignored, vec!["pid", "ghost_limit"]);
         // A check ignores nearly everything, but not an RPC config file.
-        let o = CriuOpts { config_file: Some("/etc/criu/runc.conf".into()), ..o };
+        let o = CriuOpts { config_file: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into()), ..o };
         assert_eq!(classify(&o, Cmds::CHECK).0, vec!["config_file"]);
+        // One that does not exist has nothing to say (runc always names /etc/criu/runc.conf).
+        let o = CriuOpts { config_file: Some("/nonexistent/runc.conf".into()), ..o };
+        assert!(classify(&o, Cmds::CHECK).0.is_empty());
     }
 }

@@ -86,7 +86,9 @@ fn bad_packets_get_an_error_response() {
 fn refused_options_and_missing_images() {
     let (c, h) = session();
     let mut d = req(CriuReqType::Dump, true);
-    d.opts = Some(CriuOpts { pid: Some(1), images_dir_fd: 0, tcp_established: Some(true), external: vec!["x".into()], ..Default::default() });
+    let dir = std::env::temp_dir().to_string_lossy().into_owned();
+    let (tcp, external) = (Some(true), vec!["x".to_string()]);
+    d.opts = Some(CriuOpts { pid: Some(1), images_dir_fd: -1, images_dir: Some(dir), log_to_stderr: Some(true), tcp_established: tcp, external, ..Default::default() });
     let r = ask(&c, &d.encode_to_vec());
     assert!(!r.success);
     assert_eq!(r.cr_errno, Some(libc::EBADRQC));
