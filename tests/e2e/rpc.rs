@@ -201,6 +201,11 @@ fn rpc_bad_requests_dump_nothing() {
         let run = s.close();
         assert!(!run.ok() && !run.timed_out, "{what}: rcr swrk should exit non-zero after a failed request\n{}", run.describe());
         assert!(!subj.images.join("inventory.img").exists(), "{what}: something was dumped");
+        if what == "tcp_established" {
+            // runc shows its users the log, not cr_errmsg: the refusal is there too.
+            let log = std::fs::read_to_string(subj.images.join("dump.log")).unwrap_or_default();
+            assert!(log.contains("tcp_established (criu's --tcp-established)"), "the refusal is not in dump.log:\n{log}");
+        }
         subj.assert_running_untraced(Duration::from_secs(5));
     }
     subj.signal(libc::SIGTERM);
