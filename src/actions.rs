@@ -43,7 +43,12 @@ impl StatusFd {
             return Err(format!("--status-fd {fd}: rcr has no fd {fd}"));
         }
         // SAFETY: fd is open (checked above), given to rcr for this use only, and owned from here on.
-        Ok(StatusFd(Mutex::new(Some(unsafe { OwnedFd::from_raw_fd(fd) }))))
+        Ok(StatusFd::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Takes an fd rcr opened (an RPC client's `status_fd`, reopened through /proc).
+    pub fn from_fd(fd: OwnedFd) -> StatusFd {
+        StatusFd(Mutex::new(Some(fd)))
     }
 }
 
@@ -52,6 +57,13 @@ impl Notify for StatusFd {
         if action != Action::PostResume {
             return Ok(());
         }
+        self.ready()
+    }
+}
+
+impl StatusFd {
+    /// Writes the byte and closes the fd (once; later calls do nothing).
+    pub fn ready(&self) -> Result<(), String> {
         let fd = self.0.lock().map_err(|_| "status fd lock poisoned".to_string())?.take();
         if let Some(fd) = fd {
             use std::io::Write;

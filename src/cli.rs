@@ -453,7 +453,7 @@ pub fn parse(raw: Vec<String>) -> Result<Parsed> {
         );
     }
     let operands: Vec<String> = m.get_many::<String>("operands").map(|v| v.cloned().collect()).unwrap_or_default();
-    let max = if cmd == Cmds::SHOW { 1 } else { 0 };
+    let max = if cmd == Cmds::SHOW || word == "swrk" { 1 } else { 0 };
     if operands.len() > max {
         bail!("excessive parameters for command {word}: {}", operands.join(" "));
     }
@@ -473,6 +473,8 @@ pub fn usage() -> String {
          Commands:\n  dump      checkpoint a process tree (-t PID) into the images directory (-D DIR)\n\
          \x20 restore   restore a process tree from the images directory\n\
          \x20 check     check that the kernel offers what rcr needs (--feature NAME, --all)\n\
+         \x20 swrk FD   serve CRIU's RPC (runc, podman, libcriu) on the inherited socket FD\n\
+         \x20 service   serve CRIU's RPC on a unix socket (--address PATH; default criu_service.socket)\n\
          \x20 show      print a summary of a checkpoint (rcr show [DIR])\n\
          \x20 plugins   list the plugins that would load (-L DIR) and their hooks\n\
          \x20 decode    print image files as JSON, as crit (rcr decode -i PATH [-o FILE] [--pretty])\n\

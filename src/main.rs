@@ -4,6 +4,7 @@
 mod actions;
 mod cli;
 mod criu_options;
+mod rpc;
 
 use anyhow::{bail, Context, Result};
 use cli::{Invocation, Parsed};
@@ -11,6 +12,9 @@ use rcr_engine::options::{DumpOpts, RestoreOpts};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// `rcr service`'s socket when `--address` names none (criu's, relative to the work directory).
+const DEFAULT_SERVICE_ADDRESS: &str = "criu_service.socket";
 
 /// Where installed plugins live when neither --libdir nor RCR_LIBS_DIR names a directory.
 const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/rcr/plugins";
@@ -180,6 +184,20 @@ fn criu_command(inv: &Invocation) -> Result<i32> {
             Ok(outcome.exit_code.unwrap_or(0))
         }
         "check" => check(inv),
+        "swrk" => {
+            let fd = inv.operands.first().and_then(|f| f.parse::<i32>().ok().filter(|&f| f >= 0));
+            let Some(fd) = fd else { bail!("usage: rcr swrk FD (FD: one end of a SOCK_SEQPACKET socketpair, for CRIU's RPC)") };
+            rpc::swrk(fd, &rpc::Server { plugin_dir }).map_err(anyhow::Error::msg)
+        }
+        "service" => {
+            let address = dirs.in_work(&inv.path("address").unwrap_or_else(|| PathBuf::from(DEFAULT_SERVICE_ADDRESS)));
+            let pidfile = inv.path("pidfile").map(|p| dirs.in_work(&p));
+            let ready = match inv.number::<i32>("status-fd")? {
+                Some(fd) => Some(actions::StatusFd::new(fd).map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            rpc::service(&address, &rpc::Server { plugin_dir }, pidfile.as_deref(), ready).map_err(anyhow::Error::msg)
+        }
         "plugins" => list_plugins(plugin_dir),
         "show" => {
             let dir = inv.operands.first().map_or(dirs.images.clone(), PathBuf::from);
@@ -326,18 +344,23 @@ fn check(inv: &Invocation) -> Result<i32> {
     }
 }
 
-/// Logging through `tracing`: criu's levels (-v0..-v4, more for rcr's trace) to stderr, or to
-/// `-o FILE` (relative to the work directory), `FILE.PID` with `--log-pid`. Returns the guard that
-/// flushes the file.
-fn init_logging(inv: &Invocation, dirs: &Dirs) -> Result<Option<std::sync::Arc<std::fs::File>>> {
+/// criu's log levels (0 and 1 errors, 2 warnings, 3 info, 4 debug; more for rcr's trace).
+fn level_filter(v: u8) -> tracing_subscriber::filter::LevelFilter {
     use tracing_subscriber::filter::LevelFilter;
-    let level = match inv.verbosity() {
+    match v {
         0 | 1 => LevelFilter::ERROR,
         2 => LevelFilter::WARN,
         3 => LevelFilter::INFO,
         4 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
-    };
+    }
+}
+
+/// Logging through `tracing`: criu's levels (-v0..-v4, more for rcr's trace) to stderr, or to
+/// `-o FILE` (relative to the work directory), `FILE.PID` with `--log-pid`. Returns the guard that
+/// flushes the file.
+fn init_logging(inv: &Invocation, dirs: &Dirs) -> Result<Option<std::sync::Arc<std::fs::File>>> {
+    let level = level_filter(inv.verbosity());
     let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
     let Some(name) = inv.path("log-file").filter(|n| n.as_os_str() != "-") else {
         builder.with_writer(std::io::stderr).init();

@@ -10,6 +10,7 @@
 //! - [`ImageDir`]: typed reading and writing of the images of a directory by name.
 //! - [`pagemap`]: the pagemap codec (which pages a pages file holds, with CRIU's semantics).
 //! - [`json`]: crit-compatible JSON (`decode_file`, `decode_dir`, `encode`).
+//! - [`rpc`]: CRIU's RPC messages (runtimes' `criu swrk`), kept apart from the image kinds.
 
 pub mod dir;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod io;
 pub mod json;
 pub mod kind;
 pub mod pagemap;
+pub mod rpc;
 
 pub use dir::ImageDir;
 pub use error::{ImageError, ImageErrorKind, Result};

@@ -17,6 +17,7 @@ mod identity;
 mod mem;
 mod plugins;
 mod programs;
+mod rpc;
 mod pty;
 mod selfcheck;
 mod shell_job;

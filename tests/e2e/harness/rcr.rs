@@ -81,6 +81,8 @@ pub struct RcrProc {
 pub enum RcrStdio<'a> {
     Files,
     Tty(&'a OwnedFd),
+    /// Files, and rcr inherits this fd under its own number (an RPC client's end: `rcr swrk FD`).
+    KeepFd(&'a OwnedFd),
 }
 
 impl RcrProc {
@@ -119,6 +121,19 @@ impl RcrProc {
                         }
                     }
                     if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        if let RcrStdio::KeepFd(keep) = stdio {
+            let fd = keep.as_raw_fd();
+            // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which is
+            // async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())

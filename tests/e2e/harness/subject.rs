@@ -298,6 +298,26 @@ impl Subject {
         run
     }
 
+    /// A dump made by other means than `rcr dump` (an RPC client): `dump(pid)` makes it; then the
+    /// subject must be gone, as after [`Subject::dump`] without -R.
+    pub fn dump_by(&mut self, what: &str, dump: impl FnOnce(i32)) {
+        self.tree = procfs::descendants(self.pid);
+        dump(self.pid);
+        self.wait_gone(&RcrRun::empty(vec![what.to_string()], None));
+    }
+
+    /// A restore made by other means (an RPC client) that says it restored `pid`: it must be the
+    /// original pid, running.
+    pub fn restored_by(&mut self, what: &str, pid: i32) {
+        assert!(!self.live, "{what}: restore while the subject (pid {}) still runs", self.pid);
+        assert_eq!(pid, self.pid, "{what} restored pid {pid} instead of the original {}", self.pid);
+        self.live = true;
+        match procfs::stat(pid) {
+            Some(s) if !s.dead() => {}
+            other => panic!("{what}: restored pid {pid} is not running: {other:?}\n{}", self.context()),
+        }
+    }
+
     fn wait_gone(&mut self, run: &RcrRun) {
         let pid = self.pid;
         if let Some(fg) = self.fg.take() {
