@@ -154,6 +154,7 @@ fn rpc_dump_restore_counter() {
     let log = std::fs::read_to_string(subj.images.join("restore.log")).unwrap_or_default();
     assert!(r.success, "RPC RESTORE failed: {:?}\n{log}", r.cr_errmsg);
     let pid = r.restore.map_or(-1, |x| x.pid);
+    let restore_notified = std::mem::take(&mut s.notified);
     let run = s.close();
     assert!(run.ok(), "{}", run.describe());
     subj.restored_by("RPC RESTORE", pid);
@@ -164,10 +165,9 @@ fn rpc_dump_restore_counter() {
     .unwrap();
     subj.signal(libc::SIGTERM);
     subj.wait_result(RESULT_TIMEOUT).unwrap();
-    // Notifications are the engine's action points, once it calls them: in criu's order if any.
-    let order = ["pre-dump", "post-dump"];
-    let seen: Vec<&str> = notified.iter().map(String::as_str).collect();
-    assert!(seen.iter().all(|a| order.contains(a)), "unexpected notifications on dump: {seen:?}");
+    // Notifications are the engine's action points, in criu's order.
+    assert_eq!(notified, ["pre-dump", "post-dump"], "dump notifications");
+    assert_eq!(restore_notified, ["pre-restore", "setup-namespaces", "post-setup-namespaces", "post-restore", "pre-resume", "post-resume"], "restore notifications");
 }
 
 /// Bad requests each get an error response naming the problem; nothing is dumped and the subject
