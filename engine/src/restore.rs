@@ -64,10 +64,14 @@ pub fn restore(opts: &RestoreOpts) -> Result<RestoreOutcome> {
         .and_then(|()| opts.notify.at(Action::PostSetupNamespaces, Some(pid)))
         .and_then(|()| create_and_build(&b, &guard, &forking));
     // resume_devices_late runs once per process (as criu's), every process built, none running yet.
-    let resumed = |tasks| -> Result<Vec<Ready>> {
-        for p in c.img.procs.iter().filter(|p| !p.zombie) {
-            c.plugins.resume_devices_late(p.pid())?;
-        }
+    // plugins: they may let a thread of a restored task run there (run_thread), as at dump.
+    let resumed = |tasks: Vec<Ready>| -> Result<Vec<Ready>> {
+        c.plugins.with_thread_control(&tree::ReadyThreads(&tasks), || -> Result<()> {
+            for p in c.img.procs.iter().filter(|p| !p.zombie) {
+                c.plugins.resume_devices_late(p.pid())?;
+            }
+            Ok(())
+        })?;
         Ok(tasks)
     };
     let announced = |tasks| -> Result<Vec<Ready>> {

@@ -314,6 +314,21 @@ pub enum Ready {
     Exit(Tracee),
 }
 
+/// Thread control for the plugins at restore (`run_thread` in `resume_devices_late`): the restored
+/// tasks, built and not yet let go.
+pub struct ReadyThreads<'a>(pub &'a [Ready]);
+
+impl crate::plugins::ThreadControl for ReadyThreads<'_> {
+    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> std::result::Result<(), String> {
+        let t = self.0.iter().find_map(|r| match r {
+            Ready::Run(t) if t.tid() == tid && t.tgid() == pid => Some(t),
+            _ => None,
+        });
+        let t = t.ok_or_else(|| format!("thread {tid} of pid {pid} is not a restored task that is about to run"))?;
+        t.run_for(dur).map_err(|e| format!("letting thread {tid} of pid {pid} run: {e}"))
+    }
+}
+
 impl Ready {
     pub fn release(self) -> Result<()> {
         match self {

@@ -367,7 +367,8 @@ fn pre_dump_is_refused_clearly() {
 /// ABI 3 (plugins/test-abi3, tests/progs/plugin_task.c): a plugin streams a 256 MiB device into its
 /// image and back (rcr's own memory stays far below the device's size, dump and restore), and
 /// recreates the device from inside the restored task: it opens it, fills it and maps it there with
-/// remote system calls while rcr traces the task. The program checks the device and its mapping.
+/// remote system calls while rcr traces the task, and lets the task run a moment (run_thread) before the
+/// tree is let go. The program checks the device and its mapping.
 #[test]
 fn an_abi_3_plugin_streams_a_device_and_recreates_it_inside_the_task() {
     const MIB: u64 = 256;
@@ -382,6 +383,7 @@ fn an_abi_3_plugin_streams_a_device_and_recreates_it_inside_the_task() {
         let lens: Vec<u64> = images.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect();
         assert_eq!(lens, [MIB << 20], "the device's image is not one file of its size: {images:?}");
         assert!(restore.log.contains("recreated inside the task"), "restore_task did not run\n{}", restore.describe());
+        assert!(restore.log.contains("ran 50 ms for the plugin before the tree was let go"), "run_thread at restore did not run\n{}", restore.describe());
         // Whole-buffer images would put 256 MiB in rcr's memory; streamed, rcr stays at its usual size.
         let peak = |run: &rcr::RcrRun| run.peak_rss_kib().unwrap_or_else(|| panic!("rcr logged no peak memory\n{}", run.describe()));
         let (d, r) = (peak(&dump), peak(&restore));

@@ -396,7 +396,7 @@ impl Tracee {
     pub fn run_for(&self, dur: Duration) -> Result<()> {
         let refuse = |what: &str| Err(CompelError::Invalid { tid: self.tid, what: what.into() });
         if !self.seized {
-            return refuse("only a seized task can be let run and stopped again");
+            return self.run_for_traceme(dur);
         }
         if self.was_stopped {
             return refuse("the task was stopped (SIGSTOP) when frozen; it must not run");
@@ -419,6 +419,32 @@ impl Tracee {
                 other => {
                     tracing::debug!(tid = self.tid, ?other, "unexpected stop while stopping the task again, trapping again");
                     self.interrupt()?;
+                    self.cont(0)?;
+                }
+            }
+        }
+    }
+
+    /// [`Tracee::run_for`] for a task traced through PTRACE_TRACEME (one rcr restores), which
+    /// PTRACE_INTERRUPT cannot stop: it is stopped again with a SIGSTOP of rcr's, which is taken back at
+    /// its signal-delivery-stop (never delivered); any other signal meanwhile is held back as at seize.
+    fn run_for_traceme(&self, dur: Duration) -> Result<()> {
+        if self.in_remote.get() || self.running.get() {
+            return Err(CompelError::Invalid { tid: self.tid, what: "the task is busy (running, or executing remote system calls)".into() });
+        }
+        self.cont(0)?;
+        std::thread::sleep(dur);
+        sys::tgkill(self.tgid, self.tid, libc::SIGSTOP).map_err(self.err("tgkill(SIGSTOP)"))?;
+        loop {
+            match self.wait_stop(self.timeout)? {
+                Stop::Signal(libc::SIGSTOP) => return Ok(()),
+                Stop::Signal(sig) => {
+                    tracing::debug!(tid = self.tid, sig, "signal while the task ran for a plugin, deferring it");
+                    self.defer_signal(sig);
+                    self.cont(0)?;
+                }
+                other => {
+                    tracing::debug!(tid = self.tid, ?other, "unexpected stop while stopping the task again");
                     self.cont(0)?;
                 }
             }

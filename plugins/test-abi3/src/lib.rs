@@ -3,7 +3,8 @@
 //! memfd's contents into its image in pieces (`create_image`, sendfile), so that rcr never holds
 //! them. At restore it leaves the fd to itself (`Restored::InTask`) and, in `restore_task`, recreates
 //! the device from inside the restored task: memfd_create, the image copied in by the task itself,
-//! dup3 to the fd's number, and a mapping of it, all remote system calls in the task.
+//! dup3 to the fd's number, and a mapping of it, all remote system calls in the task. In
+//! `resume_devices_late` it lets the restored task run 50 ms (`run_thread`), before the tree is let go.
 
 use rcr_plugin_api::{export_plugin, Claim, File, Host, Plugin, Restored};
 use std::os::fd::AsRawFd;
@@ -22,6 +23,9 @@ struct Pending {
 #[derive(Default)]
 pub struct Abi3 {
     pending: Mutex<Vec<Pending>>,
+    /// Processes whose device was recreated: each is let run a moment in `resume_devices_late`
+    /// (`run_thread` at restore, as CUDA's driver needs), before the tree is let go.
+    recreated: Mutex<Vec<i32>>,
 }
 
 /// Copies `len` bytes of `src` from offset 0 into `dst` in the kernel (sendfile, which works across
@@ -119,7 +123,18 @@ impl Plugin for Abi3 {
         for d in pending.iter().filter(|d| d.pid == pid) {
             self.recreate(host, d)?;
         }
+        if pending.iter().any(|d| d.pid == pid) {
+            self.recreated.lock().map_err(|_| "state poisoned")?.push(pid);
+        }
         pending.retain(|d| d.pid != pid);
+        Ok(())
+    }
+
+    fn resume_devices_late(&self, host: &Host<'_>, pid: i32) -> Result<(), String> {
+        if self.recreated.lock().map_err(|_| "state poisoned")?.contains(&pid) {
+            host.run_thread(pid, pid, 50)?;
+            host.info(&format!("pid {pid} ran 50 ms for the plugin before the tree was let go"));
+        }
         Ok(())
     }
 }
@@ -128,5 +143,5 @@ export_plugin! {
     plugin: Abi3,
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    hooks: [dump_file, restore_file, restore_task],
+    hooks: [dump_file, restore_file, restore_task, resume_devices_late],
 }
