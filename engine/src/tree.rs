@@ -15,7 +15,7 @@ use crate::image::{pb, ImageDir, ImageName};
 use crate::kinds::{mem, mm, task};
 use crate::plugins::Plugins;
 use crate::proc::ProcDir;
-use crate::{sys, Error, Result};
+use crate::{sys, Context, Error, Result};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -143,10 +143,11 @@ fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> Result<b
 pub struct FrozenThreads<'a>(pub &'a [Frozen]);
 
 impl crate::plugins::ThreadControl for FrozenThreads<'_> {
-    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> std::result::Result<(), String> {
-        let f = self.0.iter().find(|f| f.pid == pid && !f.zombie).ok_or_else(|| format!("pid {pid} is not a live process of the dumped tree"))?;
-        let t = f.threads.iter().find(|t| t.tid() == tid).ok_or_else(|| format!("thread {tid} is not a thread of pid {pid}"))?;
-        t.run_for(dur).map_err(|e| format!("letting thread {tid} of pid {pid} run: {e}"))
+    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> Result<()> {
+        let refused = |what: String| Error::from(crate::plugins::PluginError::Refused(what));
+        let f = self.0.iter().find(|f| f.pid == pid && !f.zombie).ok_or_else(|| refused(format!("pid {pid} is not a live process of the dumped tree")))?;
+        let t = f.threads.iter().find(|t| t.tid() == tid).ok_or_else(|| refused(format!("thread {tid} is not a thread of pid {pid}")))?;
+        t.run_for(dur).at_task_with(pid, || format!("letting thread {tid} run"))
     }
 }
 

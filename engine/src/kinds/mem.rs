@@ -59,30 +59,47 @@ pub enum AreaKind {
     Plugin { shared: bool },
 }
 
-/// Classifies an area; areas rcr cannot handle are an error naming them.
-pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
+/// An area the core cannot handle by itself (a plugin may claim it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhandled {
+    /// VM_IO or VM_PFNMAP: device memory.
+    Device,
+    /// System V shared memory.
+    SysV,
+    /// A special mapping the core does not know ("[name]" other than the vDSO ones).
+    Special,
+}
+
+impl Unhandled {
+    /// The error for area `v` of `pid` when no plugin claimed it.
+    pub fn error(self, pid: i32, v: &Vma) -> Error {
+        let what = match self {
+            Unhandled::Device => "device memory (VM_IO/PFNMAP) needs a plugin; none claimed it",
+            Unhandled::SysV => "System V shared memory is not supported yet",
+            Unhandled::Special => "unknown special mapping; no plugin claimed it",
+        };
+        let path = v.path.as_deref().unwrap_or("");
+        Error::not_supported(what).at_task(pid, format!("memory area {:#x}-{:#x} {}", v.start, v.end, path))
+    }
+}
+
+/// Classifies an area; what the core cannot handle says why.
+pub fn classify(v: &Vma) -> std::result::Result<AreaKind, Unhandled> {
     let path = v.path.as_deref().unwrap_or("");
-    let name = || format!("pid {pid}: memory area {:#x}-{:#x} {}", v.start, v.end, path);
     Ok(match path {
         "[vdso]" => AreaKind::Vdso,
         "[vvar]" | "[vvar_vclock]" => AreaKind::Vvar,
         "[vsyscall]" => AreaKind::Vsyscall,
-        _ if v.vm_flags.contains("io") || v.vm_flags.contains("pf") => {
-            return Err(Error::Msg(format!("{}: device memory (VM_IO/PFNMAP) needs a plugin; none claimed it", name())))
-        }
+        _ if v.vm_flags.contains("io") || v.vm_flags.contains("pf") => return Err(Unhandled::Device),
         _ if v.inode == 0 => {
             if v.shared { AreaKind::AnonShared } else { AreaKind::AnonPrivate }
         }
         // MAP_SHARED|MAP_ANONYMOUS memory is a shmem file that /proc shows as "/dev/zero (deleted)".
         "/dev/zero" if v.deleted && v.shared => AreaKind::AnonShared,
-        _ if path.starts_with("/SYSV") => {
-            return Err(Error::Msg(format!("{}: System V shared memory is not supported yet", name())))
-        }
+        _ if path.starts_with("/SYSV") => return Err(Unhandled::SysV),
         _ if v.deleted && path.starts_with("/memfd:") => AreaKind::Memfd { shared: v.shared },
         // Any other deleted file is a file mapping: its file is saved as a ghost (regfile::dump_reg).
-        _ if !path.starts_with('/') => {
-            return Err(Error::Msg(format!("{}: unknown special mapping", name())))
-        }
+        _ if !path.starts_with('/') => return Err(Unhandled::Special),
         _ => {
             if v.shared { AreaKind::FileShared } else { AreaKind::FilePrivate }
         }

@@ -34,7 +34,7 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
     let pid = proc.pid();
     let mut out = Vec::with_capacity(vmas.len());
     for v in vmas {
-        let classified = mem::classify(pid, v);
+        let classified = mem::classify(v);
         let device = v.path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && !v.deleted;
         if classified.is_err() || device {
             // plugins: a device area; the plugin that claims it maps it again at restore.
@@ -47,10 +47,7 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
                 continue;
             }
         }
-        let kind = classified.map_err(|e| match e {
-            Error::Msg(m) if m.ends_with("unknown special mapping") => Error::Msg(format!("{m}; no plugin claimed it")),
-            e => e,
-        })?;
+        let kind = classified.map_err(|u| u.error(pid, v))?;
         let mut e = mem::vma_entry(v, kind);
         if matches!(kind, mem::AreaKind::AnonShared | mem::AreaKind::Memfd { .. }) {
             // The shmem inode identifies the memory: processes sharing it map one object at restore.
