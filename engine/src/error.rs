@@ -74,6 +74,9 @@ pub enum Error {
     /// The kernel answered in a way rcr does not expect (an fdinfo without a line, a short write).
     #[error("{0}")]
     Kernel(String),
+    /// rcr lacks a privilege a step needs (a capability, a hard limit); the message says what to do.
+    #[error("{what}")]
+    Privilege { what: String },
     /// A system call made inside the task failed: "CALL failed: ERRNO".
     #[error("{call} failed: {source} (errno {})", source.raw_os_error().unwrap_or(0))]
     Remote {
@@ -113,7 +116,7 @@ pub enum Error {
     Timeout(String),
     /// A state rcr's own code should never reach; a bug in rcr.
     #[error("internal: {0}")]
-    Internal(Cow<'static, str>),
+    Internal(String),
 }
 
 fn prefix(step: &str) -> String {
@@ -146,6 +149,22 @@ impl Error {
     /// The system differs from the checkpoint.
     pub fn conflict(what: impl Into<String>, what_to_do: Option<&str>) -> Error {
         Error::Conflict { what: what.into(), what_to_do: what_to_do.map(str::to_string) }
+    }
+
+    /// The system differs from the checkpoint, as `what` says (with what to do).
+    pub fn changed(what: impl Into<String>) -> Error {
+        Error::Conflict { what: what.into(), what_to_do: None }
+    }
+
+    /// rcr lacks a privilege (a capability, a limit) a step needs, as `what` says (with what to do).
+    pub fn privilege(what: impl Into<String>) -> Error {
+        Error::Privilege { what: what.into() }
+    }
+
+    /// A checkpoint whose images decode but disagree with each other or with what rcr can hold, as
+    /// `what` says (naming the image where it can).
+    pub fn corrupt(what: impl Into<String>) -> Error {
+        Error::BadImage { image: "the checkpoint".into(), what: what.into() }
     }
 
     /// An image that makes no sense.

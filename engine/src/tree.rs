@@ -364,7 +364,7 @@ pub fn create_tree(img: &Images, tramp: u64, timeout: Duration, guard: &ChildGua
     for i in 0..img.procs.len() {
         let p = &img.procs[i];
         let pid = p.pid();
-        let t = tasks[i].take().ok_or_else(|| Error::Internal(format!("pid {pid}: its parent {} did not create it", p.pstree.ppid).into()))?;
+        let t = tasks[i].take().ok_or_else(|| Error::Internal(format!("pid {pid}: its parent {} did not create it", p.pstree.ppid)))?;
         {
             let mut r = step(pid, "remote", Remote::at_site(&t, tramp))?;
             if i == 0 {

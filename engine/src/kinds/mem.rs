@@ -235,7 +235,7 @@ fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total
                 let n = *fill as usize;
                 let got = read_ranges(pid, &mem, &mut buf[..n], piece)?;
                 if got != n {
-                    return Err(Error::Msg(format!(
+                    return Err(Error::Kernel(format!(
                         "pid {pid}: read {got} of {n} bytes of memory at {:#x}: the task's memory changed while frozen",
                         piece.first().map_or(0, |r| r.0)
                     )));
@@ -266,7 +266,7 @@ fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total
     };
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..WORKERS).map(|_| s.spawn(work)).collect();
-        handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::Msg("a memory copy thread panicked".into()))?)
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::Internal("a memory copy thread panicked".into()))?)
     })
 }
 
@@ -355,7 +355,7 @@ pub fn map_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: 
     let map_prot = if has_pages { prot | libc::PROT_WRITE | libc::PROT_READ } else { prot };
     let mut flags = (vma.flags as i32) | libc::MAP_FIXED;
     let (mfd, off) = if vma.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 {
-        let fd = fd.0.ok_or_else(|| Error::Msg(format!("area {:#x}-{:#x}: no file to map", vma.start, vma.end)))?;
+        let fd = fd.0.ok_or_else(|| Error::Internal(format!("area {:#x}-{:#x}: no file to map", vma.start, vma.end)))?;
         (fd, vma.pgoff)
     } else {
         flags |= libc::MAP_ANONYMOUS;
@@ -363,7 +363,7 @@ pub fn map_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: 
     };
     let got = remote.mmap_raw(vma.start, len, map_prot, flags, mfd, off)?;
     if got != vma.start as i64 {
-        return Err(Error::Msg(format!(
+        return Err(Error::Kernel(format!(
             "mapping area {:#x}-{:#x} (prot {:#x}, flags {:#x}) in the new task failed: {}",
             vma.start, vma.end, prot, flags, errno_str(got)
         )));
@@ -421,7 +421,7 @@ pub fn fill_pages(remote: &mut crate::compel::Remote<'_>, pid: i32, runs: &[Page
     std::thread::scope(|s| {
         let worker = s.spawn(|| write_into_task(pid, pages, &theirs));
         let here = fill_in_task(remote, &mine, pages_fd, populate);
-        let there = worker.join().map_err(|_| Error::Msg("the page copy thread panicked".into()))?;
+        let there = worker.join().map_err(|_| Error::Internal("the page copy thread panicked".into()))?;
         here.and(there)
     })
 }
@@ -438,7 +438,7 @@ fn fill_in_task(remote: &mut crate::compel::Remote<'_>, runs: &[PageRun], pages_
         while done < r.len {
             let n = remote.pread64_raw(pages_fd, r.addr + done, r.len - done, r.file_off + done)?;
             if n <= 0 {
-                return Err(Error::Msg(format!(
+                return Err(Error::Kernel(format!(
                     "reading {} bytes of pages into {:#x} in the new task failed: {}",
                     r.len - done, r.addr + done, if n == 0 { "the pages image is truncated".to_string() } else { errno_str(n) }
                 )));
@@ -462,7 +462,7 @@ fn write_into_task(pid: i32, pages: &File, runs: &[PageRun]) -> Result<()> {
             })?;
             let wrote = sys::write_remote(nix::unistd::Pid::from_raw(pid), r.addr + done, &buf[..n])?;
             if wrote != n {
-                return Err(Error::Msg(format!("pid {pid}: wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)));
+                return Err(Error::Kernel(format!("pid {pid}: wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)));
             }
             done += n as u64;
         }

@@ -96,7 +96,7 @@ pub fn notify_of(pid: i32, t: &PosixTimer) -> Result<(u32, Option<i32>)> {
         "none" => SIGEV_NONE,
         "thread" => SIGEV_THREAD,
         other => {
-            return Err(Error::Msg(format!(
+            return Err(Error::Kernel(format!(
                 "pid {pid}: POSIX timer {}: unknown notify mode {other:?} in /proc/{pid}/timers",
                 t.id
             )))
@@ -105,7 +105,7 @@ pub fn notify_of(pid: i32, t: &PosixTimer) -> Result<(u32, Option<i32>)> {
     match &t.notify_target {
         Some((who, tid)) if who == "tid" => {
             if *tid != pid {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: POSIX timer {} notifies thread {tid} (SIGEV_THREAD_ID), which is not the \
                      checkpointed task: only single-threaded tasks are supported",
                     t.id
@@ -115,7 +115,7 @@ pub fn notify_of(pid: i32, t: &PosixTimer) -> Result<(u32, Option<i32>)> {
         }
         Some((who, _)) if who == "pid" => Ok((base, None)),
         None => Ok((base, None)),
-        Some((who, n)) => Err(Error::Msg(format!(
+        Some((who, n)) => Err(Error::Kernel(format!(
             "pid {pid}: POSIX timer {}: unknown notify target {who}.{n} in /proc/{pid}/timers",
             t.id
         ))),
@@ -127,11 +127,11 @@ pub fn check(pid: i32, timers: &[PosixTimer]) -> Result<()> {
     for t in timers {
         notify_of(pid, t)?;
         if t.id < 0 {
-            return Err(Error::Msg(format!("pid {pid}: POSIX timer with invalid id {}", t.id)));
+            return Err(Error::Kernel(format!("pid {pid}: POSIX timer with invalid id {}", t.id)));
         }
         if let Some(owner) = cpu_clock_pid(t.clock_id) {
             if owner != 0 && owner != pid {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: POSIX timer {} runs on the CPU clock of pid {owner} (clock id {}), which is \
                      outside the checkpoint",
                     t.id, t.clock_id
@@ -147,7 +147,7 @@ pub fn entry(pid: i32, t: &PosixTimer, its: &Itimerspec, overrun: i32) -> Result
     let (notify, tid) = notify_of(pid, t)?;
     let nonneg = |v: i64, what: &str| {
         u64::try_from(v).map_err(|_| {
-            Error::Msg(format!("pid {pid}: POSIX timer {}: timer_gettime gave a negative {what} ({v})", t.id))
+            Error::Kernel(format!("pid {pid}: POSIX timer {}: timer_gettime gave a negative {what} ({v})", t.id))
         })
     };
     Ok(pb::PosixTimerEntry {
@@ -188,23 +188,23 @@ pub fn dump(remote: &mut Remote<'_>, pid: i32, timers: &[PosixTimer]) -> Result<
 pub fn create_args(pid: i32, e: &pb::PosixTimerEntry) -> Result<(i32, Sigevent)> {
     let id = e.it_id;
     if id > i32::MAX as u32 {
-        return Err(Error::Msg(format!("pid {pid}: POSIX timer id {id} is out of range")));
+        return Err(Error::corrupt(format!("pid {pid}: POSIX timer id {id} is out of range")));
     }
     let notify = e.it_sigev_notify;
     if !matches!(notify & !SIGEV_THREAD_ID, SIGEV_SIGNAL | SIGEV_NONE | SIGEV_THREAD) {
-        return Err(Error::Msg(format!("pid {pid}: POSIX timer {id}: unknown sigev_notify {notify}")));
+        return Err(Error::corrupt(format!("pid {pid}: POSIX timer {id}: unknown sigev_notify {notify}")));
     }
     let mut tid = 0;
     if notify & SIGEV_THREAD_ID != 0 {
         match e.notify_thread_id {
             Some(t) if t == pid => tid = t,
             Some(t) => {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: POSIX timer {id} notifies thread {t}, which is not the restored task"
                 )))
             }
             None => {
-                return Err(Error::Msg(format!(
+                return Err(Error::corrupt(format!(
                     "pid {pid}: POSIX timer {id} has SIGEV_THREAD_ID but no notify thread in the image"
                 )))
             }
@@ -273,7 +273,7 @@ fn create_all(remote: &mut Remote<'_>, pid: i32, timers: &[pb::PosixTimerEntry],
         remote.scratch_get(id_addr, &mut got)?;
         let got = i32::from_le_bytes(got);
         if got != id as i32 {
-            return Err(Error::Msg(format!(
+            return Err(Error::Kernel(format!(
                 "pid {pid}: POSIX timer {id}: timer_create gave id {got} instead (the kernel ignored \
                  PR_TIMER_CREATE_RESTORE_IDS)"
             )));

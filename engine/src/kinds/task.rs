@@ -42,7 +42,7 @@ pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
         if let Err(e) = sys::prlimit_set(p, res as u32, l.cur, l.max) {
             let (_, have_max) = sys::prlimit_get(p, res as u32).unwrap_or((0, 0));
             if l.max > have_max {
-                return Err(Error::Msg(format!(
+                return Err(Error::privilege(format!(
                     "pid {pid}: cannot restore {name} hard limit {} (rcr's is {have_max}): raising a hard limit needs \
                      CAP_SYS_RESOURCE, which rcr does not have here; raise rcr's own hard limit first (ulimit -H) \
                      or run rcr with CAP_SYS_RESOURCE ({e})",
@@ -202,16 +202,16 @@ pub fn restore_seccomp(remote: &mut Remote<'_>, all: &[pb::SeccompFilter], inner
     let mut chain = Vec::new();
     let mut at = Some(innermost);
     while let Some(i) = at {
-        let f = all.get((i as usize).wrapping_sub(1)).ok_or_else(|| Error::Msg(format!("seccomp.img has no filter {i}")))?;
+        let f = all.get((i as usize).wrapping_sub(1)).ok_or_else(|| Error::corrupt(format!("seccomp.img has no filter {i}")))?;
         chain.push(f);
         at = f.prev;
         if chain.len() > all.len() {
-            return Err(Error::Msg("seccomp.img: filter chain loops".into()));
+            return Err(Error::corrupt("seccomp.img: filter chain loops"));
         }
     }
     for f in chain.iter().rev() {
         if f.filter.len() % 8 != 0 {
-            return Err(Error::Msg(format!("seccomp.img: a filter of {} bytes is not whole BPF instructions", f.filter.len())));
+            return Err(Error::corrupt(format!("seccomp.img: a filter of {} bytes is not whole BPF instructions", f.filter.len())));
         }
         remote
             .seccomp_set_filter(f.flags.unwrap_or(0) as u64, &f.filter)
@@ -424,7 +424,7 @@ pub fn restore_fs(r: &mut Remote<'_>, pid: i32, cwd_fd: i32, root: &str, umask: 
 pub fn restore_task(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, is_root: bool) -> Result<()> {
     let pid = p.pid();
     let core = &p.cores[0];
-    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let tc = core.tc.as_ref().ok_or_else(|| Error::corrupt("core has no task core"))?;
     let th = core.thread_core.clone().unwrap_or_default();
     if let Some(rl) = &tc.rlimits {
         restore_rlimits(pid, rl)?;
@@ -469,10 +469,10 @@ pub fn restore_task(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, is_r
 pub fn finish_leader(remote: Remote<'_>, tracee: &Tracee, p: &ProcImages, tramp: u64) -> Result<()> {
     let pid = p.pid();
     let core = &p.cores[0];
-    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let tc = core.tc.as_ref().ok_or_else(|| Error::corrupt("core has no task core"))?;
     let th = core.thread_core.as_ref();
     step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[tramp, mm::TRAMP_LEN]))?;
-    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg("core has no thread_info".into()))?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::corrupt("core has no thread_info"))?;
     step(pid, "registers", cpu::restore(tracee, ti))?;
     step(pid, "signal mask", tracee.set_sigmask(th.and_then(|t| t.blk_sigset).unwrap_or(tc.blk_sigset)))?;
     Ok(())
@@ -541,7 +541,7 @@ fn build_thread(t: &Tracee, c: &RestoreCtx<'_>, tramp: u64, core: &pb::CoreEntry
     let mut r = Remote::at_site(t, tramp)?;
     thread_attrs(&mut r, c, tid, &th, core.thread_info.as_ref(), true)?;
     r.cure()?;
-    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg(format!("thread {tid}: core has no thread_info")))?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::corrupt(format!("thread {tid}: core has no thread_info")))?;
     cpu::restore(t, ti)?;
     t.set_sigmask(th.blk_sigset.unwrap_or(0))?;
     Ok(())
