@@ -6,7 +6,7 @@ use super::task::RLIMIT_NAMES;
 use crate::compel::Remote;
 use crate::image::pb;
 use crate::proc::Status;
-use crate::{sys, Error, Result};
+use crate::{sys, Context, Error, Result};
 
 fn caps_words(v: u64) -> Vec<u32> {
     vec![v as u32, (v >> 32) as u32]
@@ -73,7 +73,7 @@ pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> 
     for cap in (0..=CAP_LAST).filter(|cap| amb & (1 << cap) != 0) {
         remote
             .prctl_ok(PR_CAP_AMBIENT, &[PR_CAP_AMBIENT_RAISE, cap, 0, 0])
-            .map_err(|e| Error::Msg(format!("restoring credentials: raising ambient capability {cap}: {e}")))?;
+            .at(|| format!("restoring credentials: raising ambient capability {cap}"))?;
     }
     if have_prm & (1 << CAP_SETPCAP) == 0 {
         return Err(Error::privilege("restoring credentials: rcr has no CAP_SETPCAP to set the securebits"));
@@ -241,7 +241,7 @@ pub fn cap_names(mask: u64) -> String {
         .join(", ")
 }
 
-fn ctx<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::Msg(format!("restoring credentials: {what}: {e}"))
+fn ctx<E: Into<Error>>(what: &'static str) -> impl Fn(E) -> Error {
+    move |e| e.into().at(format!("restoring credentials: {what}"))
 }
 

@@ -82,7 +82,7 @@ fn check_target(pid: i32, efd: i32, t: &crate::proc::EpollTfd, toff: u32) -> Res
         Ok(KcmpResult::Equal) => Ok(()),
         Ok(_) => Err(gone(&format!("fd {} of the task is another file now", t.tfd))),
         Err(e) if e.errno() == Some(Errno::EBADF) => Err(gone(&format!("the task has no fd {}", t.tfd))),
-        Err(e) => Err(Error::Msg(format!("pid {pid}: fd {efd} (epoll): checking its watch of fd {}: {e}", t.tfd))),
+        Err(e) => Err(Error::from(e).at(format!("checking its watch of fd {}", t.tfd)).at_fd(pid, efd, Some("epoll".into()))),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use super::extents::{self, Extent, Method};
 use crate::image::{pb, ImageDir, ImageName};
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 use nix::sys::time::TimeSpec;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -249,7 +249,7 @@ impl Ghosts {
             .and_then(|f| f.reg.as_ref())
             .ok_or_else(|| Error::corrupt(format!("remap-fpath.img: {} is linked as file {link_id}, which files.img lacks", e.name)))?;
         let fd = super::regfile::open(&pb::RegFileEntry { name: link.name.clone(), ..e.clone() }, exact_size)
-            .map_err(|err| Error::Msg(format!("{} (unlinked, kept by --link-remap as {}): {err}", e.name, link.name)))?;
+            .at(|| format!("{} (unlinked, kept by --link-remap as {})", e.name, link.name))?;
         self.unlink_after.insert(link.name.clone());
         Ok(fd)
     }

@@ -15,7 +15,7 @@ use crate::compel::{Remote, Tracee};
 use crate::ctx::{step, DumpCtx, RestoreCtx};
 use crate::image::{pb, ImageName};
 use crate::proc::{ProcDir, Stat, Vma};
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -80,7 +80,7 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
 pub fn dump_exe(c: &DumpCtx<'_>, proc: &ProcDir, files: &mut FileTable) -> Result<u32> {
     let pid = proc.pid();
     let exe = proc.exe()?.to_string_lossy().into_owned();
-    let f = proc.openat("exe", nix::fcntl::OFlag::O_RDONLY).map_err(|e| Error::Msg(format!("pid {pid}: opening its executable {exe}: {e}")))?;
+    let f = proc.openat("exe", nix::fcntl::OFlag::O_RDONLY).at_task_with(pid, || format!("opening its executable {exe}"))?;
     let st = fstat(&f, &exe)?;
     regfile::dump_file(files, pid, "its executable", &exe, false, f.as_fd(), &st, libc::O_RDONLY as u32, c.opts)
 }

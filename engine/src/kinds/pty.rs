@@ -112,7 +112,7 @@ fn winsize_of(e: &pb::WinsizeEntry) -> libc::winsize {
 }
 
 fn sys(what: impl Fn() -> String) -> impl FnOnce(crate::sys::SysError) -> Error {
-    move |e| Error::Msg(format!("{}: {e}", what()))
+    move |e| Error::from(e).at(what())
 }
 
 /// Termios under which bytes handed to the line discipline again are neither echoed, nor turned into

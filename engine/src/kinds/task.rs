@@ -11,7 +11,7 @@ use crate::ctx::{step, DumpCtx, RestoreCtx};
 use crate::image::{pb, ImageName};
 use crate::proc::{ProcDir, Status};
 use crate::tree::{self, ChildGuard, Frozen};
-use crate::{sys, Error, Result};
+use crate::{sys, Context, Error, Result};
 use std::os::fd::AsRawFd;
 
 pub use super::creds::{dump_creds, restore_creds, OwnPrivileges};
@@ -49,7 +49,7 @@ pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
                     l.max
                 )));
             }
-            return Err(Error::Msg(format!("pid {pid}: cannot restore {name} = {}/{}: {e}", l.cur, l.max)));
+            return Err(Error::from(e).at_task(pid, format!("cannot restore {name} = {}/{}", l.cur, l.max)));
         }
     }
     Ok(())
@@ -71,7 +71,7 @@ pub fn dump_sched(pid: i32) -> Result<(u32, u32, i32)> {
 /// Sets them again (from rcr, on the new task's pid).
 pub fn restore_sched(pid: i32, policy: u32, prio: u32, nice: i32) -> Result<()> {
     let a = sys::SchedAttr { policy, priority: prio, nice, flags: 0, runtime: 0, deadline: 0, period: 0 };
-    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))?;
+    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).at_task_with(pid, || format!("restoring scheduling policy {policy} (prio {prio}, nice {nice})"))?;
     // sched_setattr ignores the nice value for SCHED_IDLE; setpriority sets it for every policy.
     if let Err(source) = sys::setpriority(pid, nice) {
         return Err(Error::Io { ctx: format!("pid {pid}: restoring nice {nice}"), source });
@@ -150,7 +150,7 @@ pub fn restore_rseq(remote: &mut Remote<'_>, r: Option<&pb::RseqEntry>) -> Resul
     let Some(r) = r else { return Ok(()) };
     remote
         .rseq(r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature)
-        .map_err(|e| Error::Msg(format!("registering rseq at {:#x} again: {e}", r.rseq_abi_pointer)))?;
+        .at(|| format!("registering rseq at {:#x} again", r.rseq_abi_pointer))?;
     Ok(())
 }
 
@@ -215,7 +215,7 @@ pub fn restore_seccomp(remote: &mut Remote<'_>, all: &[pb::SeccompFilter], inner
         }
         remote
             .seccomp_set_filter(f.flags.unwrap_or(0) as u64, &f.filter)
-            .map_err(|e| Error::Msg(format!("installing a seccomp filter again: {e}")))?;
+            .at(|| "installing a seccomp filter again".into())?;
     }
     Ok(())
 }
@@ -229,7 +229,7 @@ pub const TASK_STOPPED: u32 = 3;
 
 /// A check that fails the dump before anything is killed says so.
 pub fn left_running(e: Error) -> Error {
-    Error::Msg(format!("{e}; the process was left running"))
+    e.left("the process was left running")
 }
 
 /// Process-wide state read in the leader, in one short remote phase.
