@@ -111,7 +111,7 @@ fn add_watches(r: &mut Remote<'_>, pid: i32, epfd: u32, e: &pb::EventpollFileEnt
             return Err(Error::Kernel(format!("pid {pid}: fd {epfd} (epoll): epoll_wait to disarm the one-shot watch of fd {}: {}", t.tfd, errno_str(n))));
         }
         if n == 1 {
-            return Err(Error::Kernel(format!("pid {pid}: fd {epfd} (epoll): disarming the one-shot watch of fd {} reported another watch", t.tfd)));
+            return Err(Error::Kernel(format!("fd {epfd} (epoll): disarming the one-shot watch of fd {} reported another watch", t.tfd)).at_task(pid, ""));
         }
         ctl(r, libc::EPOLL_CTL_MOD, t, t.events)?;
         tracing::warn!(
@@ -153,7 +153,7 @@ impl FileKind for Epolls {
             FdInfoKind::Epoll { tfds } => tfds,
             // No tfd: lines: an epoll watching nothing.
             FdInfoKind::Plain => &[],
-            k => return Err(Error::Kernel(format!("pid {}: fd {}: an epoll whose fdinfo reads as {k:?}", fd.pid, fd.fd))),
+            k => return Err(Error::Kernel(format!("an epoll whose fdinfo reads as {k:?}")).at_fd(fd.pid, fd.fd, None)),
         };
         let mut out = Vec::with_capacity(tfds.len());
         for (i, t) in tfds.iter().enumerate() {

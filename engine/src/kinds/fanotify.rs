@@ -127,7 +127,7 @@ impl FileKind for Fanotifies {
 
     fn dump(&mut self, fd: &FdToDump<'_>, id: u32, _files: &mut FileTable) -> Result<pb::FileEntry> {
         let FdInfoKind::Fanotify { flags, event_flags, marks } = &fd.info.kind else {
-            return Err(Error::Kernel(format!("pid {}: fd {}: a fanotify whose fdinfo has no 'fanotify flags:' line", fd.pid, fd.fd)));
+            return Err(Error::Kernel("a fanotify whose fdinfo has no 'fanotify flags:' line".into()).at_fd(fd.pid, fd.fd, None));
         };
         let mounts = if marks.is_empty() { Vec::new() } else { fd.proc.mountinfo()? };
         let mark = marks.iter().map(|m| dump_mark(fd.pid, fd.fd, id, m, &mounts)).collect::<Result<Vec<_>>>()?;

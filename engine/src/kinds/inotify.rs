@@ -176,7 +176,7 @@ impl FileKind for Inotifies {
         let watches: &[InotifyWatch] = match &fd.info.kind {
             FdInfoKind::Inotify { watches } => watches,
             FdInfoKind::Plain => &[],
-            k => return Err(Error::Kernel(format!("pid {}: fd {}: an inotify whose fdinfo reads as {k:?}", fd.pid, fd.fd))),
+            k => return Err(Error::Kernel(format!("an inotify whose fdinfo reads as {k:?}")).at_fd(fd.pid, fd.fd, None)),
         };
         let mounts = if watches.is_empty() { Vec::new() } else { fd.proc.mountinfo()? };
         let wd = watches.iter().map(|w| dump_watch(fd.pid, fd.fd, id, w, &mounts)).collect::<Result<Vec<_>>>()?;

@@ -462,7 +462,7 @@ fn write_into_task(pid: i32, pages: &File, runs: &[PageRun]) -> Result<()> {
             })?;
             let wrote = sys::write_remote(nix::unistd::Pid::from_raw(pid), r.addr + done, &buf[..n])?;
             if wrote != n {
-                return Err(Error::Kernel(format!("pid {pid}: wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)));
+                return Err(Error::Kernel(format!("wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)).at_task(pid, ""));
             }
             done += n as u64;
         }

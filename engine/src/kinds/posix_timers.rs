@@ -127,7 +127,7 @@ pub fn check(pid: i32, timers: &[PosixTimer]) -> Result<()> {
     for t in timers {
         notify_of(pid, t)?;
         if t.id < 0 {
-            return Err(Error::Kernel(format!("pid {pid}: POSIX timer with invalid id {}", t.id)));
+            return Err(Error::Kernel(format!("POSIX timer with invalid id {}", t.id)).at_task(pid, ""));
         }
         if let Some(owner) = cpu_clock_pid(t.clock_id) {
             if owner != 0 && owner != pid {
@@ -147,7 +147,7 @@ pub fn entry(pid: i32, t: &PosixTimer, its: &Itimerspec, overrun: i32) -> Result
     let (notify, tid) = notify_of(pid, t)?;
     let nonneg = |v: i64, what: &str| {
         u64::try_from(v).map_err(|_| {
-            Error::Kernel(format!("pid {pid}: POSIX timer {}: timer_gettime gave a negative {what} ({v})", t.id))
+            Error::Kernel(format!("POSIX timer {}: timer_gettime gave a negative {what} ({v})", t.id)).at_task(pid, "")
         })
     };
     Ok(pb::PosixTimerEntry {
@@ -184,11 +184,11 @@ pub fn dump(remote: &mut Remote<'_>, pid: i32, timers: &[PosixTimer]) -> Result<
 pub fn create_args(pid: i32, e: &pb::PosixTimerEntry) -> Result<(i32, Sigevent)> {
     let id = e.it_id;
     if id > i32::MAX as u32 {
-        return Err(Error::corrupt(format!("pid {pid}: POSIX timer id {id} is out of range")));
+        return Err(Error::corrupt(format!("POSIX timer id {id} is out of range")).at_task(pid, ""));
     }
     let notify = e.it_sigev_notify;
     if !matches!(notify & !SIGEV_THREAD_ID, SIGEV_SIGNAL | SIGEV_NONE | SIGEV_THREAD) {
-        return Err(Error::corrupt(format!("pid {pid}: POSIX timer {id}: unknown sigev_notify {notify}")));
+        return Err(Error::corrupt(format!("POSIX timer {id}: unknown sigev_notify {notify}")).at_task(pid, ""));
     }
     let mut tid = 0;
     if notify & SIGEV_THREAD_ID != 0 {

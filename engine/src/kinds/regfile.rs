@@ -58,7 +58,7 @@ pub fn check_path(pid: i32, what: &str, link: &str) -> Result<()> {
         )));
     }
     if !link.starts_with('/') {
-        return Err(Error::not_supported(format!("pid {pid}: {what} is '{link}', which is not a file rcr can reopen by path")));
+        return Err(Error::not_supported(format!("{what} is '{link}', which is not a file rcr can reopen by path")).at_task(pid, ""));
     }
     Ok(())
 }
@@ -103,7 +103,7 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
         None => (link, deleted),
     };
     if !path.starts_with('/') {
-        return Err(Error::not_supported(format!("pid {pid}: {what} is '{link}', which is not a file rcr can reopen by path")));
+        return Err(Error::not_supported(format!("{what} is '{link}', which is not a file rcr can reopen by path")).at_task(pid, ""));
     }
     let ty = st.st_mode & libc::S_IFMT;
     if deleted && ty != libc::S_IFREG {
