@@ -159,7 +159,7 @@ pub fn check_all(all: bool) -> Vec<FeatureReport> {
 }
 
 /// Runs one probe by name.
-pub fn check_feature(name: &str) -> Result<FeatureReport, CheckError> {
+pub fn check_feature(name: &str) -> crate::Result<FeatureReport> {
     let real = ALIASES
         .iter()
         .find(|(a, _)| *a == name)
@@ -168,9 +168,12 @@ pub fn check_feature(name: &str) -> Result<FeatureReport, CheckError> {
         .iter()
         .find(|f| f.0 == real)
         .map(run)
-        .ok_or_else(|| CheckError::Unknown {
-            name: name.to_string(),
-            known: feature_names().join(", "),
+        .ok_or_else(|| {
+            CheckError::Unknown {
+                name: name.to_string(),
+                known: feature_names().join(", "),
+            }
+            .into()
         })
 }
 

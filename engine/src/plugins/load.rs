@@ -131,10 +131,10 @@ pub(super) fn probe(file: &Path) -> Result<Opened, PluginError> {
 }
 
 /// One file of a plugin directory: its plugin, or why it would not load.
-pub type Listed = (PathBuf, Result<PluginInfo, PluginError>);
+pub type Listed = (PathBuf, crate::Result<PluginInfo>);
 
 /// What `rcr plugins` lists: each file of `dir` with its plugin or why it would not load.
-pub fn list(dir: &Path) -> Result<Vec<Listed>, PluginError> {
+pub fn list(dir: &Path) -> crate::Result<Vec<Listed>> {
     let mut out: Vec<Listed> = Vec::new();
     for file in plugin_files(dir)? {
         let r = probe(&file).map(|(i, _, _)| i).and_then(|i| {
@@ -143,7 +143,7 @@ pub fn list(dir: &Path) -> Result<Vec<Listed>, PluginError> {
                 None => Ok(i),
             }
         });
-        out.push((file, r));
+        out.push((file, r.map_err(crate::Error::from)));
     }
     Ok(out)
 }
