@@ -1,6 +1,6 @@
 //! criu's `--action-script FILE` and `--status-fd FD`, as listeners of the engine's action points.
 
-use rcr_engine::notify::{Action, Notify};
+use rcr_engine::notify::{Action, ListenerError, Notify};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -14,7 +14,7 @@ pub struct ActionScripts {
 }
 
 impl Notify for ActionScripts {
-    fn notify(&self, action: Action, root_pid: Option<i32>) -> Result<(), String> {
+    fn notify(&self, action: Action, root_pid: Option<i32>) -> Result<(), ListenerError> {
         for script in &self.scripts {
             tracing::debug!("running action script {} for {}", script.display(), action.name());
             let mut cmd = std::process::Command::new(script);
@@ -25,7 +25,7 @@ impl Notify for ActionScripts {
             // A user's script: it runs as long as it needs, as criu's do.
             let status = cmd.status().map_err(|e| format!("cannot run action script {}: {e}", script.display()))?;
             if !status.success() {
-                return Err(format!("action script {} {status}", script.display()));
+                return Err(format!("action script {} {status}", script.display()).into());
             }
         }
         Ok(())
@@ -53,11 +53,11 @@ impl StatusFd {
 }
 
 impl Notify for StatusFd {
-    fn notify(&self, action: Action, _root: Option<i32>) -> Result<(), String> {
+    fn notify(&self, action: Action, _root: Option<i32>) -> Result<(), ListenerError> {
         if action != Action::PostResume {
             return Ok(());
         }
-        self.ready()
+        Ok(self.ready()?)
     }
 }
 

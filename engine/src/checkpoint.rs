@@ -46,21 +46,21 @@ impl Images {
         let images = ImageDir::new(dir);
         let inv: pb::InventoryEntry = images.read_one(ImageName::Inventory)?;
         if inv.img_version != crate::image::IMG_VERSION {
-            return Err(Error::Msg(format!("{}: image version {} is not supported (rcr reads version {})", images.file(ImageName::Inventory).display(), inv.img_version, crate::image::IMG_VERSION)));
+            return Err(Error::bad_image(images.file(ImageName::Inventory).display(), format!("image version {} is not supported (rcr reads version {})", inv.img_version, crate::image::IMG_VERSION)));
         }
         let tree: Vec<pb::PstreeEntry> = images.read_all(ImageName::Pstree)?;
         if tree.is_empty() {
-            return Err(Error::Msg(format!("{}: no process", images.file(ImageName::Pstree).display())));
+            return Err(Error::bad_image(images.file(ImageName::Pstree).display(), "no process"));
         }
         let mut procs = Vec::with_capacity(tree.len());
         for (i, ps) in tree.into_iter().enumerate() {
             if i > 0 && !procs.iter().any(|p: &ProcImages| p.pstree.pid == ps.ppid) {
-                return Err(Error::Msg(format!("pstree.img: the parent {} of pid {} comes after it or is missing", ps.ppid, ps.pid)));
+                return Err(Error::bad_image("pstree.img", format!("the parent {} of pid {} comes after it or is missing", ps.ppid, ps.pid)));
             }
             procs.push(ProcImages::load(&images, ps)?);
         }
         if procs[0].zombie {
-            return Err(Error::Msg("pstree.img: the root process is a zombie".into()));
+            return Err(Error::bad_image("pstree.img", "the root process is a zombie"));
         }
         let files = images.read_all::<pb::FileEntry>(ImageName::Files)?.into_iter().map(|f| (f.id, f)).collect();
         let ttys = images.read_all_if_exists(ImageName::TtyInfo)?;
@@ -84,7 +84,7 @@ impl Images {
     }
 
     pub fn reg(&self, id: u32) -> Result<&pb::RegFileEntry> {
-        self.files.get(&id).and_then(|f| f.reg.as_ref()).ok_or_else(|| Error::Msg(format!("files.img has no regular file with id {id}")))
+        self.files.get(&id).and_then(|f| f.reg.as_ref()).ok_or_else(|| Error::bad_image("files.img", format!("no regular file with id {id}")))
     }
 }
 
@@ -107,7 +107,7 @@ impl ProcImages {
             });
         }
         if pstree.threads.first() != Some(&pid) {
-            return Err(Error::Msg(format!("pstree.img: pid {pid}: its first thread is not its leader")));
+            return Err(Error::bad_image("pstree.img", format!("pid {pid}: its first thread is not its leader")));
         }
         let mut cores = vec![first];
         for &tid in &pstree.threads[1..] {
@@ -115,11 +115,11 @@ impl ProcImages {
         }
         for (tid, c) in pstree.threads.iter().zip(&cores) {
             if c.mtype != pb::core_entry::March::X8664 as i32 || c.thread_info.is_none() {
-                return Err(Error::Msg(format!("{}: not an x86_64 task core", images.file(ImageName::Core(*tid)).display())));
+                return Err(Error::bad_image(images.file(ImageName::Core(*tid)).display(), "not an x86_64 task core"));
             }
         }
         if cores[0].tc.is_none() {
-            return Err(Error::Msg(format!("{}: the leader's core has no task core", images.file(ImageName::Core(pid)).display())));
+            return Err(Error::bad_image(images.file(ImageName::Core(pid)).display(), "the leader's core has no task core"));
         }
         let mm: pb::MmEntry = images.read_one(ImageName::Mm(pid))?;
         let ids: pb::TaskKobjIdsEntry = images.read_one(ImageName::Ids(pid))?;
@@ -130,10 +130,10 @@ impl ProcImages {
         let pages_len = std::fs::metadata(&pages).map(|m| m.len()).unwrap_or(0);
         let need = pagemap.pages_len();
         if need > pages_len {
-            return Err(Error::Msg(format!(
-                "{}: {} bytes, but {} lists {need} bytes of pages: the checkpoint is truncated",
-                pages.display(), pages_len, ImageName::Pagemap(pid)
-            )));
+            return Err(Error::bad_image(
+                pages.display(),
+                format!("{} bytes, but {} lists {need} bytes of pages: the checkpoint is truncated", pages_len, ImageName::Pagemap(pid)),
+            ));
         }
         Ok(ProcImages { pstree, cores, zombie, mm, ids, fs, fdinfo, pages_id: pagemap.pages_id, runs: pagemap.runs })
     }

@@ -35,7 +35,7 @@ impl<'a> DumpCtx<'a> {
         prepare_dir(dir)?;
         let mut plugins = Plugins::load(opts.plugin_dir.as_deref(), rcr_plugin_api::RCR_STAGE_DUMP, dir, &opts.to_json())?;
         plugins.init()?;
-        ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+        ProcDir::open(pid).map_err(|e| Error::from(e).at_task(pid, "cannot dump it"))?;
         let features = Features::probe_for_dump()?;
         let own = OwnPrivileges::read()?;
         Ok(DumpCtx { opts, cancel: opts.cancel.clone(), features, images: ImageDir::new(dir), plugins, own })
@@ -48,7 +48,7 @@ impl<'a> DumpCtx<'a> {
     /// Stops the dump when it was cancelled, leaving the target running.
     pub fn check_cancelled(&self, pid: i32) -> Result<()> {
         if self.cancel.is_cancelled() {
-            return Err(Error::Msg(format!("dump of pid {pid} interrupted; the process was left running")));
+            return Err(Error::Interrupted { what: format!("dump of pid {pid}"), left: "the process was left running" });
         }
         Ok(())
     }
@@ -100,13 +100,13 @@ impl<'a> RestoreCtx<'a> {
     /// Fails when the restore was cancelled (before anything is started).
     pub fn check_cancelled(&self) -> Result<()> {
         if self.cancel.is_cancelled() {
-            return Err(Error::Msg("restore interrupted; nothing was started".into()));
+            return Err(Error::Interrupted { what: "restore".into(), left: "nothing was started" });
         }
         Ok(())
     }
 }
 
 /// A failed restore step, named with its task.
-pub fn step<T, E: std::fmt::Display>(pid: i32, what: &str, r: std::result::Result<T, E>) -> Result<T> {
-    r.map_err(|e| Error::Msg(format!("pid {pid}: restore step '{what}' failed: {e}")))
+pub fn step<T, E: Into<Error>>(pid: i32, what: &str, r: std::result::Result<T, E>) -> Result<T> {
+    r.map_err(|e| e.into().at_task(pid, format!("restore step '{what}' failed")))
 }

@@ -57,7 +57,7 @@ pub fn dump(opts: &DumpOpts) -> Result<DumpStats> {
     let started = Instant::now();
     let tree = tree::freeze_tree(pid, opts.freeze_timeout, &c.plugins)?;
     if tree[0].zombie {
-        return Err(Error::Msg(format!("pid {pid} is a zombie; there is nothing to dump")));
+        return Err(Error::not_supported(format!("pid {pid} is a zombie; there is nothing to dump")));
     }
     let mut stats = DumpStats { pid, ..Default::default() };
     // plugins: fini(ok) after a good dump (its failure fails the dump); on errors, fini(failed) on drop.

@@ -49,5 +49,5 @@ pub mod sys;
 #[forbid(unsafe_code)]
 pub mod tree;
 
-pub use error::{Error, Result};
+pub use error::{Context, Error, Result};
 pub use rcr_images as image;

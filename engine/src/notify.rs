@@ -41,10 +41,13 @@ impl Action {
     }
 }
 
+/// A listener's failure, kept as the source of the command's error.
+pub type ListenerError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Told at each [`Action`]: the action and the root task's pid (once it exists). An error stops the
 /// command where the action says.
 pub trait Notify: Send + Sync {
-    fn notify(&self, action: Action, root_pid: Option<i32>) -> Result<(), String>;
+    fn notify(&self, action: Action, root_pid: Option<i32>) -> Result<(), ListenerError>;
 }
 
 /// The command's listeners (none by default).
@@ -65,7 +68,7 @@ impl Notifier {
     /// Tells every listener; the first error is the command's, naming the action.
     pub fn at(&self, action: Action, root_pid: Option<i32>) -> crate::Result<()> {
         for n in &self.0 {
-            n.notify(action, root_pid).map_err(|why| crate::Error::Msg(format!("{} action failed: {why}", action.name())))?;
+            n.notify(action, root_pid).map_err(|source| crate::Error::Action { action: action.name(), source })?;
         }
         Ok(())
     }

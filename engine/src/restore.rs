@@ -19,7 +19,7 @@ use crate::kinds::{mem, mm, regfile, task, tty, RestoreEnv};
 use crate::notify::Action;
 use crate::options::RestoreOpts;
 use crate::tree::{self, ChildGuard, Ready};
-use crate::{fdtable, Error, Result};
+use crate::{fdtable, Context, Error, Result};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -146,7 +146,7 @@ fn check_restorable(c: &RestoreCtx<'_>) -> Result<()> {
 }
 
 fn nothing_started(e: Error) -> Error {
-    Error::Msg(format!("{e}; nothing was started"))
+    e.left("nothing was started")
 }
 
 /// What the tasks are built with: the context, the trampoline, and what rcr opened for them.
@@ -251,7 +251,7 @@ fn collect_areas(c: &RestoreCtx<'_>, memfd_fds: &BTreeMap<u64, OwnedFd>) -> Resu
     for p in img.procs.iter().filter(|p| !p.zombie) {
         for v in p.mm.vmas.iter().filter(|v| v.status & mem::VMA_EXT_PLUGIN != 0) {
             let ext = img.files.get(&(v.shmid as u32)).and_then(|f| f.ext.as_ref()).ok_or_else(|| {
-                Error::Msg(format!("pid {}: memory area {:#x} belongs to a plugin, but files.img has no ext file {}", p.pid(), v.start, v.shmid))
+                Error::bad_image("files.img", format!("no ext file {}", v.shmid)).at_task(p.pid(), format!("memory area {:#x} belongs to a plugin", v.start))
             })?;
             plugin_vmas.push((p.pid(), v, ext));
         }
@@ -270,14 +270,14 @@ fn collect_areas(c: &RestoreCtx<'_>, memfd_fds: &BTreeMap<u64, OwnedFd>) -> Resu
             }
             if v.status & mem::VMA_AREA_MEMFD != 0 {
                 if !memfd_fds.contains_key(&v.shmid) {
-                    return Err(Error::Msg(format!("pid {}: memory area {:#x} maps memfd inode {}, which memfd.img lacks", p.pid(), v.start, v.shmid)));
+                    return Err(Error::bad_image("memfd.img", format!("no memfd inode {}", v.shmid)).at_task(p.pid(), format!("memory area {:#x}", v.start)));
                 }
                 continue;
             }
             if v.status & (mem::VMA_FILE_PRIVATE | mem::VMA_FILE_SHARED) != 0 && !map_fds.contains_key(&v.shmid) {
                 let mut e = img.reg(v.shmid as u32)?.clone();
                 e.flags = v.fdflags.unwrap_or(libc::O_RDONLY as u32);
-                let fd = fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, e, true).map_err(|err| Error::Msg(format!("pid {}: the file mapped at {:#x}: {err}", p.pid(), v.start)))?;
+                let fd = fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, e, true).at_task_with(p.pid(), || format!("the file mapped at {:#x}", v.start))?;
                 map_fds.insert(v.shmid, fd);
             }
         }
@@ -285,7 +285,7 @@ fn collect_areas(c: &RestoreCtx<'_>, memfd_fds: &BTreeMap<u64, OwnedFd>) -> Resu
         let pages = std::fs::File::open(&pages_path).map_err(|e| Error::Io { ctx: format!("opening {}", pages_path.display()), source: e })?;
         pfiles.push(Some(ProcFiles {
             pages,
-            exe: fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, img.reg(p.mm.exe_file_id)?.clone(), false).map_err(|err| Error::Msg(format!("pid {}: its executable: {err}", p.pid())))?,
+            exe: fdtable::open_reg(&mut img.kinds.borrow_mut(), &env, img.reg(p.mm.exe_file_id)?.clone(), false).at_task(p.pid(), "its executable")?,
             cwd: regfile::open(img.reg(p.fs.cwd_id)?, false)?,
             root: img.reg(p.fs.root_id)?.name.clone(),
         }));

@@ -36,7 +36,7 @@ pub fn display_stats(dir: &Path, restore: bool) -> Result<String> {
             let _ = writeln!(s, "Restore time: {} us", r.restore_time);
             let _ = writeln!(s, "Forking time: {} us", r.forking_time);
         }
-        _ => return Err(Error::Msg(format!("{}: no {} statistics in it", dir.join(name.file_name()).display(), if restore { "restore" } else { "dump" }))),
+        _ => return Err(Error::bad_image(dir.join(name.file_name()).display(), format!("no {} statistics in it", if restore { "restore" } else { "dump" }))),
     }
     Ok(s)
 }
@@ -50,7 +50,7 @@ pub fn summary(dir: &Path) -> Result<String> {
     let inv: pb::InventoryEntry = images.read_one(ImageName::Inventory)?;
     let tree: Vec<pb::PstreeEntry> = images.read_all(ImageName::Pstree)?;
     if tree.is_empty() {
-        return Err(Error::Msg(format!("{}: pstree.img lists no process", dir.display())));
+        return Err(Error::bad_image(dir.join("pstree.img").display(), "lists no process"));
     }
     let files: Vec<pb::FileEntry> = images.read_all_if_exists(ImageName::Files)?;
     let _ = writeln!(s, "checkpoint {}", dir.display());
@@ -60,7 +60,7 @@ pub fn summary(dir: &Path) -> Result<String> {
     for p in &tree {
         let core: pb::CoreEntry = images.read_one(ImageName::Core(p.pid))?;
         let Some(tc) = core.tc.as_ref() else {
-            return Err(Error::Msg(format!("{}: the core of pid {} has no task state (tc)", dir.join(ImageName::Core(p.pid).file_name()).display(), p.pid)));
+            return Err(Error::bad_image(dir.join(ImageName::Core(p.pid).file_name()).display(), format!("the core of pid {} has no task state (tc)", p.pid)));
         };
         let comm = &tc.comm;
         let _ = writeln!(s, "{:>8} {:>8} {:>8} {:>8}  {}", p.pid, p.ppid, p.pgid, p.sid, comm);
@@ -77,13 +77,10 @@ pub fn summary(dir: &Path) -> Result<String> {
                 Some(pb::FileEntry { ext: Some(e), .. }) => format!("claimed by plugin '{}'", e.rcr_plugin.as_deref().unwrap_or("?")),
                 Some(f) => kinds.iter().find_map(|k| k.describe(f)).unwrap_or_else(|| format!("{:?}", pb::FdTypes::try_from(f.r#type).unwrap_or(pb::FdTypes::Und))),
                 None => {
-                    return Err(Error::Msg(format!(
-                        "{}: fd {} of pid {} is file {}, which files.img does not have; the checkpoint is damaged",
+                    return Err(Error::bad_image(
                         dir.display(),
-                        fd.fd,
-                        p.pid,
-                        fd.id
-                    )))
+                        format!("fd {} of pid {} is file {}, which files.img does not have; the checkpoint is damaged", fd.fd, p.pid, fd.id),
+                    ))
                 }
             };
             let _ = writeln!(details, "    {:>4}: {what}", fd.fd);

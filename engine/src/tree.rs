@@ -12,10 +12,10 @@ use crate::checkpoint::Images;
 use crate::compel::{Remote, Tracee};
 use crate::ctx::step;
 use crate::image::{pb, ImageDir, ImageName};
-use crate::kinds::{mem, mm, task};
+use crate::kinds::{mm, task};
 use crate::plugins::Plugins;
 use crate::proc::ProcDir;
-use crate::{sys, Error, Result};
+use crate::{sys, Context, Error, Result};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub fn freeze_tree(root: i32, timeout: Duration, plugins: &Plugins) -> Result<Ve
             let idx = match tree.iter().position(|f| f.pid == pid) {
                 Some(i) => i,
                 None => {
-                    let proc = ProcDir::open(pid).map_err(|e| Error::Msg(format!("cannot dump pid {pid}: {e}")))?;
+                    let proc = ProcDir::open(pid).at_task(pid, "cannot dump it")?;
                     let stat = proc.stat()?;
                     tree.push(Frozen { pid, ppid, zombie: stat.state == 'Z', stat, proc, threads: Vec::new() });
                     changed = true;
@@ -63,16 +63,17 @@ pub fn freeze_tree(root: i32, timeout: Duration, plugins: &Plugins) -> Result<Ve
                 }
                 if let Some(ts) = tree[idx].proc.thread_stat(tid).ok().filter(|s| s.flags & crate::proc::PF_IO_WORKER != 0) {
                     let Some(owner) = plugins.kernel_thread_may_stay(pid, tid, &ts.comm)? else {
-                        return Err(Error::Msg(format!(
-                            "cannot freeze pid {pid}: its thread {tid} ({}) is run by the kernel (an io_uring worker), which ptrace cannot stop, and no plugin said it may stay; checkpoint the io_uring with a plugin that claims it",
-                            ts.comm
-                        )));
+                        return Err(Error::unsupported(
+                            format!("its thread {tid} ({}) is run by the kernel (an io_uring worker), which ptrace cannot stop, and no plugin said it may stay", ts.comm),
+                            "checkpoint the io_uring with a plugin that claims it",
+                        )
+                        .at_task(pid, "cannot freeze it"));
                     };
                     tracing::info!("pid {pid}: kernel thread {tid} ({}) stays as it is (plugin '{owner}')", ts.comm);
                     let_be.push(tid);
                     continue;
                 }
-                let t = Tracee::seize(tid, timeout).map_err(|e| Error::Msg(format!("cannot freeze pid {pid} (thread {tid}): {e}")))?;
+                let t = Tracee::seize(tid, timeout).at_task_with(pid, || format!("cannot freeze it (thread {tid})"))?;
                 tree[idx].threads.push(t);
                 changed = true;
             }
@@ -135,7 +136,7 @@ pub fn kill_dumped(tree: Vec<Frozen>) -> Result<()> {
     // parents reap them.
     for (pid, pidfd) in fds {
         if !wait_readable(pidfd.as_fd(), Duration::from_secs(10))? {
-            return Err(Error::Msg(format!("pid {pid} did not exit within 10 s of SIGKILL after the dump")));
+            return Err(Error::Timeout(format!("pid {pid} did not exit within 10 s of SIGKILL after the dump")));
         }
         tracing::info!("pid {pid} killed after the dump");
     }
@@ -160,10 +161,11 @@ fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> Result<b
 pub struct FrozenThreads<'a>(pub &'a [Frozen]);
 
 impl crate::plugins::ThreadControl for FrozenThreads<'_> {
-    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> std::result::Result<(), String> {
-        let f = self.0.iter().find(|f| f.pid == pid && !f.zombie).ok_or_else(|| format!("pid {pid} is not a live process of the dumped tree"))?;
-        let t = f.threads.iter().find(|t| t.tid() == tid).ok_or_else(|| format!("thread {tid} is not a thread of pid {pid}"))?;
-        t.run_for(dur).map_err(|e| format!("letting thread {tid} of pid {pid} run: {e}"))
+    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> Result<()> {
+        let refused = |what: String| Error::from(crate::plugins::PluginError::Refused(what));
+        let f = self.0.iter().find(|f| f.pid == pid && !f.zombie).ok_or_else(|| refused(format!("pid {pid} is not a live process of the dumped tree")))?;
+        let t = f.threads.iter().find(|t| t.tid() == tid).ok_or_else(|| refused(format!("thread {tid} is not a thread of pid {pid}")))?;
+        t.run_for(dur).at_task_with(pid, || format!("letting thread {tid} run"))
     }
 }
 
@@ -278,7 +280,7 @@ fn check_pid_free(pid: i32, timeout: Duration) -> Result<()> {
         let (comm, zombie) = (&st.comm, st.state == 'Z');
         if !zombie || std::time::Instant::now() >= deadline {
             let what = if zombie { format!("a zombie '{comm}' that its parent {} has not reaped", st.ppid) } else { format!("'{comm}'") };
-            return Err(Error::Msg(format!("pid {pid} is in use by {what}; stop that process first, rcr restores at the original PID")));
+            return Err(Error::conflict(format!("pid {pid} is in use by {what}"), Some("stop that process first, rcr restores at the original PID")));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -299,8 +301,8 @@ pub fn check_pids_free(img: &Images, timeout: Duration) -> Result<()> {
 /// it (and every task created after it) unless disarmed.
 pub fn spawn_root(pid: i32) -> Result<ChildGuard> {
     sys::spawn_traced_at(pid).map_err(|e| match e.errno() {
-        Some(sys::Errno::EEXIST) => Error::Msg(format!("pid {pid} was taken while rcr prepared the restore; stop that process first")),
-        _ => Error::Msg(format!("cannot create pid {pid}: {e}")),
+        Some(sys::Errno::EEXIST) => Error::conflict(format!("pid {pid} was taken while rcr prepared the restore"), Some("stop that process first")),
+        _ => Error::from(e).at_task(pid, "cannot create it"),
     })?;
     Ok(ChildGuard { root: pid, pids: std::cell::RefCell::new(vec![pid]), armed: true })
 }
@@ -319,13 +321,13 @@ pub enum Ready {
 pub struct ReadyThreads<'a>(pub &'a [Ready]);
 
 impl crate::plugins::ThreadControl for ReadyThreads<'_> {
-    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> std::result::Result<(), String> {
+    fn run_thread(&self, pid: i32, tid: i32, dur: Duration) -> Result<()> {
         let t = self.0.iter().find_map(|r| match r {
             Ready::Run(t) if t.tid() == tid && t.tgid() == pid => Some(t),
             _ => None,
         });
-        let t = t.ok_or_else(|| format!("thread {tid} of pid {pid} is not a restored task that is about to run"))?;
-        t.run_for(dur).map_err(|e| format!("letting thread {tid} of pid {pid} run: {e}"))
+        let t = t.ok_or_else(|| Error::from(crate::plugins::PluginError::Refused(format!("thread {tid} of pid {pid} is not a restored task that is about to run"))))?;
+        t.run_for(dur).at_task_with(pid, || format!("letting thread {tid} run"))
     }
 }
 
@@ -370,11 +372,11 @@ pub fn remote_clone(r: &mut Remote<'_>, tid: i32, thread: bool, share: u64, time
     let got = r.clone3_set_tid_raw(flags, sig, tid)?;
     if got != tid as i64 {
         let what = if thread { "thread" } else { "process" };
-        return Err(Error::Msg(if got == -(libc::EEXIST as i64) {
-            format!("{what} {tid} is in use; stop that process first, rcr restores at the original ids")
+        return Err(if got == -(libc::EEXIST as i64) {
+            Error::conflict(format!("{what} {tid} is in use"), Some("stop that process first, rcr restores at the original ids"))
         } else {
-            format!("creating {what} {tid} failed: {}", mem::errno_str(got))
-        }));
+            Error::remote(format!("creating {what} {tid}"), got)
+        });
     }
     Ok(Tracee::from_auto_attached(tid, timeout)?)
 }
@@ -385,7 +387,7 @@ pub fn remote_clone(r: &mut Remote<'_>, tid: i32, thread: bool, share: u64, time
 /// order of `img.procs`.
 pub fn create_tree(img: &Images, tramp: u64, timeout: Duration, guard: &ChildGuard) -> Result<Vec<Option<Tracee>>> {
     let root_pid = img.procs[0].pid();
-    let root = Tracee::from_traced_child(root_pid, timeout).map_err(|e| Error::Msg(format!("pid {root_pid}: the new task did not stop: {e}")))?;
+    let root = Tracee::from_traced_child(root_pid, timeout).at_task(root_pid, "the new task did not stop")?;
     root.set_options(libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACECLONE)?;
     step(root_pid, "trampoline", mm::make_trampoline(&root, tramp))?;
     let mut tasks: Vec<Option<Tracee>> = (0..img.procs.len()).map(|_| None).collect();
@@ -394,7 +396,7 @@ pub fn create_tree(img: &Images, tramp: u64, timeout: Duration, guard: &ChildGua
     for i in 0..img.procs.len() {
         let p = &img.procs[i];
         let pid = p.pid();
-        let t = tasks[i].take().ok_or_else(|| Error::Msg(format!("pid {pid}: its parent {} did not create it", p.pstree.ppid)))?;
+        let t = tasks[i].take().ok_or_else(|| Error::Internal(format!("pid {pid}: its parent {} did not create it", p.pstree.ppid)))?;
         {
             let mut r = step(pid, "remote", Remote::at_site(&t, tramp))?;
             if i == 0 {
@@ -428,7 +430,7 @@ fn create_children(r: &mut Remote<'_>, img: &Images, i: usize, timeout: Duration
             continue;
         }
         if !child.zombie && (child.ids.vm_id == p.ids.vm_id || child.ids.sighand_id == p.ids.sighand_id) {
-            return Err(Error::Msg(format!(
+            return Err(Error::not_supported(format!(
                 "pid {} shares its memory or signal handlers with its parent {pid} without being a thread of it (vfork, CLONE_VM); rcr cannot restore that yet",
                 child.pid()
             )));

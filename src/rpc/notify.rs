@@ -13,7 +13,14 @@ pub struct RpcNotify {
 }
 
 impl Notify for RpcNotify {
-    fn notify(&self, action: Action, root_pid: Option<i32>) -> Result<(), String> {
+    fn notify(&self, action: Action, root_pid: Option<i32>) -> Result<(), rcr_engine::notify::ListenerError> {
+        Ok(self.ask(action, root_pid)?)
+    }
+}
+
+impl RpcNotify {
+    /// Sends the notification and reads the client's answer.
+    fn ask(&self, action: Action, root_pid: Option<i32>) -> Result<(), String> {
         // criu gives the root's pid with these two only (runc moves the tree into its cgroups then).
         let pid = match action {
             Action::SetupNamespaces | Action::PostRestore => root_pid,
@@ -71,7 +78,7 @@ mod tests {
         n.notify(Action::PreDump, None).unwrap();
         n.notify(Action::PostRestore, Some(42)).unwrap();
         let e = n.notify(Action::PostDump, Some(7)).unwrap_err();
-        assert!(e.contains("post-dump"), "{e}");
+        assert!(e.to_string().contains("post-dump"), "{e}");
         assert!(n.notify(Action::SetupNamespaces, Some(42)).is_err());
         let seen = c.join().unwrap();
         let got: Vec<(String, Option<i32>)> = seen.into_iter().map(|s| (s.script.unwrap(), s.pid)).collect();

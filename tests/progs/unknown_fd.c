@@ -8,6 +8,34 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <dirent.h>
+
+/* The SQPOLL thread names itself iou-sqp-PID when it first runs, which on a busy machine can be after
+ * io_uring_setup returns: wait (at most 5 s) until a thread of ours has that name. */
+static void wait_sqpoll_named(void)
+{
+	char want[32], path[64], comm[64];
+	snprintf(want, sizeof(want), "iou-sqp-%d", getpid());
+	for (int i = 0; i < 5000; i++) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *e;
+		int found = 0;
+		while (d && (e = readdir(d))) {
+			snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+			FILE *f = fopen(path, "r");
+			if (f && fgets(comm, sizeof(comm), f) && strncmp(comm, want, strlen(want)) == 0)
+				found = 1;
+			if (f)
+				fclose(f);
+		}
+		if (d)
+			closedir(d);
+		if (found)
+			return;
+		usleep(1000);
+	}
+	SETUP(0, "the io_uring SQPOLL thread named itself within 5 s");
+}
 
 int main(int argc, char **argv)
 {
@@ -40,6 +68,8 @@ int main(int argc, char **argv)
 		SETUP(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 4) == 0, "bind/listen");
 	}
 	SETUP(fd >= 0, kind);
+	if (strcmp(kind, "io_uring-sqpoll") == 0)
+		wait_sqpoll_named();
 	SETUP(dup2(fd, 50) == 50 && close(fd) == 0, "dup2 50");
 	struct stat before, after;
 	SETUP(fstat(50, &before) == 0, "fstat");

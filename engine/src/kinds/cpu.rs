@@ -101,7 +101,7 @@ pub fn fixup_syscall_restart(r: &mut libc::user_regs_struct) {
 /// fpregs message.
 pub fn xsave_to_pb(buf: &[u8]) -> Result<pb::UserX86FpregsEntry> {
     if buf.len() < LEGACY_SIZE + 64 {
-        return Err(Error::Msg(format!("xsave area of {} bytes is too short", buf.len())));
+        return Err(Error::corrupt(format!("xsave area of {} bytes is too short", buf.len())));
     }
     let xstate_bv = le64(buf, XSTATE_BV_OFF);
     let mut xs = pb::UserX86XsaveEntry { xstate_bv, ..Default::default() };
@@ -158,7 +158,7 @@ fn put_words64(buf: &mut [u8], off: usize, words: &[u64]) {
 /// task, so its size and software-reserved bytes are this kernel's). Components this CPU lacks are an error.
 pub fn xsave_from_pb(fp: &pb::UserX86FpregsEntry, buf: &mut [u8]) -> Result<()> {
     if buf.len() < LEGACY_SIZE + 64 {
-        return Err(Error::Msg(format!("xsave area of {} bytes is too short", buf.len())));
+        return Err(Error::corrupt(format!("xsave area of {} bytes is too short", buf.len())));
     }
     buf[0..2].copy_from_slice(&(fp.cwd as u16).to_le_bytes());
     buf[2..4].copy_from_slice(&(fp.swd as u16).to_le_bytes());
@@ -182,7 +182,7 @@ pub fn xsave_from_pb(fp: &pb::UserX86FpregsEntry, buf: &mut [u8]) -> Result<()> 
         }
         let (off, size) = comp_layout(c);
         if size == 0 || off + size > buf.len() {
-            return Err(Error::Msg(format!(
+            return Err(Error::not_supported(format!(
                 "the checkpoint has xsave component {} (xstate_bv {:#x}) that this CPU does not support",
                 c as u32, xs.xstate_bv
             )));

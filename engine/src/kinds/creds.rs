@@ -6,7 +6,7 @@ use super::task::RLIMIT_NAMES;
 use crate::compel::Remote;
 use crate::image::pb;
 use crate::proc::Status;
-use crate::{sys, Error, Result};
+use crate::{sys, Context, Error, Result};
 
 fn caps_words(v: u64) -> Vec<u32> {
     vec![v as u32, (v >> 32) as u32]
@@ -61,7 +61,7 @@ pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> 
         }
         let r = remote.prctl(libc::PR_CAPBSET_DROP, &[cap])?;
         if r < 0 {
-            return Err(Error::Msg(format!("restoring credentials: dropping capability {cap} from the bounding set failed: {}", crate::kinds::mem::errno_str(r))));
+            return Err(Error::Kernel(format!("restoring credentials: dropping capability {cap} from the bounding set failed: {}", crate::kinds::mem::errno_str(r))));
         }
     }
     remote.prctl_ok(libc::PR_SET_SECUREBITS, &[SECBIT_KEEP_CAPS]).map_err(ctx("prctl(PR_SET_SECUREBITS, KEEP_CAPS)"))?;
@@ -73,10 +73,10 @@ pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> 
     for cap in (0..=CAP_LAST).filter(|cap| amb & (1 << cap) != 0) {
         remote
             .prctl_ok(PR_CAP_AMBIENT, &[PR_CAP_AMBIENT_RAISE, cap, 0, 0])
-            .map_err(|e| Error::Msg(format!("restoring credentials: raising ambient capability {cap}: {e}")))?;
+            .at(|| format!("restoring credentials: raising ambient capability {cap}"))?;
     }
     if have_prm & (1 << CAP_SETPCAP) == 0 {
-        return Err(Error::Msg("restoring credentials: rcr has no CAP_SETPCAP to set the securebits".into()));
+        return Err(Error::privilege("restoring credentials: rcr has no CAP_SETPCAP to set the securebits"));
     }
     remote.prctl_ok(libc::PR_SET_SECUREBITS, &[c.secbits as u64]).map_err(ctx("prctl(PR_SET_SECUREBITS)"))?;
     remote.capset(eff, prm, inh).map_err(ctx("capset"))?;
@@ -163,7 +163,7 @@ impl OwnPrivileges {
         let who = if pid == tid { format!("pid {pid}") } else { format!("pid {pid} (thread {tid})") };
         let missing = held & !self.cap_prm();
         if missing != 0 {
-            return Err(Error::Msg(format!(
+            return Err(Error::privilege(format!(
                 "{who} holds capabilities rcr itself does not have ({}): a restore could not give them back; \
                  run rcr with them (it has {:#x})",
                 cap_names(missing),
@@ -172,7 +172,7 @@ impl OwnPrivileges {
         }
         let bnd_missing = bnd & !caps_u64(&self.creds.cap_bnd) & ((1u64 << (CAP_LAST + 1)) - 1);
         if bnd_missing != 0 {
-            return Err(Error::Msg(format!(
+            return Err(Error::privilege(format!(
                 "{who} has capabilities in its bounding set that rcr's lacks ({}): a restore could not add them back; \
                  run rcr with a bounding set that has them",
                 cap_names(bnd_missing)
@@ -190,7 +190,7 @@ impl OwnPrivileges {
         for (res, l) in r.rlimits.iter().enumerate() {
             let own = self.rlimit_max.get(res).copied().unwrap_or(u64::MAX);
             if l.max > own {
-                return Err(Error::Msg(format!(
+                return Err(Error::privilege(format!(
                     "pid {pid}: its {} hard limit {} is above rcr's own ({}) and rcr lacks CAP_SYS_RESOURCE, so a \
                      restore could not set it; raise rcr's hard limit (ulimit -H) or give rcr CAP_SYS_RESOURCE",
                     RLIMIT_NAMES.get(res).copied().unwrap_or("rlimit"),
@@ -207,7 +207,7 @@ impl OwnPrivileges {
         for &(name, own) in &self.namespaces {
             let theirs = ns_inode(&pid.to_string(), name)?;
             if theirs != own {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid} is in another {name} namespace than rcr ({name}:[{theirs}], rcr's is {name}:[{own}]); \
                      rcr does not checkpoint namespaces yet: run rcr inside the process's namespaces \
                      (nsenter -t {pid} -a rcr dump ...)"
@@ -241,7 +241,7 @@ pub fn cap_names(mask: u64) -> String {
         .join(", ")
 }
 
-fn ctx<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::Msg(format!("restoring credentials: {what}: {e}"))
+fn ctx<E: Into<Error>>(what: &'static str) -> impl Fn(E) -> Error {
+    move |e| e.into().at(format!("restoring credentials: {what}"))
 }
 

@@ -72,7 +72,7 @@ pub struct Epolls {
 /// Checks that fd `tfd` of `pid` is the file epoll fd `efd` watches as its `toff`-th watch numbered `tfd`.
 fn check_target(pid: i32, efd: i32, t: &crate::proc::EpollTfd, toff: u32) -> Result<()> {
     let gone = |how: &str| {
-        Error::Msg(format!(
+        Error::not_supported(format!(
             "pid {pid}: fd {efd} (epoll) watches fd {} (inode {}), but {how}: the fd was closed or reused after EPOLL_CTL_ADD while the file lives on; rcr adds watches again by fd number and cannot restore this one (close the epoll's stale watch with EPOLL_CTL_DEL before closing the fd)",
             t.tfd, t.ino
         ))
@@ -82,7 +82,7 @@ fn check_target(pid: i32, efd: i32, t: &crate::proc::EpollTfd, toff: u32) -> Res
         Ok(KcmpResult::Equal) => Ok(()),
         Ok(_) => Err(gone(&format!("fd {} of the task is another file now", t.tfd))),
         Err(e) if e.errno() == Some(Errno::EBADF) => Err(gone(&format!("the task has no fd {}", t.tfd))),
-        Err(e) => Err(Error::Msg(format!("pid {pid}: fd {efd} (epoll): checking its watch of fd {}: {e}", t.tfd))),
+        Err(e) => Err(Error::from(e).at(format!("checking its watch of fd {}", t.tfd)).at_fd(pid, efd, Some("epoll".into()))),
     }
 }
 
@@ -93,7 +93,7 @@ fn add_watches(r: &mut Remote<'_>, pid: i32, epfd: u32, e: &pb::EventpollFileEnt
         let got = r.syscall(libc::SYS_epoll_ctl, &[epfd as u64, op as u64, t.tfd as u64, ev])?;
         if got < 0 {
             let name = if op == libc::EPOLL_CTL_ADD { "EPOLL_CTL_ADD" } else { "EPOLL_CTL_MOD" };
-            return Err(Error::Msg(format!("pid {pid}: fd {epfd} (epoll): {name} of fd {} with events {events:#x}: {}", t.tfd, errno_str(got))));
+            return Err(Error::Kernel(format!("pid {pid}: fd {epfd} (epoll): {name} of fd {} with events {events:#x}: {}", t.tfd, errno_str(got))));
         }
         Ok(())
     };
@@ -108,10 +108,10 @@ fn add_watches(r: &mut Remote<'_>, pid: i32, epfd: u32, e: &pb::EventpollFileEnt
             continue;
         }
         if !(0..=1).contains(&n) {
-            return Err(Error::Msg(format!("pid {pid}: fd {epfd} (epoll): epoll_wait to disarm the one-shot watch of fd {}: {}", t.tfd, errno_str(n))));
+            return Err(Error::Kernel(format!("pid {pid}: fd {epfd} (epoll): epoll_wait to disarm the one-shot watch of fd {}: {}", t.tfd, errno_str(n))));
         }
         if n == 1 {
-            return Err(Error::Msg(format!("pid {pid}: fd {epfd} (epoll): disarming the one-shot watch of fd {} reported another watch", t.tfd)));
+            return Err(Error::Kernel(format!("fd {epfd} (epoll): disarming the one-shot watch of fd {} reported another watch", t.tfd)).at_task(pid, ""));
         }
         ctl(r, libc::EPOLL_CTL_MOD, t, t.events)?;
         tracing::warn!(
@@ -157,7 +157,7 @@ impl FileKind for Epolls {
             FdInfoKind::Epoll { tfds } => tfds,
             // No tfd: lines: an epoll watching nothing.
             FdInfoKind::Plain => &[],
-            k => return Err(Error::Msg(format!("pid {}: fd {}: an epoll whose fdinfo reads as {k:?}", fd.pid, fd.fd))),
+            k => return Err(Error::Kernel(format!("an epoll whose fdinfo reads as {k:?}")).at_fd(fd.pid, fd.fd, None)),
         };
         let mut out = Vec::with_capacity(tfds.len());
         for (i, t) in tfds.iter().enumerate() {

@@ -34,10 +34,10 @@ impl FileKind for Eventfds {
 
     fn dump(&mut self, fd: &FdToDump<'_>, id: u32, _files: &mut FileTable) -> Result<pb::FileEntry> {
         let FdInfoKind::Eventfd { count, semaphore, .. } = fd.info.kind else {
-            return Err(Error::Msg(format!("pid {}: fd {}: an eventfd whose fdinfo has no eventfd-count line", fd.pid, fd.fd)));
+            return Err(Error::Kernel("an eventfd whose fdinfo has no eventfd-count line".into()).at_fd(fd.pid, fd.fd, None));
         };
         let Some(semaphore) = semaphore else {
-            return Err(Error::Msg(format!(
+            return Err(Error::not_supported(format!(
                 "pid {}: fd {}: this kernel does not show whether the eventfd is a semaphore (eventfd-semaphore in fdinfo, Linux 6.8 and later); rcr cannot dump it faithfully",
                 fd.pid, fd.fd
             )));

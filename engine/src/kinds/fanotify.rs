@@ -41,7 +41,7 @@ fn dump_mark(pid: i32, num: i32, id: u32, m: &FanotifyMark, mounts: &[Mount]) ->
                 .map_err(|err| Error::Io { ctx: format!("{what}: mark on inode {ino} of device {major}:{minor}: opening it by its file handle"), source: err })?;
             let path = fd_path(&fd);
             if path.is_empty() || path.ends_with(" (deleted)") {
-                return Err(Error::Msg(format!("{what}: mark on inode {ino}: the file was deleted ({path}); rcr cannot mark it again")));
+                return Err(Error::not_supported(format!("{what}: mark on inode {ino}: the file was deleted ({path}); rcr cannot mark it again")));
             }
             e.ie = Some(pb::FanotifyInodeMarkEntry {
                 i_ino: ino,
@@ -56,13 +56,13 @@ fn dump_mark(pid: i32, num: i32, id: u32, m: &FanotifyMark, mounts: &[Mount]) ->
         }
         (None, Some(mnt_id)) => {
             let mp = mounts.iter().find(|x| x.mnt_id as u64 == mnt_id).ok_or_else(|| {
-                Error::Msg(format!("{what}: mark on mount {mnt_id}, which is not in the task's /proc/{pid}/mountinfo"))
+                Error::changed(format!("{what}: mark on mount {mnt_id}, which is not in the task's /proc/{pid}/mountinfo"))
             })?;
             e.r#type = pb::MarkType::Mount as i32;
             e.me = Some(pb::FanotifyMountMarkEntry { mnt_id: mnt_id as u32, path: Some(mp.mount_point.clone()) });
         }
         (None, None) => {
-            return Err(Error::Msg(format!(
+            return Err(Error::not_supported(format!(
                 "{what}: a mark on a whole filesystem (FAN_MARK_FILESYSTEM, device {:?}) is not supported yet",
                 m.sdev.map(split_kdev)
             )))
@@ -73,7 +73,7 @@ fn dump_mark(pid: i32, num: i32, id: u32, m: &FanotifyMark, mounts: &[Mount]) ->
 
 /// fanotify_mark(2) on `path`, or the error naming the mark.
 fn mark(fd: &OwnedFd, id: u32, flags: u32, mask: u32, path: &str) -> Result<()> {
-    let c = CString::new(path).map_err(|_| Error::Msg(format!("fanotify {id}: path {path:?} has a NUL byte")))?;
+    let c = CString::new(path).map_err(|_| Error::Kernel(format!("fanotify {id}: path {path:?} has a NUL byte")))?;
     if let Err(source) = crate::sys::fanotify_mark(fd.as_fd(), flags, mask as u64, &c) {
         return Err(Error::Io { ctx: format!("fanotify {id}: fanotify_mark(flags {flags:#x}, mask {mask:#x}, {path})"), source });
     }
@@ -94,10 +94,10 @@ fn restore_mark(fd: &OwnedFd, id: u32, m: &pb::FanotifyMarkEntry, mounts: &[Moun
         let p = format!("/proc/self/fd/{}", target.as_raw_fd());
         (libc::FAN_MARK_INODE, Some(target), p)
     } else if let Some(me) = &m.me {
-        let path = me.path.clone().ok_or_else(|| Error::Msg(format!("fanotify {id}: mount mark {} without a path", me.mnt_id)))?;
+        let path = me.path.clone().ok_or_else(|| Error::corrupt(format!("fanotify {id}: mount mark {} without a path", me.mnt_id)))?;
         (libc::FAN_MARK_MOUNT, None, path)
     } else {
-        return Err(Error::Msg(format!("fanotify {id}: a mark of type {} with neither inode nor mount", m.r#type)));
+        return Err(Error::corrupt(format!("fanotify {id}: a mark of type {} with neither inode nor mount", m.r#type)));
     };
     let evictable = m.mflags & libc::FAN_MARK_EVICTABLE;
     if m.mask != 0 {
@@ -131,7 +131,7 @@ impl FileKind for Fanotifies {
 
     fn dump(&mut self, fd: &FdToDump<'_>, id: u32, _files: &mut FileTable) -> Result<pb::FileEntry> {
         let FdInfoKind::Fanotify { flags, event_flags, marks } = &fd.info.kind else {
-            return Err(Error::Msg(format!("pid {}: fd {}: a fanotify whose fdinfo has no 'fanotify flags:' line", fd.pid, fd.fd)));
+            return Err(Error::Kernel("a fanotify whose fdinfo has no 'fanotify flags:' line".into()).at_fd(fd.pid, fd.fd, None));
         };
         let mounts = if marks.is_empty() { Vec::new() } else { fd.proc.mountinfo()? };
         let mark = marks.iter().map(|m| dump_mark(fd.pid, fd.fd, id, m, &mounts)).collect::<Result<Vec<_>>>()?;

@@ -48,7 +48,7 @@ impl Fifos {
             Err(e) => return Err(Error::Io { ctx: format!("opening FIFO {path}"), source: e }),
         };
         if nix::sys::stat::fstat(end.as_raw_fd()).map_or(true, |st| st.st_mode & libc::S_IFMT != libc::S_IFIFO) {
-            return Err(Error::Msg(format!("{path} was a FIFO at dump time and is not one now; remove it or restore where it is a FIFO")));
+            return Err(Error::changed(format!("{path} was a FIFO at dump time and is not one now; remove it or restore where it is a FIFO")));
         }
         if let Some((bytes, size)) = self.data.get(&pipe_id) {
             if *size > 0 {
@@ -103,7 +103,7 @@ impl FileKind for Fifos {
     fn open(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.fifo else { return Ok(None) };
         let reg = e.regf_id.and_then(|r| env.files.get(&r)).and_then(|r| r.reg.as_ref())
-            .ok_or_else(|| Error::Msg(format!("file {}: the FIFO's path entry {:?} is missing from files.img", f.id, e.regf_id)))?;
+            .ok_or_else(|| Error::corrupt(format!("file {}: the FIFO's path entry {:?} is missing from files.img", f.id, e.regf_id)))?;
         self.hold(e.pipe_id, reg)?;
         // This fd's own open file description, with its flags: O_NONBLOCK for the open (the held end is
         // reader and writer, but be safe), then the task's flags.

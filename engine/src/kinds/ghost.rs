@@ -12,7 +12,7 @@
 
 use super::extents::{self, Extent, Method};
 use crate::image::{pb, ImageDir, ImageName};
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 use nix::sys::time::TimeSpec;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -69,7 +69,7 @@ impl GhostTable {
     /// `orig_id`. `what` names it in errors ("pid 5: fd 3").
     pub fn dump(&mut self, file: BorrowedFd<'_>, st: &libc::stat, path: &str, orig_id: u32, opts: GhostOpts<'_>, what: &str) -> Result<()> {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(Error::Msg(format!("{what}: {path} was deleted and is not a regular file (mode {:o}); rcr cannot restore it", st.st_mode)));
+            return Err(Error::not_supported(format!("{what}: {path} was deleted and is not a regular file (mode {:o}); rcr cannot restore it", st.st_mode)));
         }
         let key = (st.st_dev, st.st_ino);
         let id = match self.by_inode.get(&key) {
@@ -96,7 +96,7 @@ impl GhostTable {
     pub fn make_link(&mut self, file: BorrowedFd<'_>, st: &libc::stat, path: &str, link_id: u32, what: &str) -> Result<String> {
         let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
         let link = dir.join(format!("link_remap.{link_id}"));
-        let c = CString::new(link.to_string_lossy().as_bytes()).map_err(|_| Error::Msg(format!("{what}: NUL in {}", link.display())))?;
+        let c = CString::new(link.to_string_lossy().as_bytes()).map_err(|_| Error::Kernel(format!("{what}: NUL in {}", link.display())))?;
         // linkat(AT_EMPTY_PATH) links the inode of `file`.
         let r = nix::unistd::linkat(Some(file.as_raw_fd()), c"", None, c.as_c_str(), nix::fcntl::AtFlags::AT_EMPTY_PATH);
         if let Err(e) = r {
@@ -131,7 +131,7 @@ fn write_ghost(id: u32, file: BorrowedFd<'_>, st: &libc::stat, path: &str, opts:
     let ext = extents::data_extents(f.as_fd(), size, opts.method, &format!("{what}: deleted file {path}"))?;
     let data = extents::data_len(&ext);
     if data > opts.limit {
-        return Err(Error::Msg(format!(
+        return Err(Error::not_supported(format!(
             "{what}: the deleted file {path} has {data} bytes of data (size {size}), more than --ghost-limit ({} bytes); raise --ghost-limit to dump it",
             opts.limit
         )));
@@ -222,7 +222,7 @@ impl Ghosts {
                     self.linked.insert(r.orig_id, r.remap_id);
                 }
                 other => {
-                    return Err(Error::Msg(format!(
+                    return Err(Error::not_supported(format!(
                         "remap-fpath.img: file {} is remapped as {other:?}; rcr restores only ghost (deleted) and linked files",
                         r.orig_id
                     )))
@@ -247,9 +247,9 @@ impl Ghosts {
         let link = files
             .get(&link_id)
             .and_then(|f| f.reg.as_ref())
-            .ok_or_else(|| Error::Msg(format!("remap-fpath.img: {} is linked as file {link_id}, which files.img lacks", e.name)))?;
+            .ok_or_else(|| Error::corrupt(format!("remap-fpath.img: {} is linked as file {link_id}, which files.img lacks", e.name)))?;
         let fd = super::regfile::open(&pb::RegFileEntry { name: link.name.clone(), ..e.clone() }, exact_size)
-            .map_err(|err| Error::Msg(format!("{} (unlinked, kept by --link-remap as {}): {err}", e.name, link.name)))?;
+            .at(|| format!("{} (unlinked, kept by --link-remap as {})", e.name, link.name))?;
         self.unlink_after.insert(link.name.clone());
         Ok(fd)
     }
@@ -261,7 +261,7 @@ impl Ghosts {
             return self.open_linked(files, e, link_id, exact_size);
         }
         let Some(&gid) = self.remaps.get(&e.id) else {
-            return Err(Error::Msg(format!("file {} ({}) is not a ghost", e.id, e.name)));
+            return Err(Error::corrupt(format!("file {} ({}) is not a ghost", e.id, e.name)));
         };
         let base = match self.created.entry(gid) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -288,9 +288,9 @@ fn create(dir: &Path, gid: u32, path: &str) -> Result<OwnedFd> {
     let images = ImageDir::new(dir);
     let img = images.file(ImageName::GhostFile(gid));
     let mut r = images.open(ImageName::GhostFile(gid))?;
-    let g: pb::GhostFileEntry = r.read_entry()?.ok_or_else(|| Error::Msg(format!("{}: no ghost_file_entry", img.display())))?;
+    let g: pb::GhostFileEntry = r.read_entry()?.ok_or_else(|| Error::corrupt(format!("{}: no ghost_file_entry", img.display())))?;
     if g.mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::Msg(format!("{}: ghost of {path} has mode {:o}; rcr restores only regular ghost files", img.display(), g.mode)));
+        return Err(Error::not_supported(format!("{}: ghost of {path} has mode {:o}; rcr restores only regular ghost files", img.display(), g.mode)));
     }
     let (name, f) = create_near(path, gid)?;
     let mut fill = || -> Result<()> {
@@ -355,7 +355,7 @@ fn create_near(path: &str, gid: u32) -> Result<(std::path::PathBuf, File)> {
             Err(e) => return Err(Error::Io { ctx: format!("creating the deleted file {} again (does its directory still exist?)", p.display()), source: e }),
         }
     }
-    Err(Error::Msg(format!("cannot find a free name near {path} to restore the deleted file")))
+    Err(Error::changed(format!("cannot find a free name near {path} to restore the deleted file")))
 }
 
 #[cfg(test)]

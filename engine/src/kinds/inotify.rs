@@ -90,7 +90,7 @@ fn dump_watch(pid: i32, num: i32, id: u32, w: &InotifyWatch, mounts: &[Mount]) -
         .map_err(|e| Error::Io { ctx: format!("{}: opening it by its file handle (open_by_handle_at)", what()), source: e })?;
     let path = fd_path(&fd);
     if path.is_empty() || path.ends_with(" (deleted)") {
-        return Err(Error::Msg(format!("{}: the watched file was deleted ({path}); rcr cannot watch it again", what())));
+        return Err(Error::not_supported(format!("{}: the watched file was deleted ({path}); rcr cannot watch it again", what())));
     }
     Ok(pb::InotifyWdEntry {
         id,
@@ -124,7 +124,7 @@ fn restore_target(id: u32, w: &pb::InotifyWdEntry, mounts: &[Mount]) -> Result<O
     let fd = open_path(path, libc::O_PATH).map_err(|e| Error::Io { ctx: format!("{what}: its handle does not open ({err}), nor does its path {path}"), source: e })?;
     let ino = nix::sys::stat::fstat(fd.as_raw_fd()).map_or(0, |st| st.st_ino);
     if ino != w.i_ino {
-        return Err(Error::Msg(format!(
+        return Err(Error::changed(format!(
             "{what}: its handle does not open ({err}) and {path} is now inode {}, another file; rcr will not watch a different file",
             ino
         )));
@@ -144,7 +144,7 @@ fn add_with_wd(ifd: &OwnedFd, id: u32, target: &OwnedFd, mask: u32, want: i32) -
             return Ok(());
         }
         if wd > want {
-            return Err(Error::Msg(format!("inotify {id}: the kernel gave watch descriptor {wd} where {want} was wanted (two watches on one inode?)")));
+            return Err(Error::Kernel(format!("inotify {id}: the kernel gave watch descriptor {wd} where {want} was wanted (two watches on one inode?)")));
         }
         if let Err(source) = sys::inotify_rm_watch(ifd.as_fd(), wd) {
             return Err(Error::Io { ctx: format!("inotify {id}: removing stepping watch {wd}"), source });
@@ -180,7 +180,7 @@ impl FileKind for Inotifies {
         let watches: &[InotifyWatch] = match &fd.info.kind {
             FdInfoKind::Inotify { watches } => watches,
             FdInfoKind::Plain => &[],
-            k => return Err(Error::Msg(format!("pid {}: fd {}: an inotify whose fdinfo reads as {k:?}", fd.pid, fd.fd))),
+            k => return Err(Error::Kernel(format!("an inotify whose fdinfo reads as {k:?}")).at_fd(fd.pid, fd.fd, None)),
         };
         let mounts = if watches.is_empty() { Vec::new() } else { fd.proc.mountinfo()? };
         let wd = watches.iter().map(|w| dump_watch(fd.pid, fd.fd, id, w, &mounts)).collect::<Result<Vec<_>>>()?;

@@ -59,30 +59,47 @@ pub enum AreaKind {
     Plugin { shared: bool },
 }
 
-/// Classifies an area; areas rcr cannot handle are an error naming them.
-pub fn classify(pid: i32, v: &Vma) -> Result<AreaKind> {
+/// An area the core cannot handle by itself (a plugin may claim it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhandled {
+    /// VM_IO or VM_PFNMAP: device memory.
+    Device,
+    /// System V shared memory.
+    SysV,
+    /// A special mapping the core does not know ("[name]" other than the vDSO ones).
+    Special,
+}
+
+impl Unhandled {
+    /// The error for area `v` of `pid` when no plugin claimed it.
+    pub fn error(self, pid: i32, v: &Vma) -> Error {
+        let what = match self {
+            Unhandled::Device => "device memory (VM_IO/PFNMAP) needs a plugin; none claimed it",
+            Unhandled::SysV => "System V shared memory is not supported yet",
+            Unhandled::Special => "unknown special mapping; no plugin claimed it",
+        };
+        let path = v.path.as_deref().unwrap_or("");
+        Error::not_supported(what).at_task(pid, format!("memory area {:#x}-{:#x} {}", v.start, v.end, path))
+    }
+}
+
+/// Classifies an area; what the core cannot handle says why.
+pub fn classify(v: &Vma) -> std::result::Result<AreaKind, Unhandled> {
     let path = v.path.as_deref().unwrap_or("");
-    let name = || format!("pid {pid}: memory area {:#x}-{:#x} {}", v.start, v.end, path);
     Ok(match path {
         "[vdso]" => AreaKind::Vdso,
         "[vvar]" | "[vvar_vclock]" => AreaKind::Vvar,
         "[vsyscall]" => AreaKind::Vsyscall,
-        _ if v.vm_flags.contains("io") || v.vm_flags.contains("pf") => {
-            return Err(Error::Msg(format!("{}: device memory (VM_IO/PFNMAP) needs a plugin; none claimed it", name())))
-        }
+        _ if v.vm_flags.contains("io") || v.vm_flags.contains("pf") => return Err(Unhandled::Device),
         _ if v.inode == 0 => {
             if v.shared { AreaKind::AnonShared } else { AreaKind::AnonPrivate }
         }
         // MAP_SHARED|MAP_ANONYMOUS memory is a shmem file that /proc shows as "/dev/zero (deleted)".
         "/dev/zero" if v.deleted && v.shared => AreaKind::AnonShared,
-        _ if path.starts_with("/SYSV") => {
-            return Err(Error::Msg(format!("{}: System V shared memory is not supported yet", name())))
-        }
+        _ if path.starts_with("/SYSV") => return Err(Unhandled::SysV),
         _ if v.deleted && path.starts_with("/memfd:") => AreaKind::Memfd { shared: v.shared },
         // Any other deleted file is a file mapping: its file is saved as a ghost (regfile::dump_reg).
-        _ if !path.starts_with('/') => {
-            return Err(Error::Msg(format!("{}: unknown special mapping", name())))
-        }
+        _ if !path.starts_with('/') => return Err(Unhandled::Special),
         _ => {
             if v.shared { AreaKind::FileShared } else { AreaKind::FilePrivate }
         }
@@ -229,7 +246,7 @@ fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total
                 let n = *fill as usize;
                 let got = read_ranges(pid, &mem, &mut buf[..n], piece)?;
                 if got != n {
-                    return Err(Error::Msg(format!(
+                    return Err(Error::Kernel(format!(
                         "pid {pid}: read {got} of {n} bytes of memory at {:#x}: the task's memory changed while frozen",
                         piece.first().map_or(0, |r| r.0)
                     )));
@@ -260,7 +277,7 @@ fn copy_into_file(pid: i32, file: &File, path: &Path, runs: &[(u64, u64)], total
     };
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..WORKERS).map(|_| s.spawn(work)).collect();
-        handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::Msg("a memory copy thread panicked".into()))?)
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::Internal("a memory copy thread panicked".into()))?)
     })
 }
 
@@ -349,7 +366,7 @@ pub fn map_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: 
     let map_prot = if has_pages { prot | libc::PROT_WRITE | libc::PROT_READ } else { prot };
     let mut flags = (vma.flags as i32) | libc::MAP_FIXED;
     let (mfd, off) = if vma.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 {
-        let fd = fd.0.ok_or_else(|| Error::Msg(format!("area {:#x}-{:#x}: no file to map", vma.start, vma.end)))?;
+        let fd = fd.0.ok_or_else(|| Error::Internal(format!("area {:#x}-{:#x}: no file to map", vma.start, vma.end)))?;
         (fd, vma.pgoff)
     } else {
         flags |= libc::MAP_ANONYMOUS;
@@ -357,7 +374,7 @@ pub fn map_area(remote: &mut crate::compel::Remote<'_>, vma: &pb::VmaEntry, fd: 
     };
     let got = remote.mmap_raw(vma.start, len, map_prot, flags, mfd, off)?;
     if got != vma.start as i64 {
-        return Err(Error::Msg(format!(
+        return Err(Error::Kernel(format!(
             "mapping area {:#x}-{:#x} (prot {:#x}, flags {:#x}) in the new task failed: {}",
             vma.start, vma.end, prot, flags, errno_str(got)
         )));
@@ -415,7 +432,7 @@ pub fn fill_pages(remote: &mut crate::compel::Remote<'_>, pid: i32, runs: &[Page
     std::thread::scope(|s| {
         let worker = s.spawn(|| write_into_task(pid, pages, &theirs));
         let here = fill_in_task(remote, &mine, pages_fd, populate);
-        let there = worker.join().map_err(|_| Error::Msg("the page copy thread panicked".into()))?;
+        let there = worker.join().map_err(|_| Error::Internal("the page copy thread panicked".into()))?;
         here.and(there)
     })
 }
@@ -432,7 +449,7 @@ fn fill_in_task(remote: &mut crate::compel::Remote<'_>, runs: &[PageRun], pages_
         while done < r.len {
             let n = remote.pread64_raw(pages_fd, r.addr + done, r.len - done, r.file_off + done)?;
             if n <= 0 {
-                return Err(Error::Msg(format!(
+                return Err(Error::Kernel(format!(
                     "reading {} bytes of pages into {:#x} in the new task failed: {}",
                     r.len - done, r.addr + done, if n == 0 { "the pages image is truncated".to_string() } else { errno_str(n) }
                 )));
@@ -456,7 +473,7 @@ fn write_into_task(pid: i32, pages: &File, runs: &[PageRun]) -> Result<()> {
             })?;
             let wrote = sys::write_remote(nix::unistd::Pid::from_raw(pid), r.addr + done, &buf[..n])?;
             if wrote != n {
-                return Err(Error::Msg(format!("pid {pid}: wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)));
+                return Err(Error::Kernel(format!("wrote {wrote} of {n} bytes of pages at {:#x}", r.addr + done)).at_task(pid, ""));
             }
             done += n as u64;
         }

@@ -72,7 +72,7 @@ pub fn dump(dir: &Path, i: usize, f: &File, name: &str, ino: u64) -> Result<pb::
 
 /// Creates memfd `e` again in rcr, with its content and seals. The fd is inherited by the tasks.
 pub fn restore(dir: &Path, e: &pb::MemfdInodeEntry) -> Result<OwnedFd> {
-    let name = std::ffi::CString::new(e.name.as_bytes()).map_err(|_| Error::Msg(format!("memfd.img: name {:?} has a NUL byte", e.name)))?;
+    let name = std::ffi::CString::new(e.name.as_bytes()).map_err(|_| Error::corrupt(format!("memfd.img: name {:?} has a NUL byte", e.name)))?;
     let fd = nix::sys::memfd::memfd_create(&name, nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING)
         .map_err(|err| Error::Io { ctx: format!("creating memfd {}", e.name), source: err.into() })?;
     let file = File::from(fd);
@@ -162,7 +162,7 @@ impl super::FileKind for MemfdFiles {
 
     fn open(&mut self, f: &pb::FileEntry, env: &super::RestoreEnv<'_>) -> Result<Option<OwnedFd>> {
         let Some(e) = &f.memfd else { return Ok(None) };
-        let m = env.memfds.get(&(e.inode_id as u64)).ok_or_else(|| Error::Msg(format!("file {}: memfd inode {} is not in memfd.img", f.id, e.inode_id)))?;
+        let m = env.memfds.get(&(e.inode_id as u64)).ok_or_else(|| Error::corrupt(format!("file {}: memfd inode {} is not in memfd.img", f.id, e.inode_id)))?;
         // A new open file description of the memfd, with this fd's own flags and offset.
         super::reopen(m.as_fd(), e.flags, e.pos, &|| format!("memfd inode {}", e.inode_id)).map(Some)
     }

@@ -15,7 +15,7 @@ use crate::compel::{Remote, Tracee};
 use crate::ctx::{step, DumpCtx, RestoreCtx};
 use crate::image::{pb, ImageName};
 use crate::proc::{ProcDir, Stat, Vma};
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,7 +34,7 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
     let pid = proc.pid();
     let mut out = Vec::with_capacity(vmas.len());
     for v in vmas {
-        let classified = mem::classify(pid, v);
+        let classified = mem::classify(v);
         let device = v.path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && !v.deleted;
         if classified.is_err() || device {
             // plugins: a device area; the plugin that claims it maps it again at restore.
@@ -47,10 +47,7 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
                 continue;
             }
         }
-        let kind = classified.map_err(|e| match e {
-            Error::Msg(m) if m.ends_with("unknown special mapping") => Error::Msg(format!("{m}; no plugin claimed it")),
-            e => e,
-        })?;
+        let kind = classified.map_err(|u| u.error(pid, v))?;
         let mut e = mem::vma_entry(v, kind);
         if matches!(kind, mem::AreaKind::AnonShared | mem::AreaKind::Memfd { .. }) {
             // The shmem inode identifies the memory: processes sharing it map one object at restore.
@@ -92,7 +89,7 @@ pub fn dump_areas(c: &DumpCtx<'_>, proc: &ProcDir, vmas: &[Vma], files: &mut Fil
 pub fn dump_exe(c: &DumpCtx<'_>, proc: &ProcDir, files: &mut FileTable) -> Result<u32> {
     let pid = proc.pid();
     let exe = proc.exe()?.to_string_lossy().into_owned();
-    let f = proc.openat("exe", nix::fcntl::OFlag::O_RDONLY).map_err(|e| Error::Msg(format!("pid {pid}: opening its executable {exe}: {e}")))?;
+    let f = proc.openat("exe", nix::fcntl::OFlag::O_RDONLY).at_task_with(pid, || format!("opening its executable {exe}"))?;
     let st = fstat(&f, &exe)?;
     regfile::dump_file(files, pid, "its executable", &exe, false, f.as_fd(), &st, libc::O_RDONLY as u32, c.opts)
 }
@@ -155,7 +152,7 @@ pub fn pick_trampoline<'a>(vmas: impl Iterator<Item = &'a pb::VmaEntry>) -> Resu
         }
         addr += 1 << 24;
     }
-    Err(Error::Msg("no free address for the restore trampoline".into()))
+    Err(Error::Kernel("no free address for the restore trampoline".into()))
 }
 
 /// Puts the trampoline page (`syscall; int3`) into the root task, which still runs rcr's memory.
@@ -163,7 +160,7 @@ pub fn make_trampoline(tracee: &Tracee, tramp: u64) -> Result<()> {
     let mut remote = Remote::inject(tracee)?;
     let got = remote.mmap_raw(tramp, TRAMP_LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE, -1, 0)?;
     if got != tramp as i64 {
-        return Err(Error::Msg(format!("mapping the restore trampoline at {tramp:#x} failed: {}", mem::errno_str(got))));
+        return Err(Error::Kernel(format!("mapping the restore trampoline at {tramp:#x} failed: {}", mem::errno_str(got))));
     }
     tracee.write_mem(tramp, &[0x0f, 0x05, 0xcc])?;
     // The new task inherited rcr's rseq registration, whose area is about to be unmapped: the kernel
@@ -207,7 +204,7 @@ pub fn restore_memory(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, sr
     if let Some(vvar) = p.mm.vmas.iter().filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR) != 0).map(|v| v.start).min() {
         let got = r.arch_prctl_raw(ARCH_MAP_VDSO_64, vvar)?;
         if got < 0 {
-            return Err(Error::Msg(format!("pid {pid}: mapping the vDSO at {vvar:#x} failed: {}", mem::errno_str(got))));
+            return Err(Error::Kernel(format!("pid {pid}: mapping the vDSO at {vvar:#x} failed: {}", mem::errno_str(got))));
         }
     }
     let areas: Vec<&pb::VmaEntry> = p.mm.vmas.iter()
@@ -255,11 +252,11 @@ fn map_areas(r: &mut Remote<'_>, p: &ProcImages, areas: &[&pb::VmaEntry], src: &
             let prot = if has_pages { v.prot as i32 | libc::PROT_READ | libc::PROT_WRITE } else { v.prot as i32 };
             let got = r.mmap_raw(v.start, v.end - v.start, prot, libc::MAP_SHARED | libc::MAP_FIXED, fd, 0)?;
             if got != v.start as i64 {
-                return Err(Error::Msg(format!("pid {pid}: mapping shared memory at {:#x} failed: {}", v.start, mem::errno_str(got))));
+                return Err(Error::Kernel(format!("pid {pid}: mapping shared memory at {:#x} failed: {}", v.start, mem::errno_str(got))));
             }
         } else if v.status & mem::VMA_EXT_PLUGIN != 0 {
             // plugins: a device area, mapped from the fd its plugin gave, at the offset it gave; no pages.
-            let (fd, offset) = src.plugin_vma_fds.get(&v.shmid).and_then(|(fd, o)| Some((fd.as_ref()?, o))).ok_or_else(|| Error::Msg(format!("pid {pid}: no plugin mapping for area {:#x}", v.start)))?;
+            let (fd, offset) = src.plugin_vma_fds.get(&v.shmid).and_then(|(fd, o)| Some((fd.as_ref()?, o))).ok_or_else(|| Error::Internal(format!("pid {pid}: no plugin mapping for area {:#x}", v.start)))?;
             let area = pb::VmaEntry { pgoff: *offset, ..**v };
             step(pid, &format!("map device area {:#x}-{:#x}", v.start, v.end), mem::map_area(r, &area, mem::AreaFd(Some(fd.as_raw_fd())), false))?;
             filled.push(false);
@@ -285,7 +282,7 @@ fn check_vdso_layout(pid: i32, vmas: &[pb::VmaEntry]) -> Result<()> {
     for v in vmas.iter().filter(|v| v.status & mem::VMA_AREA_VDSO != 0) {
         let want = format!("{:x}-{:x} ", v.start, v.end);
         if !maps.lines().any(|l| l.starts_with(&want) && l.ends_with("[vdso]")) {
-            return Err(Error::Msg(format!(
+            return Err(Error::not_supported(format!(
                 "pid {pid}: the vDSO could not be placed at {:#x}-{:#x} as at dump time (this kernel's vDSO layout differs from the dumping kernel's)",
                 v.start, v.end
             )));

@@ -13,7 +13,7 @@
 use crate::compel::Remote;
 use crate::image::pb;
 use crate::proc::PosixTimer;
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 
 /// `prctl` option and its arguments (include/uapi/linux/prctl.h, Linux 6.15).
 pub const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
@@ -96,7 +96,7 @@ pub fn notify_of(pid: i32, t: &PosixTimer) -> Result<(u32, Option<i32>)> {
         "none" => SIGEV_NONE,
         "thread" => SIGEV_THREAD,
         other => {
-            return Err(Error::Msg(format!(
+            return Err(Error::Kernel(format!(
                 "pid {pid}: POSIX timer {}: unknown notify mode {other:?} in /proc/{pid}/timers",
                 t.id
             )))
@@ -105,7 +105,7 @@ pub fn notify_of(pid: i32, t: &PosixTimer) -> Result<(u32, Option<i32>)> {
     match &t.notify_target {
         Some((who, tid)) if who == "tid" => {
             if *tid != pid {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: POSIX timer {} notifies thread {tid} (SIGEV_THREAD_ID), which is not the \
                      checkpointed task: only single-threaded tasks are supported",
                     t.id
@@ -115,7 +115,7 @@ pub fn notify_of(pid: i32, t: &PosixTimer) -> Result<(u32, Option<i32>)> {
         }
         Some((who, _)) if who == "pid" => Ok((base, None)),
         None => Ok((base, None)),
-        Some((who, n)) => Err(Error::Msg(format!(
+        Some((who, n)) => Err(Error::Kernel(format!(
             "pid {pid}: POSIX timer {}: unknown notify target {who}.{n} in /proc/{pid}/timers",
             t.id
         ))),
@@ -127,11 +127,11 @@ pub fn check(pid: i32, timers: &[PosixTimer]) -> Result<()> {
     for t in timers {
         notify_of(pid, t)?;
         if t.id < 0 {
-            return Err(Error::Msg(format!("pid {pid}: POSIX timer with invalid id {}", t.id)));
+            return Err(Error::Kernel(format!("POSIX timer with invalid id {}", t.id)).at_task(pid, ""));
         }
         if let Some(owner) = cpu_clock_pid(t.clock_id) {
             if owner != 0 && owner != pid {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: POSIX timer {} runs on the CPU clock of pid {owner} (clock id {}), which is \
                      outside the checkpoint",
                     t.id, t.clock_id
@@ -147,7 +147,7 @@ pub fn entry(pid: i32, t: &PosixTimer, its: &Itimerspec, overrun: i32) -> Result
     let (notify, tid) = notify_of(pid, t)?;
     let nonneg = |v: i64, what: &str| {
         u64::try_from(v).map_err(|_| {
-            Error::Msg(format!("pid {pid}: POSIX timer {}: timer_gettime gave a negative {what} ({v})", t.id))
+            Error::Kernel(format!("POSIX timer {}: timer_gettime gave a negative {what} ({v})", t.id)).at_task(pid, "")
         })
     };
     Ok(pb::PosixTimerEntry {
@@ -170,14 +170,10 @@ pub fn dump(remote: &mut Remote<'_>, pid: i32, timers: &[PosixTimer]) -> Result<
     let mut out = Vec::with_capacity(timers.len());
     for t in timers {
         let buf = remote.scratch_put(&[0u8; Itimerspec::SIZE])?;
-        remote.syscall_ok(libc::SYS_timer_gettime, &[t.id as u64, buf]).map_err(|e| {
-            Error::Msg(format!("pid {pid}: POSIX timer {}: timer_gettime in the task: {e}", t.id))
-        })?;
+        remote.syscall_ok(libc::SYS_timer_gettime, &[t.id as u64, buf]).at_task_with(pid, || format!("POSIX timer {}: timer_gettime in the task", t.id))?;
         let mut b = [0u8; Itimerspec::SIZE];
         remote.scratch_get(buf, &mut b)?;
-        let overrun = remote.syscall_ok(libc::SYS_timer_getoverrun, &[t.id as u64]).map_err(|e| {
-            Error::Msg(format!("pid {pid}: POSIX timer {}: timer_getoverrun in the task: {e}", t.id))
-        })?;
+        let overrun = remote.syscall_ok(libc::SYS_timer_getoverrun, &[t.id as u64]).at_task_with(pid, || format!("POSIX timer {}: timer_getoverrun in the task", t.id))?;
         out.push(entry(pid, t, &Itimerspec::from_bytes(&b), i32::try_from(overrun).unwrap_or(i32::MAX))?);
     }
     Ok(out)
@@ -188,23 +184,23 @@ pub fn dump(remote: &mut Remote<'_>, pid: i32, timers: &[PosixTimer]) -> Result<
 pub fn create_args(pid: i32, e: &pb::PosixTimerEntry) -> Result<(i32, Sigevent)> {
     let id = e.it_id;
     if id > i32::MAX as u32 {
-        return Err(Error::Msg(format!("pid {pid}: POSIX timer id {id} is out of range")));
+        return Err(Error::corrupt(format!("POSIX timer id {id} is out of range")).at_task(pid, ""));
     }
     let notify = e.it_sigev_notify;
     if !matches!(notify & !SIGEV_THREAD_ID, SIGEV_SIGNAL | SIGEV_NONE | SIGEV_THREAD) {
-        return Err(Error::Msg(format!("pid {pid}: POSIX timer {id}: unknown sigev_notify {notify}")));
+        return Err(Error::corrupt(format!("POSIX timer {id}: unknown sigev_notify {notify}")).at_task(pid, ""));
     }
     let mut tid = 0;
     if notify & SIGEV_THREAD_ID != 0 {
         match e.notify_thread_id {
             Some(t) if t == pid => tid = t,
             Some(t) => {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: POSIX timer {id} notifies thread {t}, which is not the restored task"
                 )))
             }
             None => {
-                return Err(Error::Msg(format!(
+                return Err(Error::corrupt(format!(
                     "pid {pid}: POSIX timer {id} has SIGEV_THREAD_ID but no notify thread in the image"
                 )))
             }
@@ -233,29 +229,25 @@ pub fn restore(remote: &mut Remote<'_>, pid: i32, timers: &[pb::PosixTimerEntry]
     let ids = timers.iter().map(|e| e.it_id.to_string()).collect::<Vec<_>>().join(", ");
     remote
         .syscall_ok(libc::SYS_prctl, &[PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0])
-        .map_err(|e| {
-            Error::Msg(format!(
-                "pid {pid}: cannot restore POSIX timer(s) {ids} under their ids: \
-                 prctl(PR_TIMER_CREATE_RESTORE_IDS) failed ({e}); it needs Linux 6.15 or later"
-            ))
-        })?;
+        .map_err(|e| Error::MissingFeature {
+            name: "PR_TIMER_CREATE_RESTORE_IDS",
+            needed_for: "restore POSIX timers under their ids (Linux 6.15 or later)",
+            untouched: "so this restore fails",
+            source: Box::new(e.into()),
+        })
+        .at_task_with(pid, || format!("POSIX timer(s) {ids}"))?;
     let made = create_all(remote, pid, timers, &args);
     // Switch the mode off whatever happened: the task's own timer_create calls must not read ids.
     let off = remote.syscall_ok(libc::SYS_prctl, &[PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0]);
     made?;
-    off.map_err(|e| Error::Msg(format!("pid {pid}: prctl(PR_TIMER_CREATE_RESTORE_IDS, OFF): {e}")))?;
+    off.at_task(pid, "prctl(PR_TIMER_CREATE_RESTORE_IDS, OFF)")?;
     for e in timers {
         let its = setting(e);
         if its.value_sec == 0 && its.value_nsec == 0 {
             continue; // disarmed, as a new timer already is
         }
         let buf = remote.scratch_put(&its.to_bytes())?;
-        remote.syscall_ok(libc::SYS_timer_settime, &[e.it_id as u64, 0, buf, 0]).map_err(|err| {
-            Error::Msg(format!(
-                "pid {pid}: POSIX timer {}: timer_settime({}.{:09} s, interval {}.{:09} s): {err}",
-                e.it_id, e.vsec, e.vnsec, e.isec, e.insec
-            ))
-        })?;
+        remote.syscall_ok(libc::SYS_timer_settime, &[e.it_id as u64, 0, buf, 0]).at_task_with(pid, || format!("POSIX timer {}: timer_settime({}.{:09} s, interval {}.{:09} s)", e.it_id, e.vsec, e.vnsec, e.isec, e.insec))?;
     }
     Ok(())
 }
@@ -266,14 +258,12 @@ fn create_all(remote: &mut Remote<'_>, pid: i32, timers: &[pb::PosixTimerEntry],
         let sev_addr = remote.scratch_put(&sev.to_bytes())?;
         // The kernel's timer_t is an int: the wanted id in, the created id out.
         let id_addr = remote.scratch_put(&(id as i32).to_le_bytes())?;
-        remote.syscall_ok(libc::SYS_timer_create, &[*clock as u32 as u64, sev_addr, id_addr]).map_err(|err| {
-            Error::Msg(format!("pid {pid}: POSIX timer {id}: timer_create(clock {clock}) with id {id}: {err}"))
-        })?;
+        remote.syscall_ok(libc::SYS_timer_create, &[*clock as u32 as u64, sev_addr, id_addr]).at_task_with(pid, || format!("POSIX timer {id}: timer_create(clock {clock}) with id {id}"))?;
         let mut got = [0u8; 4];
         remote.scratch_get(id_addr, &mut got)?;
         let got = i32::from_le_bytes(got);
         if got != id as i32 {
-            return Err(Error::Msg(format!(
+            return Err(Error::Kernel(format!(
                 "pid {pid}: POSIX timer {id}: timer_create gave id {got} instead (the kernel ignored \
                  PR_TIMER_CREATE_RESTORE_IDS)"
             )));

@@ -112,7 +112,7 @@ fn winsize_of(e: &pb::WinsizeEntry) -> libc::winsize {
 }
 
 fn sys(what: impl Fn() -> String) -> impl FnOnce(crate::sys::SysError) -> Error {
-    move |e| Error::Msg(format!("{}: {e}", what()))
+    move |e| Error::from(e).at(what())
 }
 
 /// Termios under which bytes handed to the line discipline again are neither echoed, nor turned into
@@ -255,7 +255,7 @@ pub fn create_pairs(specs: &[PairSpec<'_>]) -> Result<std::collections::BTreeMap
         let m = t::open_ptmx().map_err(sys(|| "opening /dev/ptmx".into()))?;
         let got = t::pty_index(m.as_fd()).map_err(sys(|| "a new pty's index".into()))?;
         if got == want {
-            let spec = specs.iter().find(|s| s.index == got).ok_or_else(|| Error::Msg("internal: pty spec".into()))?;
+            let spec = specs.iter().find(|s| s.index == got).ok_or_else(|| Error::Internal("pty spec".into()))?;
             t::set_status_flags(m.as_fd(), spec.master_flags).map_err(sys(|| format!("restored pty master /dev/pts/{got}")))?;
             pairs.insert(want, set_up(m, spec)?);
             missing.remove(&want);
@@ -264,7 +264,7 @@ pub fn create_pairs(specs: &[PairSpec<'_>]) -> Result<std::collections::BTreeMap
         } else {
             others.push(m);
             if others.len() > 65536 {
-                return Err(Error::Msg(format!("no pty with index {want} after opening {} ptys", others.len())));
+                return Err(Error::Kernel(format!("no pty with index {want} after opening {} ptys", others.len())));
             }
         }
     }
@@ -272,7 +272,7 @@ pub fn create_pairs(specs: &[PairSpec<'_>]) -> Result<std::collections::BTreeMap
 }
 
 fn taken(index: u32) -> Error {
-    Error::Msg(format!(
+    Error::changed(format!(
         "/dev/pts/{index} is in use: the pty of this checkpoint must come back as /dev/pts/{index} (its processes know that name); close the terminal that took it, then restore again"
     ))
 }

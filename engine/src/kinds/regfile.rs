@@ -53,12 +53,12 @@ pub fn entry(id: u32, path: &str, flags: u32, pos: u64, st: &libc::stat) -> pb::
 /// A path from /proc/PID/fd/N or map_files that rcr can reopen: absolute and not deleted.
 pub fn check_path(pid: i32, what: &str, link: &str) -> Result<()> {
     if link.ends_with(" (deleted)") {
-        return Err(Error::Msg(format!(
+        return Err(Error::not_supported(format!(
             "pid {pid}: {what} is a deleted file ({link}); deleted files are not supported yet"
         )));
     }
     if !link.starts_with('/') {
-        return Err(Error::Msg(format!("pid {pid}: {what} is '{link}', which is not a file rcr can reopen by path")));
+        return Err(Error::not_supported(format!("{what} is '{link}', which is not a file rcr can reopen by path")).at_task(pid, ""));
     }
     Ok(())
 }
@@ -103,11 +103,11 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
         None => (link, deleted),
     };
     if !path.starts_with('/') {
-        return Err(Error::Msg(format!("pid {pid}: {what} is '{link}', which is not a file rcr can reopen by path")));
+        return Err(Error::not_supported(format!("{what} is '{link}', which is not a file rcr can reopen by path")).at_task(pid, ""));
     }
     let ty = st.st_mode & libc::S_IFMT;
     if deleted && ty != libc::S_IFREG {
-        return Err(Error::Msg(format!("pid {pid}: {what} is a deleted {} ({link}); rcr cannot restore it", kind_name(st.st_mode))));
+        return Err(Error::not_supported(format!("pid {pid}: {what} is a deleted {} ({link}); rcr cannot restore it", kind_name(st.st_mode))));
     }
     if ty == libc::S_IFREG && st.st_nlink == 0 {
         files.ghosts.dump(file, st, path, id, ghost_opts(opts), &format!("pid {pid}: {what}"))?;
@@ -129,7 +129,7 @@ pub fn dump_reg(files: &mut super::FileTable, id: u32, pid: i32, what: &str, lin
             files.ghosts.add_linked(id, link_id);
             return Ok(entry(id, path, flags, pos, st));
         }
-        return Err(Error::Msg(if deleted {
+        return Err(Error::not_supported(if deleted {
             format!(
                 "pid {pid}: {what} is {path}, which was unlinked but still has {} other link(s) elsewhere; dump with --link-remap to keep it through a link made beside it",
                 st.st_nlink
@@ -160,12 +160,12 @@ pub fn dump_file(files: &mut super::FileTable, pid: i32, what: &str, path: &str,
 /// `exact_size` (it is mapped: pages past the new end would fault, data would differ).
 pub fn open(e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
     let path = Path::new(&e.name);
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Msg(format!("file name {:?} has a NUL byte", e.name)))?;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::not_supported(format!("file name {:?} has a NUL byte", e.name)))?;
     let flags = (e.flags as i32) & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC) | libc::O_CLOEXEC;
     let fd = crate::sys::open(&c, flags).map_err(|source| Error::Io { ctx: format!("cannot reopen {} (flags {:#o})", e.name, flags), source })?;
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|err| Error::Io { ctx: format!("fstat {}", e.name), source: err.into() })?;
     if let Some(mode) = e.mode.filter(|m| m & libc::S_IFMT != st.st_mode & libc::S_IFMT) {
-        return Err(Error::Msg(format!(
+        return Err(Error::changed(format!(
             "{} is a {} now, but was a {} at dump time: another file took its path; restore it as it was",
             e.name,
             kind_name(st.st_mode),
@@ -174,7 +174,7 @@ pub fn open(e: &pb::RegFileEntry, exact_size: bool) -> Result<OwnedFd> {
     }
     if let (Some(size), true) = (e.size, st.st_mode & libc::S_IFMT == libc::S_IFREG) {
         if exact_size && st.st_size as u64 != size {
-            return Err(Error::Msg(format!(
+            return Err(Error::changed(format!(
                 "file {} is mapped by the checkpointed process and changed size since the dump ({} bytes then, {} now); restore it as it was",
                 e.name, size, st.st_size
             )));
@@ -237,7 +237,7 @@ impl super::FileKind for RegFiles {
         }
         if let Some(pid) = proc_pid(&r.name).filter(|p| !Path::new(&format!("/proc/{p}")).exists()) {
             if env.mapped {
-                return Err(Error::Msg(format!("{} of pid {pid} is mapped; rcr cannot map /proc files of the restored tree", r.name)));
+                return Err(Error::not_supported(format!("{} of pid {pid} is mapped; rcr cannot map /proc files of the restored tree", r.name)));
             }
             // A stand-in until the task exists; in_task puts the real file at the fd's number.
             self.deferred.insert(r.id);
@@ -255,18 +255,18 @@ impl super::FileKind for RegFiles {
             let flags = (r.flags as i32) & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC) | libc::O_CLOEXEC;
             let nfd = rm.syscall(libc::SYS_openat, &[libc::AT_FDCWD as u64, path, flags as u64, 0])?;
             if nfd < 0 {
-                return Err(Error::Msg(format!("pid {pid}: fd {}: opening {} in the restored task failed: {}", fi.fd, r.name, super::mem::errno_str(nfd))));
+                return Err(Error::Kernel(format!("pid {pid}: fd {}: opening {} in the restored task failed: {}", fi.fd, r.name, super::mem::errno_str(nfd))));
             }
             let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
             let moved = rm.syscall(libc::SYS_dup3, &[nfd as u64, fi.fd as u64, cloexec as u64])?;
             rm.syscall(libc::SYS_close, &[nfd as u64])?;
             if moved < 0 {
-                return Err(Error::Msg(format!("pid {pid}: fd {}: moving {} to its number failed: {}", fi.fd, r.name, super::mem::errno_str(moved))));
+                return Err(Error::Kernel(format!("pid {pid}: fd {}: moving {} to its number failed: {}", fi.fd, r.name, super::mem::errno_str(moved))));
             }
             if r.pos != 0 {
                 let at = rm.syscall(libc::SYS_lseek, &[fi.fd as u64, r.pos, libc::SEEK_SET as u64])?;
                 if at < 0 {
-                    return Err(Error::Msg(format!("pid {pid}: fd {}: seeking {} to {} failed: {}", fi.fd, r.name, r.pos, super::mem::errno_str(at))));
+                    return Err(Error::Kernel(format!("pid {pid}: fd {}: seeking {} to {} failed: {}", fi.fd, r.name, r.pos, super::mem::errno_str(at))));
                 }
             }
             tracing::info!("pid {pid}: fd {}: {} opened in the restored task", fi.fd, r.name);

@@ -33,7 +33,7 @@ impl FileKind for Signalfds {
 
     fn dump(&mut self, fd: &FdToDump<'_>, id: u32, _files: &mut FileTable) -> Result<pb::FileEntry> {
         let FdInfoKind::Signalfd { sigmask } = fd.info.kind else {
-            return Err(Error::Msg(format!("pid {}: fd {}: a signalfd whose fdinfo has no sigmask line", fd.pid, fd.fd)));
+            return Err(Error::Kernel("a signalfd whose fdinfo has no sigmask line".into()).at_fd(fd.pid, fd.fd, None));
         };
         Ok(pb::FileEntry {
             r#type: pb::FdTypes::Signalfd as i32,

@@ -57,7 +57,7 @@ pub fn restore_queue(remote: &mut Remote<'_>, pid: i32, tid: i32, q: Option<&pb:
     let Some(q) = q else { return Ok(()) };
     for s in &q.signals {
         if s.siginfo.len() < 128 {
-            return Err(crate::Error::Msg(format!("pid {pid}: a pending signal's siginfo is {} bytes, not 128", s.siginfo.len())));
+            return Err(crate::Error::corrupt(format!("pid {pid}: a pending signal's siginfo is {} bytes, not 128", s.siginfo.len())));
         }
         let signo = i32::from_le_bytes([s.siginfo[0], s.siginfo[1], s.siginfo[2], s.siginfo[3]]);
         let addr = remote.scratch_put(&s.siginfo[..128])?;

@@ -11,7 +11,7 @@ use crate::ctx::{step, DumpCtx, RestoreCtx};
 use crate::image::{pb, ImageName};
 use crate::proc::{ProcDir, Status};
 use crate::tree::{self, ChildGuard, Frozen};
-use crate::{sys, Error, Result};
+use crate::{sys, Context, Error, Result};
 use std::os::fd::AsRawFd;
 
 pub use super::creds::{dump_creds, restore_creds, OwnPrivileges};
@@ -42,14 +42,14 @@ pub fn restore_rlimits(pid: i32, r: &pb::TaskRlimitsEntry) -> Result<()> {
         if let Err(e) = sys::prlimit_set(p, res as u32, l.cur, l.max) {
             let (_, have_max) = sys::prlimit_get(p, res as u32).unwrap_or((0, 0));
             if l.max > have_max {
-                return Err(Error::Msg(format!(
+                return Err(Error::privilege(format!(
                     "pid {pid}: cannot restore {name} hard limit {} (rcr's is {have_max}): raising a hard limit needs \
                      CAP_SYS_RESOURCE, which rcr does not have here; raise rcr's own hard limit first (ulimit -H) \
                      or run rcr with CAP_SYS_RESOURCE ({e})",
                     l.max
                 )));
             }
-            return Err(Error::Msg(format!("pid {pid}: cannot restore {name} = {}/{}: {e}", l.cur, l.max)));
+            return Err(Error::from(e).at_task(pid, format!("cannot restore {name} = {}/{}", l.cur, l.max)));
         }
     }
     Ok(())
@@ -71,7 +71,7 @@ pub fn dump_sched(pid: i32) -> Result<(u32, u32, i32)> {
 /// Sets them again (from rcr, on the new task's pid).
 pub fn restore_sched(pid: i32, policy: u32, prio: u32, nice: i32) -> Result<()> {
     let a = sys::SchedAttr { policy, priority: prio, nice, flags: 0, runtime: 0, deadline: 0, period: 0 };
-    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).map_err(|e| Error::Msg(format!("pid {pid}: restoring scheduling policy {policy} (prio {prio}, nice {nice}): {e}")))?;
+    sys::sched_setattr(nix::unistd::Pid::from_raw(pid), &a).at_task_with(pid, || format!("restoring scheduling policy {policy} (prio {prio}, nice {nice})"))?;
     // sched_setattr ignores the nice value for SCHED_IDLE; setpriority sets it for every policy.
     if let Err(source) = sys::setpriority(pid, nice) {
         return Err(Error::Io { ctx: format!("pid {pid}: restoring nice {nice}"), source });
@@ -150,7 +150,7 @@ pub fn restore_rseq(remote: &mut Remote<'_>, r: Option<&pb::RseqEntry>) -> Resul
     let Some(r) = r else { return Ok(()) };
     remote
         .rseq(r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature)
-        .map_err(|e| Error::Msg(format!("registering rseq at {:#x} again: {e}", r.rseq_abi_pointer)))?;
+        .at(|| format!("registering rseq at {:#x} again", r.rseq_abi_pointer))?;
     Ok(())
 }
 
@@ -202,20 +202,20 @@ pub fn restore_seccomp(remote: &mut Remote<'_>, all: &[pb::SeccompFilter], inner
     let mut chain = Vec::new();
     let mut at = Some(innermost);
     while let Some(i) = at {
-        let f = all.get((i as usize).wrapping_sub(1)).ok_or_else(|| Error::Msg(format!("seccomp.img has no filter {i}")))?;
+        let f = all.get((i as usize).wrapping_sub(1)).ok_or_else(|| Error::corrupt(format!("seccomp.img has no filter {i}")))?;
         chain.push(f);
         at = f.prev;
         if chain.len() > all.len() {
-            return Err(Error::Msg("seccomp.img: filter chain loops".into()));
+            return Err(Error::corrupt("seccomp.img: filter chain loops"));
         }
     }
     for f in chain.iter().rev() {
         if f.filter.len() % 8 != 0 {
-            return Err(Error::Msg(format!("seccomp.img: a filter of {} bytes is not whole BPF instructions", f.filter.len())));
+            return Err(Error::corrupt(format!("seccomp.img: a filter of {} bytes is not whole BPF instructions", f.filter.len())));
         }
         remote
             .seccomp_set_filter(f.flags.unwrap_or(0) as u64, &f.filter)
-            .map_err(|e| Error::Msg(format!("installing a seccomp filter again: {e}")))?;
+            .at(|| "installing a seccomp filter again".into())?;
     }
     Ok(())
 }
@@ -229,7 +229,7 @@ pub const TASK_STOPPED: u32 = 3;
 
 /// A check that fails the dump before anything is killed says so.
 pub fn left_running(e: Error) -> Error {
-    Error::Msg(format!("{e}; the process was left running"))
+    e.left("the process was left running")
 }
 
 /// Process-wide state read in the leader, in one short remote phase.
@@ -424,7 +424,7 @@ pub fn restore_fs(r: &mut Remote<'_>, pid: i32, cwd_fd: i32, root: &str, umask: 
 pub fn restore_task(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, is_root: bool) -> Result<()> {
     let pid = p.pid();
     let core = &p.cores[0];
-    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let tc = core.tc.as_ref().ok_or_else(|| Error::corrupt("core has no task core"))?;
     let th = core.thread_core.clone().unwrap_or_default();
     if let Some(rl) = &tc.rlimits {
         restore_rlimits(pid, rl)?;
@@ -469,10 +469,10 @@ pub fn restore_task(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, is_r
 pub fn finish_leader(remote: Remote<'_>, tracee: &Tracee, p: &ProcImages, tramp: u64) -> Result<()> {
     let pid = p.pid();
     let core = &p.cores[0];
-    let tc = core.tc.as_ref().ok_or_else(|| Error::Msg("core has no task core".into()))?;
+    let tc = core.tc.as_ref().ok_or_else(|| Error::corrupt("core has no task core"))?;
     let th = core.thread_core.as_ref();
     step(pid, "unmap the trampoline", remote.last_syscall(libc::SYS_munmap, &[tramp, mm::TRAMP_LEN]))?;
-    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg("core has no thread_info".into()))?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::corrupt("core has no thread_info"))?;
     step(pid, "registers", cpu::restore(tracee, ti))?;
     step(pid, "signal mask", tracee.set_sigmask(th.and_then(|t| t.blk_sigset).unwrap_or(tc.blk_sigset)))?;
     Ok(())
@@ -541,7 +541,7 @@ fn build_thread(t: &Tracee, c: &RestoreCtx<'_>, tramp: u64, core: &pb::CoreEntry
     let mut r = Remote::at_site(t, tramp)?;
     thread_attrs(&mut r, c, tid, &th, core.thread_info.as_ref(), true)?;
     r.cure()?;
-    let ti = core.thread_info.as_ref().ok_or_else(|| Error::Msg(format!("thread {tid}: core has no thread_info")))?;
+    let ti = core.thread_info.as_ref().ok_or_else(|| Error::corrupt(format!("thread {tid}: core has no thread_info")))?;
     cpu::restore(t, ti)?;
     t.set_sigmask(th.blk_sigset.unwrap_or(0))?;
     Ok(())

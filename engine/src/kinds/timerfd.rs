@@ -57,7 +57,7 @@ impl FileKind for Timerfds {
             settle(fd.file).map_err(|e| Error::Io { ctx: format!("pid {pid}: fd {num}: timerfd_gettime"), source: e })?;
             let fi = fd.proc.fdinfo(num)?;
             let FdInfoKind::Timerfd { clockid, ticks, settime_flags, it_value, it_interval } = fi.kind else {
-                return Err(Error::Msg(format!("pid {pid}: fd {num}: a timerfd whose fdinfo has no clockid/it_value lines")));
+                return Err(Error::Kernel("a timerfd whose fdinfo has no clockid/it_value lines".into()).at_fd(pid, num, None));
             };
             let expired_unforwarded = it_value == (0, 0) && it_interval != (0, 0);
             info = Some((clockid, ticks, settime_flags, it_value, it_interval));
@@ -66,7 +66,7 @@ impl FileKind for Timerfds {
             }
         }
         let Some((clockid, ticks, settime_flags, mut it_value, it_interval)) = info else {
-            return Err(Error::Msg(format!("pid {pid}: fd {num}: no timerfd state read")));
+            return Err(Error::Kernel("no timerfd state read".into()).at_fd(pid, num, None));
         };
         if it_value == (0, 0) && it_interval != (0, 0) {
             // Still expired and not forwarded: its next expiry is about an interval away.

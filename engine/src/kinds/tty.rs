@@ -94,8 +94,8 @@ pub fn own_terminal() -> Result<OwnedFd> {
             return fd.try_clone_to_owned().map_err(|e| Error::Io { ctx: "dup of rcr's terminal".into(), source: e });
         }
     }
-    Err(Error::Msg(
-        "this checkpoint is a shell job with a terminal, but rcr restore has no terminal on stdin, stdout or stderr: run it from a terminal".into(),
+    Err(Error::not_supported(
+        "this checkpoint is a shell job with a terminal, but rcr restore has no terminal on stdin, stdout or stderr: run it from a terminal",
     ))
 }
 
@@ -166,7 +166,7 @@ impl Ttys {
             Some(End::Slave(idx)) => (Some(idx), self.infos.iter().position(|i| i.rdev == rdev as u32)),
             None => {
                 if !fd.opts.shell_job {
-                    return Err(Error::Msg(format!(
+                    return Err(Error::not_supported(format!(
                         "pid {}: fd {} is the terminal {}, which is not a pty the tree holds both ends of; rcr restores it only as the terminal of a shell job: dump with --shell-job (and restore from a terminal with --shell-job)",
                         fd.pid, fd.fd, fd.link
                     )));
@@ -204,7 +204,7 @@ impl Ttys {
                 }
                 let outside = pty::holders(&format!("/dev/pts/{idx}"), &|_, _| true);
                 if !outside.is_empty() {
-                    return Err(Error::Msg(format!(
+                    return Err(Error::not_supported(format!(
                         "pid {}: fd {} is the master of pty /dev/pts/{idx}, whose slave is open outside the tree ({}): rcr restores a pty only with both ends, and --shell-job does not apply to a master; dump a tree that holds both ends (their common ancestor), or end those processes first",
                         end.pid, end.fd, outside.join(", ")
                     )));
@@ -214,7 +214,7 @@ impl Ttys {
                 let mut masters = pty::holders("/dev/ptmx", &held);
                 masters.extend(pty::holders("/dev/pts/ptmx", &held));
                 let by = if masters.is_empty() { String::new() } else { format!(" ({})", masters.join(", ")) };
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {}: fd {} is {}, a pty slave whose master is outside the tree{by}: dump the process that holds the master with it (a terminal emulator, tmux, sshd), or, if it is the terminal the tree was started from, dump with --shell-job to connect it to the terminal rcr restore runs in",
                     end.pid, end.fd, end.link
                 )));
@@ -265,7 +265,7 @@ impl Ttys {
                 .collect();
             self.pairs = Some(pty::create_pairs(&specs)?);
         }
-        self.pairs.as_mut().ok_or_else(|| Error::Msg("internal: pty pairs".into()))
+        self.pairs.as_mut().ok_or_else(|| Error::Internal("pty pairs".into()))
     }
 }
 
@@ -318,7 +318,7 @@ impl super::FileKind for Ttys {
         self.infos = images.read_all_if_exists(crate::image::ImageName::TtyInfo)?;
         for e in images.read_all_if_exists::<pb::TtyDataEntry>(crate::image::ImageName::TtyData)? {
             if !self.infos.iter().any(|i| i.id == e.tty_id) {
-                return Err(Error::Msg(format!("{}: queued data for tty {}, which tty-info.img lacks", dir.join("tty-data.img").display(), e.tty_id)));
+                return Err(Error::corrupt(format!("{}: queued data for tty {}, which tty-info.img lacks", dir.join("tty-data.img").display(), e.tty_id)));
             }
             self.data.entry(e.tty_id).or_default().extend(e.data);
         }
@@ -331,23 +331,23 @@ impl super::FileKind for Ttys {
             .infos
             .iter()
             .find(|i| i.id == tf.tty_info_id)
-            .ok_or_else(|| Error::Msg(format!("files.img: terminal file {} refers to tty {}, which tty-info.img lacks", f.id, tf.tty_info_id)))?;
+            .ok_or_else(|| Error::corrupt(format!("files.img: terminal file {} refers to tty {}, which tty-info.img lacks", f.id, tf.tty_info_id)))?;
         match self.role(info) {
             Role::Master(idx) => {
-                let pair = self.pairs(env)?.get(&idx).ok_or_else(|| Error::Msg(format!("internal: no pty {idx}")))?;
+                let pair = self.pairs(env)?.get(&idx).ok_or_else(|| Error::Internal(format!("no pty {idx}")))?;
                 let fd: BorrowedFd<'_> = pair.master.as_fd();
                 fd.try_clone_to_owned().map(Some).map_err(|e| Error::Io { ctx: format!("dup of restored pty master /dev/pts/{idx}"), source: e })
             }
             Role::Slave(idx) => {
                 let flags = (tf.flags as i32 & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_NOCTTY | libc::O_CLOEXEC;
-                let pair = self.pairs(env)?.get_mut(&idx).ok_or_else(|| Error::Msg(format!("internal: no pty {idx}")))?;
+                let pair = self.pairs(env)?.get_mut(&idx).ok_or_else(|| Error::Internal(format!("no pty {idx}")))?;
                 let fd = pair.open_slave(flags, idx)?;
                 pair.slave_opened()?;
                 Ok(Some(fd))
             }
             Role::External => {
                 if !env.shell_job {
-                    return Err(Error::Msg(format!("file {} is a terminal: restore this shell job with --shell-job", f.id)));
+                    return Err(Error::not_supported(format!("file {} is a terminal: restore this shell job with --shell-job", f.id)));
                 }
                 own_terminal().map(Some)
             }

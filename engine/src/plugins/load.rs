@@ -38,20 +38,21 @@ pub(super) type Opened = (PluginInfo, Hooks, Option<libloading::Library>);
 /// older host. rcr also loads older plugins (a module with fewer hooks than this rcr knows, which read
 /// as absent): where the usual check fails, the library's module is taken as the interface that this
 /// rcr's must extend, and that check must pass.
-fn rust_module(file: &Path) -> Result<api::RcrPluginModRef, String> {
+fn rust_module(file: &Path) -> Result<api::RcrPluginModRef, PluginError> {
     use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
     use abi_stable::StableAbi;
-    let header = abi_stable::library::lib_header_from_path(file).map_err(|e| e.to_string())?;
+    let incompatible = |msg: String| PluginError::Incompatible { file: file.to_path_buf(), host_api: env!("CARGO_PKG_VERSION"), msg };
+    let header = abi_stable::library::lib_header_from_path(file).map_err(|e| incompatible(e.to_string()))?;
     let err = match header.init_root_module::<api::RcrPluginModRef>() {
         Ok(m) => return Ok(m),
         Err(e) => e.to_string(),
     };
-    let theirs = header.layout().ok_or_else(|| format!("its root module carries no layout to check: {err}"))?;
-    check_layout_compatibility(theirs, <api::RcrPluginModRef as StableAbi>::LAYOUT).map_err(|_| err)?;
+    let theirs = header.layout().ok_or_else(|| incompatible(format!("its root module carries no layout to check: {err}")))?;
+    check_layout_compatibility(theirs, <api::RcrPluginModRef as StableAbi>::LAYOUT).map_err(|_| incompatible(err))?;
     // SAFETY: the layout was checked just above: every field of the library's module is one of this
     // rcr's, with the same type; the fields it lacks are read through abi_stable's prefix accessors,
     // which see that the library's module ends before them.
-    unsafe { header.init_root_module_with_unchecked_layout::<api::RcrPluginModRef>() }.map_err(|e| e.to_string())
+    unsafe { header.init_root_module_with_unchecked_layout::<api::RcrPluginModRef>() }.map_err(|e| incompatible(e.to_string()))
 }
 
 /// Loads one library: its descriptor and hooks (no hook is called).
@@ -62,7 +63,7 @@ fn open_plugin(file: &Path) -> Result<Opened, PluginError> {
     // SAFETY: only the symbol's presence is checked; it is not used through this type.
     let is_rust = unsafe { lib.get::<*const c_void>(abi_stable::library::ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }.is_ok();
     if is_rust {
-        let m = rust_module(file).map_err(|msg| PluginError::Incompatible { file: file.to_path_buf(), host_api: env!("CARGO_PKG_VERSION"), msg })?;
+        let m = rust_module(file)?;
         let info = PluginInfo {
             name: m.name().as_str().to_string(),
             version: m.version().as_str().to_string(),
@@ -130,10 +131,10 @@ pub(super) fn probe(file: &Path) -> Result<Opened, PluginError> {
 }
 
 /// One file of a plugin directory: its plugin, or why it would not load.
-pub type Listed = (PathBuf, Result<PluginInfo, PluginError>);
+pub type Listed = (PathBuf, crate::Result<PluginInfo>);
 
 /// What `rcr plugins` lists: each file of `dir` with its plugin or why it would not load.
-pub fn list(dir: &Path) -> Result<Vec<Listed>, PluginError> {
+pub fn list(dir: &Path) -> crate::Result<Vec<Listed>> {
     let mut out: Vec<Listed> = Vec::new();
     for file in plugin_files(dir)? {
         let r = probe(&file).map(|(i, _, _)| i).and_then(|i| {
@@ -142,7 +143,7 @@ pub fn list(dir: &Path) -> Result<Vec<Listed>, PluginError> {
                 None => Ok(i),
             }
         });
-        out.push((file, r));
+        out.push((file, r.map_err(crate::Error::from)));
     }
     Ok(out)
 }

@@ -70,6 +70,13 @@ pub enum PluginError {
     Ext { what: String, msg: String },
     #[error("pid {pid}: restore_task: {msg}")]
     Task { pid: i32, msg: String },
+    /// A host service refused what a plugin asked of it (a bad name, a size over a limit, a service
+    /// called outside the hook it belongs to).
+    #[error("{0}")]
+    Refused(String),
+    /// The message a plugin set for its hook's failure (`set_error`).
+    #[error("{0}")]
+    Said(String),
 }
 
 /// How a plugin was loaded.

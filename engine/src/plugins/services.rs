@@ -4,7 +4,8 @@
 //! `restore_task`). Every service runs under `catch_unwind` and never unwinds into the plugin.
 
 use super::load::valid_name;
-use super::{api, Plugins};
+use super::{api, PluginError, Plugins};
+use crate::{Error, Result};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_void, CString};
@@ -13,10 +14,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::rc::Rc;
 
+/// A plugin's request that a service refuses.
+fn refused(what: impl Into<String>) -> Error {
+    PluginError::Refused(what.into()).into()
+}
+
 /// Thread control of frozen tasks, lent to the plugins by the dump while it calls `checkpoint_devices`.
 pub trait ThreadControl {
     /// Lets thread `tid` of the frozen process `pid` run for `dur`, then stops it again.
-    fn run_thread(&self, pid: i32, tid: i32, dur: std::time::Duration) -> Result<(), String>;
+    fn run_thread(&self, pid: i32, tid: i32, dur: std::time::Duration) -> Result<()>;
 }
 
 /// A restored task's context, lent to the plugins by the restore while it calls `restore_task`: system
@@ -25,9 +31,9 @@ pub trait TaskControl {
     /// The process it acts in.
     fn pid(&self) -> i32;
     /// Runs system call `nr` in the task; its return value (a negative errno on failure).
-    fn syscall(&mut self, nr: i64, args: &[u64; 6]) -> Result<i64, String>;
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), String>;
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), String>;
+    fn syscall(&mut self, nr: i64, args: &[u64; 6]) -> Result<i64>;
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
+    fn write(&self, addr: u64, data: &[u8]) -> Result<()>;
 }
 
 /// The longest a plugin may let a frozen thread run in one call.
@@ -48,22 +54,22 @@ pub struct Store {
 
 impl Store {
     /// Puts `data` and a copy of `fd` under `key`, replacing what was there.
-    pub fn put(&mut self, key: &str, data: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<(), String> {
+    pub fn put(&mut self, key: &str, data: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<()> {
         if !valid_name(key) {
-            return Err(format!("store key '{key}' is not 1-64 of [A-Za-z0-9._-]"));
+            return Err(refused(format!("store key '{key}' is not 1-64 of [A-Za-z0-9._-]")));
         }
         if data.len() > STORE_MAX_BYTES {
-            return Err(format!("store entry '{key}' is {} bytes; the store holds at most {STORE_MAX_BYTES} per key", data.len()));
+            return Err(refused(format!("store entry '{key}' is {} bytes; the store holds at most {STORE_MAX_BYTES} per key", data.len())));
         }
-        let fd = fd.map(|f| f.try_clone_to_owned().map_err(|e| format!("store entry '{key}': cannot duplicate fd {}: {e}", f.as_raw_fd()))).transpose()?;
+        let fd = fd.map(|f| f.try_clone_to_owned().map_err(|e| Error::Io { ctx: format!("store entry '{key}': cannot duplicate fd {}", f.as_raw_fd()), source: e })).transpose()?;
         self.entries.insert(key.to_string(), (data.to_vec(), fd));
         Ok(())
     }
 
     /// The bytes under `key` and a new copy of its fd.
-    pub fn get(&self, key: &str) -> Result<Option<StoreRef<'_>>, String> {
+    pub fn get(&self, key: &str) -> Result<Option<StoreRef<'_>>> {
         let Some((data, fd)) = self.entries.get(key) else { return Ok(None) };
-        let fd = fd.as_ref().map(|f| f.try_clone().map_err(|e| format!("store entry '{key}': cannot duplicate its fd: {e}"))).transpose()?;
+        let fd = fd.as_ref().map(|f| f.try_clone().map_err(|e| Error::Io { ctx: format!("store entry '{key}': cannot duplicate its fd"), source: e })).transpose()?;
         Ok(Some((data, fd)))
     }
 }
@@ -126,14 +132,14 @@ const SERVICES: api::Services = api::Services {
 ///
 /// # Safety
 /// `ctx` is the ctx of a loaded plugin's table (what the plugin passes back).
-unsafe fn serve(ctx: *mut c_void, f: impl FnOnce(&Ctx) -> Result<i32, String>) -> i32 {
+unsafe fn serve(ctx: *mut c_void, f: impl FnOnce(&Ctx) -> Result<i32>) -> i32 {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: guaranteed by the caller; the Ctx is boxed and outlives every hook call.
         let c = unsafe { &*(ctx as *const Ctx) };
         match f(c) {
             Ok(r) => r,
             Err(e) => {
-                *c.error.borrow_mut() = Some(e);
+                *c.error.borrow_mut() = Some(e.to_string());
                 api::RCR_ERROR
             }
         }
@@ -176,14 +182,14 @@ unsafe extern "C" fn svc_log(ctx: *mut c_void, level: u32, msg: *const u8, len: 
 
 unsafe extern "C" fn svc_set_error(ctx: *mut c_void, msg: *const u8, len: usize) {
     // SAFETY: as in svc_log.
-    unsafe { serve(ctx, |_| Err(text_arg(msg, len))) };
+    unsafe { serve(ctx, |_| Err(PluginError::Said(text_arg(msg, len)).into())) };
 }
 
-fn image_path(c: &Ctx, name: &str) -> Result<PathBuf, String> {
+fn image_path(c: &Ctx, name: &str) -> Result<PathBuf> {
     if valid_name(name) {
         Ok(c.images_dir.join(format!("plugin-{}-{name}.data", c.plugin)))
     } else {
-        Err(format!("image name '{name}' is not 1-64 of [A-Za-z0-9._-]"))
+        Err(refused(format!("image name '{name}' is not 1-64 of [A-Za-z0-9._-]")))
     }
 }
 
@@ -193,7 +199,7 @@ unsafe extern "C" fn svc_write_image(ctx: *mut c_void, name: *const u8, name_len
         serve(ctx, |c| {
             let path = image_path(c, &text_arg(name, name_len))?;
             let data = bytes(data, len);
-            std::fs::write(&path, data).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            std::fs::write(&path, data).map_err(|e| Error::Io { ctx: format!("writing {}", path.display()), source: e })?;
             tracing::debug!("plugin {}: wrote {} ({} bytes)", c.plugin, path.display(), data.len());
             Ok(api::RCR_OK)
         })
@@ -208,7 +214,7 @@ unsafe extern "C" fn svc_read_image(ctx: *mut c_void, name: *const u8, name_len:
             let data = match std::fs::read(&path) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(api::RCR_NOT_MINE),
-                Err(e) => return Err(format!("reading {}: {e}", path.display())),
+                Err(e) => return Err(Error::Io { ctx: format!("reading {}", path.display()), source: e }),
             };
             // SAFETY: the plugin passes a writable size_t (or null) and `cap` writable bytes at `buf`.
             copy_out(&data, buf, cap, len);
@@ -223,16 +229,16 @@ unsafe extern "C" fn svc_image_open(ctx: *mut c_void, name: *const u8, name_len:
         serve(ctx, |c| {
             let path = image_path(c, &text_arg(name, name_len))?;
             if fd.is_null() {
-                return Err("image_open: no place for the fd".into());
+                return Err(refused("image_open: no place for the fd"));
             }
             let file = match mode {
-                api::RCR_IMAGE_WRITE => std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?,
+                api::RCR_IMAGE_WRITE => std::fs::File::create(&path).map_err(|e| Error::Io { ctx: format!("creating {}", path.display()), source: e })?,
                 api::RCR_IMAGE_READ => match std::fs::File::open(&path) {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(api::RCR_NOT_MINE),
-                    Err(e) => return Err(format!("opening {}: {e}", path.display())),
+                    Err(e) => return Err(Error::Io { ctx: format!("opening {}", path.display()), source: e }),
                 },
-                other => return Err(format!("image_open: mode {other} is neither RCR_IMAGE_READ nor RCR_IMAGE_WRITE")),
+                other => return Err(refused(format!("image_open: mode {other} is neither RCR_IMAGE_READ nor RCR_IMAGE_WRITE"))),
             };
             tracing::debug!("plugin {}: streams {} ({})", c.plugin, path.display(), if mode == api::RCR_IMAGE_WRITE { "writing" } else { "reading" });
             // SAFETY: the plugin passes a writable int; the fd's ownership passes to it.
@@ -248,7 +254,7 @@ unsafe extern "C" fn svc_need_plugin(ctx: *mut c_void, name: *const u8, len: usi
         serve(ctx, |c| {
             let name = text_arg(name, len);
             if !valid_name(&name) {
-                return Err(format!("plugin name '{name}' is not 1-64 of [A-Za-z0-9._-]"));
+                return Err(refused(format!("plugin name '{name}' is not 1-64 of [A-Za-z0-9._-]")));
             }
             c.shared.needed.borrow_mut().insert(name);
             Ok(api::RCR_OK)
@@ -309,10 +315,10 @@ unsafe extern "C" fn svc_run_thread(ctx: *mut c_void, pid: i32, tid: i32, timeou
     unsafe {
         serve(ctx, |c| {
             let Some(ctl) = c.shared.threads.get() else {
-                return Err("thread control is only available during checkpoint_devices (the dumper, tree frozen)".into());
+                return Err(refused("thread control is only available during checkpoint_devices (the dumper, tree frozen)"));
             };
             if timeout_ms > RUN_THREAD_MAX_MS {
-                return Err(format!("run_thread: {timeout_ms} ms is more than the {RUN_THREAD_MAX_MS} ms allowed"));
+                return Err(refused(format!("run_thread: {timeout_ms} ms is more than the {RUN_THREAD_MAX_MS} ms allowed")));
             }
             tracing::debug!("plugin {}: lets thread {tid} of pid {pid} run for {timeout_ms} ms", c.plugin);
             // SAFETY: the pointer is set only while `with_thread_control` borrows the controller.
@@ -323,12 +329,12 @@ unsafe extern "C" fn svc_run_thread(ctx: *mut c_void, pid: i32, tid: i32, timeou
 }
 
 /// The task lent to `restore_task`, if it is `pid`.
-fn lent_task(c: &Ctx, pid: i32) -> Result<*mut (dyn TaskControl + 'static), String> {
-    let t = c.shared.task.get().ok_or("the task services are only available during restore_task (the restore master, the task traced)")?;
+fn lent_task(c: &Ctx, pid: i32) -> Result<*mut (dyn TaskControl + 'static)> {
+    let t = c.shared.task.get().ok_or_else(|| refused("the task services are only available during restore_task (the restore master, the task traced)"))?;
     // SAFETY: the pointer is set only while `with_task` borrows the task.
     let lent = unsafe { (*t).pid() };
     if lent != pid {
-        return Err(format!("the task services act in pid {lent} during this restore_task, not in pid {pid}"));
+        return Err(refused(format!("the task services act in pid {lent} during this restore_task, not in pid {pid}")));
     }
     Ok(t)
 }
@@ -339,7 +345,7 @@ unsafe extern "C" fn svc_task_syscall(ctx: *mut c_void, pid: i32, nr: i64, args:
         serve(ctx, |c| {
             let t = lent_task(c, pid)?;
             if args.is_null() || ret.is_null() {
-                return Err("task_syscall: NULL args or ret".into());
+                return Err(refused("task_syscall: NULL args or ret"));
             }
             let a = *(args as *const [u64; 6]);
             // SAFETY: lent for this call (see lent_task); no other reference to it is live.
@@ -357,7 +363,7 @@ unsafe extern "C" fn svc_task_read(ctx: *mut c_void, pid: i32, addr: u64, buf: *
         serve(ctx, |c| {
             let t = lent_task(c, pid)?;
             if buf.is_null() && len > 0 {
-                return Err("task_read: NULL buffer".into());
+                return Err(refused("task_read: NULL buffer"));
             }
             let b = if len == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(buf, len) };
             (*t).read(addr, b)?;

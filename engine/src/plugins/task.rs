@@ -22,14 +22,14 @@ impl TaskControl for InTask<'_, '_> {
     fn pid(&self) -> i32 {
         self.pid
     }
-    fn syscall(&mut self, nr: i64, args: &[u64; 6]) -> Result<i64, String> {
-        self.remote.syscall(nr, args).map_err(|e| e.to_string())
+    fn syscall(&mut self, nr: i64, args: &[u64; 6]) -> crate::Result<i64> {
+        Ok(self.remote.syscall(nr, args)?)
     }
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), String> {
-        self.remote.tracee().read_mem(addr, buf).map_err(|e| e.to_string())
+    fn read(&self, addr: u64, buf: &mut [u8]) -> crate::Result<()> {
+        Ok(self.remote.tracee().read_mem(addr, buf)?)
     }
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), String> {
-        self.remote.tracee().write_mem(addr, data).map_err(|e| e.to_string())
+    fn write(&self, addr: u64, data: &[u8]) -> crate::Result<()> {
+        Ok(self.remote.tracee().write_mem(addr, data)?)
     }
 }
 

@@ -149,7 +149,7 @@ fn an_abi_2_plugin_loads_with_the_newer_hooks_absent() {
 
 struct Recorder(RefCell<Vec<(i32, i32, u128)>>);
 impl ThreadControl for Recorder {
-    fn run_thread(&self, pid: i32, tid: i32, dur: std::time::Duration) -> Result<(), String> {
+    fn run_thread(&self, pid: i32, tid: i32, dur: std::time::Duration) -> crate::Result<()> {
         self.0.borrow_mut().push((pid, tid, dur.as_millis()));
         Ok(())
     }
