@@ -61,7 +61,7 @@ pub fn restore_creds(remote: &mut Remote<'_>, c: &pb::CredsEntry) -> Result<()> 
         }
         let r = remote.prctl(libc::PR_CAPBSET_DROP, &[cap])?;
         if r < 0 {
-            return Err(Error::Kernel(format!("restoring credentials: dropping capability {cap} from the bounding set failed: {}", crate::kinds::mem::errno_str(r))));
+            return Err(Error::remote(format!("restoring credentials: dropping capability {cap} from the bounding set"), r));
         }
     }
     remote.prctl_ok(libc::PR_SET_SECUREBITS, &[SECBIT_KEEP_CAPS]).map_err(ctx("prctl(PR_SET_SECUREBITS, KEEP_CAPS)"))?;

@@ -160,7 +160,7 @@ pub fn make_trampoline(tracee: &Tracee, tramp: u64) -> Result<()> {
     let mut remote = Remote::inject(tracee)?;
     let got = remote.mmap_raw(tramp, TRAMP_LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE, -1, 0)?;
     if got != tramp as i64 {
-        return Err(Error::Kernel(format!("mapping the restore trampoline at {tramp:#x} failed: {}", mem::errno_str(got))));
+        return Err(Error::remote(format!("mapping the restore trampoline at {tramp:#x}"), got));
     }
     tracee.write_mem(tramp, &[0x0f, 0x05, 0xcc])?;
     // The new task inherited rcr's rseq registration, whose area is about to be unmapped: the kernel
@@ -204,7 +204,7 @@ pub fn restore_memory(r: &mut Remote<'_>, c: &RestoreCtx<'_>, p: &ProcImages, sr
     if let Some(vvar) = p.mm.vmas.iter().filter(|v| v.status & (mem::VMA_AREA_VDSO | mem::VMA_AREA_VVAR) != 0).map(|v| v.start).min() {
         let got = r.arch_prctl_raw(ARCH_MAP_VDSO_64, vvar)?;
         if got < 0 {
-            return Err(Error::Kernel(format!("pid {pid}: mapping the vDSO at {vvar:#x} failed: {}", mem::errno_str(got))));
+            return Err(Error::remote(format!("mapping the vDSO at {vvar:#x}"), got).at_task(pid, ""));
         }
     }
     let areas: Vec<&pb::VmaEntry> = p.mm.vmas.iter()
@@ -252,7 +252,7 @@ fn map_areas(r: &mut Remote<'_>, p: &ProcImages, areas: &[&pb::VmaEntry], src: &
             let prot = if has_pages { v.prot as i32 | libc::PROT_READ | libc::PROT_WRITE } else { v.prot as i32 };
             let got = r.mmap_raw(v.start, v.end - v.start, prot, libc::MAP_SHARED | libc::MAP_FIXED, fd, 0)?;
             if got != v.start as i64 {
-                return Err(Error::Kernel(format!("pid {pid}: mapping shared memory at {:#x} failed: {}", v.start, mem::errno_str(got))));
+                return Err(Error::remote(format!("mapping shared memory at {:#x}", v.start), got).at_task(pid, ""));
             }
         } else if v.status & mem::VMA_EXT_PLUGIN != 0 {
             // plugins: a device area, mapped from the fd its plugin gave, at the offset it gave; no pages.

@@ -255,18 +255,18 @@ impl super::FileKind for RegFiles {
             let flags = (r.flags as i32) & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_CLOEXEC) | libc::O_CLOEXEC;
             let nfd = rm.syscall(libc::SYS_openat, &[libc::AT_FDCWD as u64, path, flags as u64, 0])?;
             if nfd < 0 {
-                return Err(Error::Kernel(format!("pid {pid}: fd {}: opening {} in the restored task failed: {}", fi.fd, r.name, super::mem::errno_str(nfd))));
+                return Err(Error::remote(format!("opening {} in the restored task", r.name), nfd).at_fd(pid, fi.fd as i32, None));
             }
             let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
             let moved = rm.syscall(libc::SYS_dup3, &[nfd as u64, fi.fd as u64, cloexec as u64])?;
             rm.syscall(libc::SYS_close, &[nfd as u64])?;
             if moved < 0 {
-                return Err(Error::Kernel(format!("pid {pid}: fd {}: moving {} to its number failed: {}", fi.fd, r.name, super::mem::errno_str(moved))));
+                return Err(Error::remote(format!("moving {} to its number", r.name), moved).at_fd(pid, fi.fd as i32, None));
             }
             if r.pos != 0 {
                 let at = rm.syscall(libc::SYS_lseek, &[fi.fd as u64, r.pos, libc::SEEK_SET as u64])?;
                 if at < 0 {
-                    return Err(Error::Kernel(format!("pid {pid}: fd {}: seeking {} to {} failed: {}", fi.fd, r.name, r.pos, super::mem::errno_str(at))));
+                    return Err(Error::remote(format!("seeking {} to {}", r.name, r.pos), at).at_fd(pid, fi.fd as i32, None));
                 }
             }
             tracing::info!("pid {pid}: fd {}: {} opened in the restored task", fi.fd, r.name);
