@@ -14,11 +14,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every error the engine returns. Messages say what failed, on which object, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Being removed: only in fdtable/graph/kinds::{mod,unix,locks}/plugins::dispatch and the fd-table
-    /// code of dump.rs and restore.rs, which are being rewritten elsewhere (today: kinds/unix.rs,
-    /// kinds/locks.rs, dump.rs's fd copying, restore.rs's fd opening). Use a variant below.
-    #[error("{0}")]
-    Msg(String),
     #[error("{ctx}: {source}")]
     Io {
         ctx: String,

@@ -83,7 +83,7 @@ pub fn dump_fds(task: &TaskFds<'_>, files: &mut FileTable, seen: &mut SeenFiles,
     for (fd, link) in proc.fds()? {
         let link = link.to_string_lossy().into_owned();
         let (info, fdinfo_text) = proc.fdinfo_and_text(fd)?;
-        let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
+        let copy: OwnedFd = sys::pidfd_getfd(pidfd, fd).map_err(|e| Error::Kernel(format!("pid {pid}: fd {fd} ({link}): cannot copy it: {e}")))?;
         let st = nix::sys::stat::fstat(copy.as_raw_fd()).map_err(|e| Error::Io { ctx: format!("fstat of pid {pid} fd {fd}"), source: e.into() })?;
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
         let key = (st.st_dev, st.st_ino);
@@ -106,13 +106,13 @@ pub fn dump_fds(task: &TaskFds<'_>, files: &mut FileTable, seen: &mut SeenFiles,
         }
         let Some(kind) = crate::kinds::kind_of(kinds, &st, &link) else {
             if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: fd {fd} is {} ('{link}'), which rcr cannot checkpoint yet and no plugin claimed; \
                      close it before the dump or stop the program (the process was left running)",
                     crate::kinds::sockets::describe(copy.as_fd())
                 )));
             }
-            return Err(Error::Msg(format!(
+            return Err(Error::not_supported(format!(
                 "pid {pid}: fd {fd} is '{link}' (mode {:o}), a kind of file rcr cannot checkpoint yet and no plugin claimed it",
                 st.st_mode
             )));
@@ -188,7 +188,7 @@ impl<'a, 'e> Node<Obj, Ctx<'a, 'e>> for FileNode<'_> {
     fn step(&mut self, c: &mut Ctx<'a, 'e>) -> Result<Step<Obj>> {
         match self {
             FileNode::Kind { pid, fd, f, kind, .. } => {
-                let p = c.kinds[*kind].step(f, c.env).map_err(|e| Error::Msg(format!("pid {pid}: fd {fd}: {e}")))?;
+                let p = c.kinds[*kind].step(f, c.env).map_err(|e| e.at_fd(*pid, *fd as i32, None))?;
                 c.done(f.id, p)
             }
             FileNode::Plugin { fd, id, ext, .. } => match c.plugins.restore_file(*id, *fd, ext)? {
@@ -220,11 +220,11 @@ pub fn open_all(procs: &[ProcImages], files: &BTreeMap<u32, pb::FileEntry>, kind
         if !seen.insert(fi.id) {
             continue;
         }
-        let f = files.get(&fi.id).ok_or_else(|| Error::Msg(format!("pid {pid}: fd {}: files.img has no file with id {}", fi.fd, fi.id)))?;
+        let f = files.get(&fi.id).ok_or_else(|| Error::corrupt(format!("pid {pid}: fd {}: files.img has no file with id {}", fi.fd, fi.id)))?;
         let node = match (&f.ext, index.of(f.r#type)) {
             (Some(ext), _) => FileNode::Plugin { pid, fd: fi.fd, id: fi.id, ext },
             (None, Some(kind)) => FileNode::Kind { pid, fd: fi.fd, f, kind, kind_name: names[kind] },
-            (None, None) => return Err(Error::Msg(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type))),
+            (None, None) => return Err(Error::not_supported(format!("pid {pid}: fd {}: file {} is of a kind rcr cannot restore (type {})", fi.fd, fi.id, f.r#type))),
         };
         nodes.push((fi.id, node));
     }
@@ -255,8 +255,8 @@ pub fn open_all(procs: &[ProcImages], files: &BTreeMap<u32, pb::FileEntry>, kind
 pub fn open_reg(kinds: &mut [Box<dyn FileKind>], env: &RestoreEnv<'_>, e: pb::RegFileEntry, mapped: bool) -> Result<OwnedFd> {
     let f = pb::FileEntry { r#type: pb::FdTypes::Reg as i32, id: e.id, reg: Some(e), ..Default::default() };
     let env = RestoreEnv { mapped, ..*env };
-    let kind = KindIndex::new(kinds)?.of(f.r#type).ok_or_else(|| Error::Msg("no kind restores regular files".into()))?;
-    kinds[kind].open(&f, &env)?.ok_or_else(|| Error::Msg(format!("file {} cannot be opened", f.id)))
+    let kind = KindIndex::new(kinds)?.of(f.r#type).ok_or_else(|| Error::Internal("no kind restores regular files".into()))?;
+    kinds[kind].open(&f, &env)?.ok_or_else(|| Error::not_supported(format!("file {} cannot be opened", f.id)))
 }
 
 /// Restore, in the task (`r`), its memory in place: moves each fd rcr handed down to its number (but
@@ -267,7 +267,7 @@ pub fn install(r: &mut Remote<'_>, pid: i32, fdinfo: &[pb::FdinfoEntry], opened:
     use crate::ctx::step;
     let mut keep = Vec::new();
     for fi in fdinfo.iter().filter(|fi| !opened.in_task.contains(&fi.id)) {
-        let src = opened.by_id.get(&fi.id).map(|f| f.as_raw_fd()).ok_or_else(|| Error::Msg(format!("fd {}: not opened", fi.fd)))?;
+        let src = opened.by_id.get(&fi.id).map(|f| f.as_raw_fd()).ok_or_else(|| Error::Internal(format!("fd {}: not opened", fi.fd)))?;
         let cloexec = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { libc::O_CLOEXEC } else { 0 };
         // dup3 refuses equal fds; an fd already at its place only needs its flag.
         if src == fi.fd as i32 {

@@ -288,7 +288,7 @@ mod tests {
                 "fails".into()
             }
             fn step(&mut self, _: &mut ()) -> Result<Step<u32>> {
-                Err(Error::Msg("pid 1: fd 2: broken".into()))
+                Err(Error::Kernel("pid 1: fd 2: broken".into()))
             }
         }
         let mut g: Graph<u32, ()> = Graph::default();

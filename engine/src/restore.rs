@@ -192,7 +192,7 @@ fn create_and_build(b: &Build<'_>, guard: &ChildGuard, forking: &std::cell::Cell
 /// than the leader, ready to run; the leader is ready too when this returns.
 fn build_process(tracee: &Tracee, b: &Build<'_>, i: usize, guard: &ChildGuard) -> Result<Vec<Tracee>> {
     let (c, p) = (b.c, &b.img.procs[i]);
-    let pf = b.pfiles[i].as_ref().ok_or_else(|| Error::Msg("internal: no files for a live process".into()))?;
+    let pf = b.pfiles[i].as_ref().ok_or_else(|| Error::Internal("no files for a live process".into()))?;
     let pid = p.pid();
     let mut remote = step(pid, "remote", Remote::at_site(tracee, b.tramp))?;
     let r = &mut remote;
@@ -306,7 +306,7 @@ fn install_fds(r: &mut Remote<'_>, c: &Build<'_>, i: usize) -> Result<()> {
     // A session leader takes its controlling terminal again, through the copy every task inherited
     // (it need not have an fd on it itself), and gives it its foreground group.
     if let Some((file, pgrp)) = (p.pstree.sid == p.pstree.pid).then(|| tty::controlling_terminal(&img.ttys, &img.files, p.pstree.pid)).flatten() {
-        let src = c.opened.by_id.get(&file).map(|f| f.as_raw_fd()).ok_or_else(|| Error::Msg(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
+        let src = c.opened.by_id.get(&file).map(|f| f.as_raw_fd()).ok_or_else(|| Error::Internal(format!("pid {pid}: its terminal (file {file}) was not opened")))?;
         step(pid, "take the terminal", r.syscall_ok(libc::SYS_ioctl, &[src as u64, libc::TIOCSCTTY, 1]))?;
         if pgrp != 0 && img.procs.iter().any(|q| q.pstree.pgid == pgrp && q.pstree.sid == p.pstree.sid) {
             let arg = r.scratch_put(&(pgrp as i32).to_le_bytes())?;

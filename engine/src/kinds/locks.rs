@@ -34,7 +34,7 @@ impl LockTable {
     pub fn collect(&mut self, pid: i32, fd: i32, link: &str, info: &FdInfo, file_id: u32, allowed: bool) -> Result<()> {
         for l in info.locks.iter().filter(|l| !l.blocked) {
             if !allowed {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "pid {pid}: fd {fd} ({link}) holds a {} lock ({}); dump with --file-locks to save file locks",
                     l.kind, l.raw
                 )));
@@ -44,7 +44,7 @@ impl LockTable {
                 "OFDLCK" => FL_OFD,
                 "POSIX" if l.mode == "ADVISORY" => FL_POSIX,
                 _ => {
-                    return Err(Error::Msg(format!(
+                    return Err(Error::not_supported(format!(
                         "pid {pid}: fd {fd} ({link}) holds a {} {} lock ({}), which rcr cannot restore",
                         l.mode, l.kind, l.raw
                     )))
@@ -53,7 +53,7 @@ impl LockTable {
             let ty = match l.access.as_str() {
                 "READ" => libc::F_RDLCK,
                 "WRITE" => libc::F_WRLCK,
-                other => return Err(Error::Msg(format!("pid {pid}: fd {fd} ({link}): lock of unknown type {other} ({})", l.raw))),
+                other => return Err(Error::not_supported(format!("pid {pid}: fd {fd} ({link}): lock of unknown type {other} ({})", l.raw))),
             } as u32;
             let start = l.start as i64;
             let len = l.end.map_or(0, |e| e as i64 - start + 1);
@@ -125,7 +125,7 @@ impl super::FileKind for Locks {
     }
 
     fn dump(&mut self, fd: &super::FdToDump<'_>, _id: u32, _files: &mut super::FileTable) -> Result<pb::FileEntry> {
-        Err(Error::Msg(format!("pid {}: fd {}: not a file the lock table describes", fd.pid, fd.fd)))
+        Err(Error::Internal(format!("pid {}: fd {}: not a file the lock table describes", fd.pid, fd.fd)))
     }
 
     fn finish_dump(&mut self, dir: &Path, files: &super::FileTable) -> Result<()> {
@@ -151,7 +151,7 @@ impl super::FileKind for Locks {
         self.files.clear();
         let mut out = Vec::with_capacity(self.entries.len());
         for (n, l) in self.entries.iter().enumerate() {
-            let id = fds.file_of(l.pid, l.fd as u32).ok_or_else(|| Error::Msg(format!("filelocks.img: pid {} held a lock on fd {}, which it does not have", l.pid, l.fd)))?;
+            let id = fds.file_of(l.pid, l.fd as u32).ok_or_else(|| Error::corrupt(format!("filelocks.img: pid {} held a lock on fd {}, which it does not have", l.pid, l.fd)))?;
             self.files.push(id);
             out.push((super::Obj::Lock(n as u32), format!("pid {}: fd {}: its {} lock (range {} len {})", l.pid, l.fd, kind_name(l.flag), l.start, l.len)));
         }
@@ -160,14 +160,14 @@ impl super::FileKind for Locks {
 
     fn step_object(&mut self, key: super::Obj, _env: &super::RestoreEnv<'_>, opened: &dyn Fn(u32) -> bool) -> Result<super::Progress> {
         let super::Obj::Lock(n) = key else { return Ok(super::Progress::Done) };
-        let id = self.files.get(n as usize).copied().ok_or_else(|| Error::Msg(format!("filelocks.img has no lock {n}")))?;
+        let id = self.files.get(n as usize).copied().ok_or_else(|| Error::corrupt(format!("filelocks.img has no lock {n}")))?;
         Ok(if opened(id) { super::Progress::Done } else { super::Progress::Pending(vec![crate::graph::Wait::Node(super::Obj::File(id))]) })
     }
 
     fn in_task(&self, r: &mut Remote<'_>, pid: i32, fds: &[(&pb::FdinfoEntry, &pb::FileEntry)], _env: &super::RestoreEnv<'_>) -> Result<()> {
         for l in self.entries.iter().filter(|l| self.taker.get(&l.pid).copied().unwrap_or(l.pid) == pid) {
             if !fds.iter().any(|(fi, _)| fi.fd as i32 == l.fd) {
-                return Err(Error::Msg(format!("filelocks.img: pid {pid} held a lock on fd {}, which it does not have", l.fd)));
+                return Err(Error::corrupt(format!("filelocks.img: pid {pid} held a lock on fd {}, which it does not have", l.fd)));
             }
             let fd = l.fd as u64;
             let got = match l.flag {
@@ -180,11 +180,11 @@ impl super::FileKind for Locks {
                     let arg = r.scratch_put(&flock_bytes(l.r#type, l.start, l.len))?;
                     r.syscall(libc::SYS_fcntl, &[fd, cmd as u64, arg])?
                 }
-                other => return Err(Error::Msg(format!("filelocks.img: pid {pid}: fd {}: unknown lock kind {other}", l.fd))),
+                other => return Err(Error::corrupt(format!("filelocks.img: pid {pid}: fd {}: unknown lock kind {other}", l.fd))),
             };
             if got < 0 {
                 let what = kind_name(l.flag);
-                return Err(Error::Msg(format!(
+                return Err(Error::changed(format!(
                     "pid {pid}: taking its {what} lock on fd {} again (range {} len {}) failed: {} (does another process hold a conflicting lock?)",
                     l.fd,
                     l.start,

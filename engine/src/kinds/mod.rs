@@ -179,7 +179,7 @@ pub trait FileKind {
     fn step(&mut self, f: &pb::FileEntry, env: &RestoreEnv<'_>) -> Result<Progress> {
         match self.open(f, env)? {
             Some(fd) => Ok(Progress::Opened(fd)),
-            None => Err(crate::Error::Msg(format!("file {}: its entry (type {}) has no {} part", f.id, f.r#type, self.name()))),
+            None => Err(crate::Error::corrupt(format!("file {}: its entry (type {}) has no {} part", f.id, f.r#type, self.name()))),
         }
     }
 
@@ -297,7 +297,7 @@ impl KindIndex {
         for (i, k) in kinds.iter().enumerate() {
             for t in k.fd_types() {
                 if let Some(j) = m.insert(*t as i32, i) {
-                    return Err(crate::Error::Msg(format!("file type {} is restored by both {} and {}", t.as_str_name(), kinds[j].name(), k.name())));
+                    return Err(crate::Error::corrupt(format!("file type {} is restored by both {} and {}", t.as_str_name(), kinds[j].name(), k.name())));
                 }
             }
         }

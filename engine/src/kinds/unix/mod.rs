@@ -315,7 +315,7 @@ impl FileKind for UnixSockets {
         let at = |what: &str| format!("pid {pid}: fd {num}: unix socket {ino}: {what}");
         self.leave_running = fd.opts.leave_running;
         self.ext_unix_sk = fd.opts.ext_unix_sk;
-        let d = self.diag().map_err(|e| Error::Msg(at(e)))?.get(&ino).cloned().ok_or_else(|| Error::Msg(at("not listed by sock_diag")))?;
+        let d = self.diag().map_err(|e| Error::Kernel(at(e)))?.get(&ino).cloned().ok_or_else(|| Error::Kernel(at("not listed by sock_diag")))?;
         let (kind, state) = (d.kind as u32, d.state as u32);
         let (opts, peek_off) = read_opts(fd.file).map_err(|e| io_err(at("reading its options"), e))?;
         let name = d.name.clone().unwrap_or_default();
@@ -345,7 +345,7 @@ impl FileKind for UnixSockets {
                     e.file_perms = Some(pb::FilePermsEntry { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid });
                 }
                 _ if rel => {
-                    return Err(Error::Msg(at(&format!(
+                    return Err(Error::not_supported(at(&format!(
                         "bound to the relative path '{}', which is not in the task's cwd any more; rcr cannot tell where to bind it again",
                         show_name(&name)
                     ))))
@@ -387,7 +387,7 @@ impl FileKind for UnixSockets {
             self.listeners.push(Listener { ino, pid, fd: num, copy, kind, pending });
         }
         if state != TCP_LISTEN {
-            let q = peek_queue(fd.file, kind).map_err(|err| Error::Msg(at(&err)))?;
+            let q = peek_queue(fd.file, kind).map_err(|err| Error::Kernel(at(&err)))?;
             if !q.is_empty() {
                 self.queues.insert(id, q);
             }
@@ -426,7 +426,7 @@ impl FileKind for UnixSockets {
         let mut r = images.open(ImageName::SkQueues)?;
         while let Some(e) = r.read_entry::<pb::SkPacketEntry>()? {
             if !e.scm.is_empty() {
-                return Err(Error::Msg(format!("{}: a message for socket {} carries control data (SCM), which rcr cannot restore", path.display(), e.id_for)));
+                return Err(Error::not_supported(format!("{}: a message for socket {} carries control data (SCM), which rcr cannot restore", path.display(), e.id_for)));
             }
             let data = r.read_raw(e.length as u64)?;
             self.queues.entry(e.id_for).or_default().push(Msg { data, from: e.rcr_addr.unwrap_or_default() });
@@ -455,12 +455,12 @@ impl FileKind for UnixSockets {
 
 impl UnixSockets {
     fn restoring(&mut self) -> Result<&mut restore::Restoring> {
-        self.restoring.as_mut().ok_or_else(|| Error::Msg("unix sockets: stepped before the restore graph was built".into()))
+        self.restoring.as_mut().ok_or_else(|| Error::Internal("unix sockets: stepped before the restore graph was built".into()))
     }
 
     /// Every peer of a dumped socket is in the tree, or allowed outside it (`--ext-unix-sk`).
     fn check_peers(&self) -> Result<()> {
-        let all = self.diag().map_err(|e| Error::Msg(e.to_string()))?;
+        let all = self.diag().map_err(|e| Error::Kernel(e.to_string()))?;
         let outside = |d: &Dumped, ino: u32, peer: u32, what: &str| -> Result<()> {
             let pname = all.get(&peer).and_then(|p| p.name.as_deref()).map(show_name).unwrap_or_else(|| "unnamed".into());
             let head = format!(
@@ -470,14 +470,14 @@ impl UnixSockets {
                 type_name(d.kind)
             );
             if !self.ext_unix_sk {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "{head}; use --ext-unix-sk to dump it anyway (a datagram socket connected to a bound socket is then reconnected to that name at restore)"
                 )));
             }
             if d.kind == DGRAM && pname != "unnamed" {
                 return Ok(());
             }
-            Err(Error::Msg(format!(
+            Err(Error::not_supported(format!(
                 "{head}; even with --ext-unix-sk only a datagram socket connected to a bound socket can be restored (reconnected by name): a {} connection to a process outside the tree cannot be re-created (criu refuses it too)",
                 type_name(d.kind)
             )))
@@ -507,7 +507,7 @@ impl UnixSockets {
                 for &(_, client) in &l.pending {
                     let busy = client == 0 || self.dumped.get(&client).is_some_and(|c| c.outq > 0);
                     if busy {
-                        return Err(Error::Msg(format!(
+                        return Err(Error::not_supported(format!(
                             "{at}: a connection waiting to be accepted (client socket {client}) may hold data, which rcr can read only by accepting it; that would take it from the task, so it is refused with -R (leave running)"
                         )));
                     }
@@ -517,7 +517,7 @@ impl UnixSockets {
             for &(id, client) in &l.pending {
                 let s = sys::accept4(l.copy.as_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
                     .map_err(|e| io_err(format!("{at}: accepting its pending connection from client {client} to read its data"), e))?;
-                let q = peek_queue(s.as_fd(), l.kind).map_err(|e| Error::Msg(format!("{at}: pending connection from client {client}: {e}")))?;
+                let q = peek_queue(s.as_fd(), l.kind).map_err(|e| Error::Kernel(format!("{at}: pending connection from client {client}: {e}")))?;
                 if !q.is_empty() {
                     self.queues.insert(id, q);
                 }
@@ -528,12 +528,12 @@ impl UnixSockets {
 }
 
 fn new_socket(kind: u32) -> Result<OwnedFd> {
-    let t = SockType::try_from(kind as i32).map_err(|_| Error::Msg(format!("unix socket of unknown type {kind}")))?;
+    let t = SockType::try_from(kind as i32).map_err(|_| Error::not_supported(format!("unix socket of unknown type {kind}")))?;
     ns::socket(ns::AddressFamily::Unix, t, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None).map_err(|e| io_err(format!("socket(AF_UNIX, {})", type_name(kind)), e))
 }
 
 fn new_pair(kind: u32) -> Result<(OwnedFd, OwnedFd)> {
-    let t = SockType::try_from(kind as i32).map_err(|_| Error::Msg(format!("unix socket of unknown type {kind}")))?;
+    let t = SockType::try_from(kind as i32).map_err(|_| Error::not_supported(format!("unix socket of unknown type {kind}")))?;
     ns::socketpair(ns::AddressFamily::Unix, t, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|e| io_err(format!("socketpair(AF_UNIX, {})", type_name(kind)), e))
 }
 
@@ -585,17 +585,17 @@ fn bind(fd: BorrowedFd<'_>, e: &pb::UnixSkEntry) -> Result<Option<std::path::Pat
     }
     let name = Path::new(std::ffi::OsStr::from_bytes(trim(&e.name)));
     let dir = if name.is_relative() {
-        Some(e.name_dir.as_deref().ok_or_else(|| Error::Msg(format!("{at}: a relative name without its directory (name_dir)")))?)
+        Some(e.name_dir.as_deref().ok_or_else(|| Error::not_supported(format!("{at}: a relative name without its directory (name_dir)")))?)
     } else {
         None
     };
     let path = dir.map(|d| Path::new(d).join(name)).unwrap_or_else(|| name.to_path_buf());
     if let Ok(m) = std::fs::symlink_metadata(&path) {
         if !m.file_type().is_socket() {
-            return Err(Error::Msg(format!("{at}: {} exists and is not a socket; rcr does not remove it", path.display())));
+            return Err(Error::changed(format!("{at}: {} exists and is not a socket; rcr does not remove it", path.display())));
         }
         if e.deleted == Some(true) {
-            return Err(Error::Msg(format!("{at}: its socket file was deleted before the dump and {} is another socket's now; rcr cannot bind the name again", path.display())));
+            return Err(Error::changed(format!("{at}: its socket file was deleted before the dump and {} is another socket's now; rcr cannot bind the name again", path.display())));
         }
         std::fs::remove_file(&path).map_err(|err| io_err(format!("{at}: removing the old socket file {}", path.display()), err))?;
     }

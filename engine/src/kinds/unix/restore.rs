@@ -97,7 +97,7 @@ impl Restoring {
                 r.externs.insert(e.ino, e.name.clone()); // CRIU's entry for a peer outside the tree
                 continue;
             } else if r.by_ino.insert(e.ino, e.id).is_some() {
-                return Err(Error::Msg(format!("files.img: two unix sockets with inode {}", e.ino)));
+                return Err(Error::corrupt(format!("files.img: two unix sockets with inode {}", e.ino)));
             }
             r.entries.insert(e.id, e.clone());
         }
@@ -109,7 +109,7 @@ impl Restoring {
             }
         }
         if let Some(id) = r.queues.keys().find(|id| !r.entries.contains_key(id)) {
-            return Err(Error::Msg(format!("sk-queues.img: data for file {id}, which is no unix socket of files.img")));
+            return Err(Error::corrupt(format!("sk-queues.img: data for file {id}, which is no unix socket of files.img")));
         }
         r.plan();
         let mut objects = Vec::new();
@@ -126,7 +126,7 @@ impl Restoring {
     }
 
     fn entry(&self, id: u32) -> Result<&pb::UnixSkEntry> {
-        self.entries.get(&id).ok_or_else(|| Error::Msg(format!("file {id} is no unix socket of files.img")))
+        self.entries.get(&id).ok_or_else(|| Error::corrupt(format!("file {id} is no unix socket of files.img")))
     }
 
     fn by_ino(&self, ino: u32) -> Option<&pb::UnixSkEntry> {
@@ -308,14 +308,14 @@ impl Restoring {
         }
         let e = self.entry(id)?.clone();
         if e.rcr_listener.is_some() {
-            return Err(Error::Msg(format!("unix socket {} (file {id}): a pending connection with an fd", e.ino)));
+            return Err(Error::not_supported(format!("unix socket {} (file {id}): a pending connection with an fd", e.ino)));
         }
         // Its temporary peer goes now (it sees the peer closed).
         self.temp.remove(&id);
         if e.r#type == DGRAM && e.peer != 0 && !self.paired(id) {
             self.connect_dgram(&e)?;
         }
-        let fd = self.fds.remove(&id).ok_or_else(|| Error::Msg(format!("{}: not built", at(&e))))?;
+        let fd = self.fds.remove(&id).ok_or_else(|| Error::Internal(format!("{}: not built", at(&e))))?;
         let how = e.shutdown.unwrap_or(0) as u32;
         let how = match (how & RCV_SHUTDOWN != 0, how & SEND_SHUTDOWN != 0) {
             (true, true) => Some(ns::Shutdown::Both),
@@ -340,7 +340,7 @@ impl Restoring {
         };
         // Errors name the fd that has the socket.
         self.object(key).map_err(|e| match id.and_then(|id| self.owners.get(&id)) {
-            Some(at) => Error::Msg(format!("{at}{e}")),
+            Some(at) => Error::Object { object: at.trim_end_matches([':', ' ']).to_string(), source: Box::new(e) },
             None => e,
         })
     }
@@ -391,7 +391,7 @@ impl Restoring {
     /// Makes socket `id` as its role says (what it waits for is done).
     fn make(&mut self, id: u32) -> Result<()> {
         let e = self.entry(id)?.clone();
-        let role = self.roles.get(&id).ok_or_else(|| Error::Msg(format!("{}: not built", at(&e))))?;
+        let role = self.roles.get(&id).ok_or_else(|| Error::Internal(format!("{}: not built", at(&e))))?;
         match role {
             Role::Plain => {
                 let fd = new_socket(e.r#type)?;
@@ -400,7 +400,7 @@ impl Restoring {
                 }
                 if e.state == TCP_LISTEN {
                     if e.name.is_empty() {
-                        return Err(Error::Msg(format!("{}: a listening socket without a name", at(&e))));
+                        return Err(Error::not_supported(format!("{}: a listening socket without a name", at(&e))));
                     }
                     let backlog = ns::Backlog::new(e.backlog as i32).unwrap_or(ns::Backlog::MAXCONN);
                     ns::listen(&fd, backlog).map_err(|err| io_err(format!("{}: listen({})", at(&e), e.backlog), err))?;
@@ -414,7 +414,7 @@ impl Restoring {
                     self.fds.insert(partner, b);
                 }
                 if owns_name(&e) {
-                    let fd = self.fds.get(&id).ok_or_else(|| Error::Msg(format!("{}: not built", at(&e))))?.try_clone().map_err(|err| io_err("dup".into(), err))?;
+                    let fd = self.fds.get(&id).ok_or_else(|| Error::Internal(format!("{}: not built", at(&e))))?.try_clone().map_err(|err| io_err("dup".into(), err))?;
                     self.bind(fd.as_fd(), &e)?;
                 }
             }
@@ -429,7 +429,7 @@ impl Restoring {
             &Role::Accepted { listener, client } => {
                 let (l, c) = (self.entry(listener)?.clone(), self.entry(client)?.clone());
                 let cfd = self.connect_to(&l, Some(&c), &c, &format!("connecting to its listener {}", show_name(&l.name)))?;
-                let lfd = self.fds.get(&listener).ok_or_else(|| Error::Msg(format!("{}: not created", at(&l))))?;
+                let lfd = self.fds.get(&listener).ok_or_else(|| Error::Internal(format!("{}: not created", at(&l))))?;
                 let s = sys::accept4(lfd.as_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).map_err(|err| io_err(format!("{}: accept", at(&l)), err))?;
                 self.fds.insert(id, s);
                 self.fds.insert(client, cfd);
@@ -452,10 +452,10 @@ impl Restoring {
                 let cfd = self.connect_to(&l, Some(&e), &e, &format!("connecting to its listener {}", show_name(&l.name)))?;
                 self.fds.insert(id, cfd);
             }
-            Role::Broken(why) => return Err(Error::Msg(format!("{}: {why}", at(&e)))),
+            Role::Broken(why) => return Err(Error::not_supported(format!("{}: {why}", at(&e)))),
         }
         if !self.fds.contains_key(&id) && e.rcr_listener.is_none() {
-            return Err(Error::Msg(format!("{}: not built", at(&e))));
+            return Err(Error::Internal(format!("{}: not built", at(&e))));
         }
         Ok(())
     }
@@ -463,12 +463,12 @@ impl Restoring {
     fn connect_dgram(&self, e: &pb::UnixSkEntry) -> Result<()> {
         let name = match self.by_ino(e.peer) {
             Some(p) if !p.name.is_empty() => {
-                let fd = self.fds.get(&e.id).ok_or_else(|| Error::Msg(format!("{}: not created", at(e))))?;
+                let fd = self.fds.get(&e.id).ok_or_else(|| Error::Internal(format!("{}: not created", at(e))))?;
                 return ns::connect(fd.as_raw_fd(), &reach(p)?).map_err(|err| io_err(format!("{}: connecting to {}", at(e), show_name(&p.name)), err));
             }
             Some(p) => p.name.clone(),
             None if !self.ext_unix_sk => {
-                return Err(Error::Msg(format!(
+                return Err(Error::not_supported(format!(
                     "{}: it was connected to socket {} outside the tree ({}); restore with --ext-unix-sk to reconnect it to that name",
                     at(e),
                     e.peer,
@@ -478,9 +478,9 @@ impl Restoring {
             None => e.rcr_peer_name.clone().or_else(|| self.externs.get(&e.peer).cloned()).unwrap_or_default(),
         };
         if name.is_empty() {
-            return Err(Error::Msg(format!("{}: connected to socket {}, which has no name to connect to again", at(e), e.peer)));
+            return Err(Error::Internal(format!("{}: connected to socket {}, which has no name to connect to again", at(e), e.peer)));
         }
-        let fd = self.fds.get(&e.id).ok_or_else(|| Error::Msg(format!("{}: not created", at(e))))?;
+        let fd = self.fds.get(&e.id).ok_or_else(|| Error::Internal(format!("{}: not created", at(e))))?;
         ns::connect(fd.as_raw_fd(), &addr(&name)?).map_err(|err| io_err(format!("{}: connecting to {}", at(e), show_name(&name)), err))
     }
 
@@ -490,7 +490,7 @@ impl Restoring {
         let fixed = self.temp.get(&id).or_else(|| self.sender.get(&id).and_then(|s| self.fds.get(s)));
         let by_name = e.r#type == DGRAM && !e.name.is_empty();
         if fixed.is_none() && !by_name {
-            return Err(Error::Msg(format!("{}: {} queued message(s) and no socket to write them from", at(e), msgs.len())));
+            return Err(Error::not_supported(format!("{}: {} queued message(s) and no socket to write them from", at(e), msgs.len())));
         }
         // Sent by sockets that are not its peer: from the socket of the tree with the sender's name
         // (recvfrom() then shows it), else from a temporary unbound one.
@@ -505,7 +505,7 @@ impl Restoring {
         };
         for m in msgs {
             let fd = fixed.map(|f| f.as_fd()).or_else(|| from_tree(m)).or_else(|| temp.as_ref().map(|t| t.as_fd()));
-            let fd = fd.ok_or_else(|| Error::Msg(format!("{}: no socket to write its queued data from", at(e))))?;
+            let fd = fd.ok_or_else(|| Error::not_supported(format!("{}: no socket to write its queued data from", at(e))))?;
             // The sender's own buffer limit must not stop the writing; its real size is set after.
             let _ = setsockopt_int(fd, libc::SO_SNDBUFFORCE, 32 << 20).or_else(|_| setsockopt_int(fd, libc::SO_SNDBUF, i32::MAX / 2));
             let data = &m.data;
