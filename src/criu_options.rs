@@ -146,7 +146,7 @@ pub const OPTIONS: &[CriuOption] = &[
     opt("action-script", None, List, Cmds::DPR, Cmds::DR, "FILE: run FILE at each stage, as criu's action scripts"),
     opt("link-remap", None, Bool, D, D, "link a file that was unlinked but has other links back beside its path"),
     opt("shell-job", Some('j'), Bool, Cmds::DR, Cmds::DR, "the tree is a shell job: its terminal belongs to the shell"),
-    opt("file-locks", Some('l'), Bool, Cmds::DR, Cmds::DR, "checkpoint and restore the file locks the tree holds"),
+    opt("file-locks", Some('l'), Bool, Cmds::DR, Cmds::DR, "checkpoint the file locks the tree holds (rcr: a restore always takes the checkpoint's locks again; criu without it leaves them untaken)"),
     opt("page-server", None, Bool, Cmds::DP, N, "send pages to a page server"),
     opt("address", None, Value, Cmds::REMOTE, Cmds::SERVICE, "ADDR: address of the page server, or the service's socket (works: service's)"),
     opt("port", None, Value, Cmds::REMOTE, N, "PORT: port of the page server"),
