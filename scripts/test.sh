@@ -2,6 +2,7 @@
 # Installs what the tests need and runs every test. Run as root. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ensure-rust.sh
 need=()
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v crit >/dev/null || need+=(criu)
