@@ -43,3 +43,24 @@ fn python_signal_handlers() {
 fn python_signal_handlers_faulthandler() {
     python_signals(&["faulthandler"]);
 }
+
+/// A task dumped while it waits in sigsuspend with a mask of its own keeps that mask, restored and left
+/// running after `dump -R`: /proc shows the call's temporary mask meanwhile, and a dump that recorded
+/// that one (or remote calls that dropped the kernel's saved mask) would make it the task's for good.
+#[test]
+fn sigsuspend_keeps_the_task_s_own_mask() {
+    for leave_running in [false, true] {
+        let mut s = crate::harness::Subject::spawn("sigsuspend_mask", &[]);
+        s.wait_ready(READY_TIMEOUT);
+        crate::harness::wait_syscall(&s, &[libc::SYS_rt_sigsuspend], std::time::Duration::from_secs(10));
+        if leave_running {
+            s.dump(&["-R"]);
+        } else {
+            s.checkpoint();
+        }
+        s.signal(libc::SIGTERM);
+        if let Err(e) = s.wait_result(RESULT_TIMEOUT) {
+            panic!("leave_running {leave_running}: {e}");
+        }
+    }
+}
