@@ -338,7 +338,11 @@ pub fn parse_config(text: &str) -> Result<Vec<Statement>, (usize, String)> {
         if !after.is_empty() && !after.starts_with('#') {
             return Err((ln, format!("more than one value: {:?} (quote a value with spaces)", after)));
         }
-        args.extend(value);
+        match value {
+            // An optional value is taken only attached (getopt's rule): `verbosity 4` is --verbosity=4.
+            Some(v) if long_match(name).is_some_and(|o| o.takes == Takes::Optional) => args[0] = format!("{}={v}", args[0]),
+            v => args.extend(v),
+        }
         out.push((args, ln));
     }
     Ok(out)

@@ -151,7 +151,7 @@ fn config_statements_as_criu_writes_them() {
     let text = "# comment\nverbosity 4\n  tcp-close\n\nlog-file \"a b.log\" # trailing\nlsm-profile \"x:\\\"y\\\"\"\n-R\n";
     let st = parse_config(text).unwrap();
     let args: Vec<Vec<String>> = st.iter().map(|(a, _)| a.clone()).collect();
-    assert_eq!(args, vec![s(&["--verbosity", "4"]), s(&["--tcp-close"]), s(&["--log-file", "a b.log"]), s(&["--lsm-profile", "x:\"y\""]), s(&["-R"])]);
+    assert_eq!(args, vec![s(&["--verbosity=4"]), s(&["--tcp-close"]), s(&["--log-file", "a b.log"]), s(&["--lsm-profile", "x:\"y\""]), s(&["-R"])]);
     assert_eq!(st.iter().map(|(_, l)| *l).collect::<Vec<_>>(), vec![2, 3, 5, 6, 7]);
     assert_eq!(parse_config("log-file a b\n").unwrap_err().0, 1);
     assert_eq!(parse_config("ok\nlog-file \"open\n").unwrap_err().0, 2);

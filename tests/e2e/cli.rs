@@ -32,7 +32,7 @@ fn config_options_apply_to_every_command() {
     let work = dir.path.join("work");
     std::fs::create_dir(&work).unwrap();
     let cfg = dir.path.join("rcr.conf");
-    std::fs::write(&cfg, "# written as for criu\nleave-running\nlog-pid   # one log per run\n").unwrap();
+    std::fs::write(&cfg, "# written as for criu\nleave-running\nverbosity 4\nlog-pid   # one log per run\n").unwrap();
     let (cfg_s, work_s) = (s(&cfg), s(&work));
     if selftest() {
         return;
